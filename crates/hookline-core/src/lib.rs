@@ -1,0 +1,20 @@
+//! Pure domain types for hookline. Nothing here does I/O: every type validates on
+//! construction so the server can trust a value once it holds one.
+#![forbid(unsafe_code)]
+
+pub mod api_key;
+pub mod envelope;
+pub mod event_type;
+pub mod phone;
+pub mod retry;
+pub mod secret;
+pub mod ssrf;
+pub mod target_url;
+pub mod time;
+
+pub use api_key::{ApiKey, ApiKeyHash};
+pub use event_type::{EventType, UnknownEventType};
+pub use phone::{InvalidPhoneNumber, PhoneNumber};
+pub use retry::RetrySchedule;
+pub use secret::SigningSecret;
+pub use target_url::{TargetUrl, TargetUrlError, WebhookVersion};

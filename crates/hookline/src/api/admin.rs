@@ -1,0 +1,364 @@
+//! The operator API (`/admin/v1`): partners, their API keys, and event publishing.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::time::{now_micros, parse_rfc3339, rfc3339};
+use hookline_core::{ApiKey, EventType, PhoneNumber};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::extract::{parse_json, AdminAuth, ApiJson};
+use crate::store::{ApiKeyRecord, NewEvent, Partner, Published};
+
+pub const MAX_BATCH: usize = 1000;
+pub const API_KEY_PREFIX: &str = "hl_live_";
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreatePartnerRequest {
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PartnerView {
+    id: String,
+    name: String,
+    created_at: String,
+}
+
+impl From<&Partner> for PartnerView {
+    fn from(p: &Partner) -> Self {
+        PartnerView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PartnerList {
+    partners: Vec<PartnerView>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct CreateApiKeyRequest {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    id: String,
+    name: Option<String>,
+    /// Shown only in this response.
+    api_key: String,
+    created_at: String,
+}
+
+/// One event to publish.
+#[derive(Deserialize, ToSchema)]
+pub struct PublishRequest {
+    partner_id: String,
+    event_type: String,
+    /// The partner's line the event comes from (E.164); null or absent for events of no line.
+    #[serde(default)]
+    phone_number: Option<String>,
+    /// Delivered verbatim inside the envelope; must be a JSON object.
+    #[schema(value_type = Object)]
+    data: Box<RawValue>,
+    /// Idempotency key; generated (UUID) when absent.
+    #[serde(default)]
+    event_id: Option<String>,
+    /// RFC 3339; now when absent.
+    #[serde(default)]
+    created_at: Option<String>,
+    /// 32 hex characters; generated when absent.
+    #[serde(default)]
+    trace_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PublishBatchRequest {
+    events: Vec<PublishRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishResult {
+    event_id: String,
+    deliveries: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishBatchResult {
+    results: Vec<PublishResult>,
+}
+
+fn new_partner(name: &str) -> ApiResult<Partner> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::InvalidParameter(
+            "name must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(Partner {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.to_owned(),
+        created_at: now_micros(),
+    })
+}
+
+/// A fresh key for `partner_id`; the plaintext is returned once and only its hash is kept.
+pub fn new_api_key(partner_id: &str, name: Option<String>) -> (ApiKey, ApiKeyRecord) {
+    let key = ApiKey::generate(API_KEY_PREFIX);
+    let record = ApiKeyRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        partner_id: partner_id.to_owned(),
+        name,
+        hash: key.hash(),
+        created_at: now_micros(),
+    };
+    (key, record)
+}
+
+pub fn default_partner() -> Partner {
+    new_partner("default").expect("valid name")
+}
+
+#[utoipa::path(post, path = "/admin/v1/partners", tag = "Operator",
+    request_body = CreatePartnerRequest,
+    responses((status = 201, body = PartnerView), (status = 400, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope)),
+    security(("admin" = [])))]
+pub async fn create_partner(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    ApiJson(req): ApiJson<CreatePartnerRequest>,
+) -> ApiResult<(StatusCode, Json<PartnerView>)> {
+    let partner = new_partner(&req.name)?;
+    state.store.create_partner(&partner).await?;
+    Ok((StatusCode::CREATED, Json(PartnerView::from(&partner))))
+}
+
+#[utoipa::path(get, path = "/admin/v1/partners", tag = "Operator",
+    responses((status = 200, body = PartnerList), (status = 401, body = ErrorEnvelope)),
+    security(("admin" = [])))]
+pub async fn list_partners(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> ApiResult<Json<PartnerList>> {
+    let partners = state.store.list_partners().await?;
+    Ok(Json(PartnerList {
+        partners: partners.iter().map(PartnerView::from).collect(),
+    }))
+}
+
+fn partner_not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("Partner '{id}' not found"))
+}
+
+#[utoipa::path(post, path = "/admin/v1/partners/{partner_id}/api-keys", tag = "Operator",
+    params(("partner_id" = String, Path)),
+    request_body(content = CreateApiKeyRequest, description = "Optional body"),
+    responses((status = 201, body = CreatedApiKey), (status = 404, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope)),
+    security(("admin" = [])))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(partner_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    let req: CreateApiKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateApiKeyRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    if !state.store.partner_exists(&partner_id).await? {
+        return Err(partner_not_found(&partner_id));
+    }
+    let name = req
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let (key, record) = new_api_key(&partner_id, name);
+    state.store.create_api_key(&record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            id: record.id,
+            name: record.name,
+            api_key: key.expose().to_owned(),
+            created_at: rfc3339(record.created_at),
+        }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/partners/{partner_id}/api-keys/{key_id}", tag = "Operator",
+    params(("partner_id" = String, Path), ("key_id" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope)),
+    security(("admin" = [])))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path((partner_id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    if state
+        .store
+        .revoke_api_key(&partner_id, &key_id, now_micros())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "API key '{key_id}' of partner '{partner_id}' not found"
+        )))
+    }
+}
+
+/// Validates one event; `at` prefixes messages inside a batch (`events[3].`).
+fn validate_event(req: PublishRequest, at: &str, state: &AppState) -> ApiResult<NewEvent> {
+    let invalid = |msg: String| ApiError::InvalidParameter(format!("{at}{msg}"));
+    let event_type = EventType::parse(&req.event_type).map_err(|e| {
+        invalid(format!(
+            "event_type: {e}; GET /v3/webhook-events lists the valid ones"
+        ))
+    })?;
+    let phone_number = req
+        .phone_number
+        .as_deref()
+        .map(PhoneNumber::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidPhone(format!("{at}phone_number: {e}")))?;
+    let data = req.data.get();
+    if !data.trim_start().starts_with('{') {
+        return Err(invalid("data must be a JSON object".into()));
+    }
+    if data.len() > state.settings.max_event_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{at}data is {} bytes; the limit is {} bytes",
+            data.len(),
+            state.settings.max_event_bytes
+        )));
+    }
+    let event_id = match req.event_id {
+        None => uuid::Uuid::new_v4().to_string(),
+        Some(id) => {
+            let ok = (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            if !ok {
+                return Err(invalid(format!(
+                    "event_id '{id}' must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'"
+                )));
+            }
+            id
+        }
+    };
+    let created_at = match req.created_at {
+        None => rfc3339(now_micros()),
+        Some(c) if parse_rfc3339(&c).is_some() => c,
+        Some(c) => return Err(invalid(format!("created_at '{c}' is not an RFC 3339 time"))),
+    };
+    let trace_id = match req.trace_id {
+        None => crate::error::new_trace_id(),
+        Some(t) if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            t.to_ascii_lowercase()
+        }
+        Some(t) => return Err(invalid(format!("trace_id '{t}' must be 32 hex characters"))),
+    };
+    Ok(NewEvent {
+        partner_id: req.partner_id,
+        event_id,
+        event_type,
+        phone_number,
+        created_at,
+        trace_id,
+        data: data.to_owned(),
+    })
+}
+
+async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> {
+    let mut seen: Vec<&str> = Vec::new();
+    for e in events {
+        if seen.contains(&e.partner_id.as_str()) {
+            continue;
+        }
+        if !state.store.partner_exists(&e.partner_id).await? {
+            return Err(ApiError::InvalidParameter(format!(
+                "Unknown partner_id '{}'",
+                e.partner_id
+            )));
+        }
+        seen.push(&e.partner_id);
+    }
+    Ok(())
+}
+
+fn result(p: Published) -> PublishResult {
+    PublishResult {
+        event_id: p.event_id,
+        deliveries: p.deliveries,
+    }
+}
+
+#[utoipa::path(post, path = "/admin/v1/events", tag = "Operator",
+    request_body = PublishRequest,
+    responses((status = 202, body = PublishResult, description = "Accepted and durable"),
+              (status = 200, body = PublishResult, description = "Repeated event_id: the first result"),
+              (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)),
+    security(("admin" = [])))]
+pub async fn publish(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    ApiJson(req): ApiJson<PublishRequest>,
+) -> ApiResult<(StatusCode, Json<PublishResult>)> {
+    let event = validate_event(req, "", &state)?;
+    check_partners(&state, std::slice::from_ref(&event)).await?;
+    let published = state.publisher.publish(vec![event]).await?;
+    let first = published.into_iter().next().expect("one result per event");
+    let status = if first.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(result(first))))
+}
+
+#[utoipa::path(post, path = "/admin/v1/events/batch", tag = "Operator",
+    request_body = PublishBatchRequest,
+    responses((status = 202, body = PublishBatchResult), (status = 400, body = ErrorEnvelope),
+              (status = 413, body = ErrorEnvelope)),
+    security(("admin" = [])))]
+pub async fn publish_batch(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    ApiJson(req): ApiJson<PublishBatchRequest>,
+) -> ApiResult<(StatusCode, Json<PublishBatchResult>)> {
+    if req.events.is_empty() || req.events.len() > MAX_BATCH {
+        return Err(ApiError::InvalidParameter(format!(
+            "events must hold 1 to {MAX_BATCH} events (got {})",
+            req.events.len()
+        )));
+    }
+    let events = req
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| validate_event(e, &format!("events[{i}]."), &state))
+        .collect::<ApiResult<Vec<_>>>()?;
+    check_partners(&state, &events).await?;
+    let published = state.publisher.publish(events).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublishBatchResult {
+            results: published.into_iter().map(result).collect(),
+        }),
+    ))
+}

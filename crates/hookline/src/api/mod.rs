@@ -1,0 +1,123 @@
+//! HTTP routing: the partner API (at `/v3` and `/api/partner/v3`), the operator API, and meta.
+
+pub mod admin;
+pub mod meta;
+pub mod partner;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Batch publishes carry up to 1000 events of up to 256 KiB each; cap the request at 16 MiB.
+const ADMIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+fn partner_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v3/webhook-subscriptions",
+            post(partner::create).get(partner::list),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}",
+            get(partner::retrieve)
+                .put(partner::update)
+                .delete(partner::delete),
+        )
+        .route("/v3/webhook-events", get(partner::event_types))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+}
+
+fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/admin/v1/partners",
+            post(admin::create_partner).get(admin::list_partners),
+        )
+        .route(
+            "/admin/v1/partners/{partner_id}/api-keys",
+            post(admin::create_api_key),
+        )
+        .route(
+            "/admin/v1/partners/{partner_id}/api-keys/{key_id}",
+            delete(admin::revoke_api_key),
+        )
+        .route("/admin/v1/events", post(admin::publish))
+        .route("/admin/v1/events/batch", post(admin::publish_batch))
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+}
+
+fn meta_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/openapi.json", get(meta::openapi))
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("No route for {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// The whole HTTP surface for a process in `role`. Worker-only nodes serve meta routes only.
+pub fn router(state: AppState) -> Router {
+    let mut app = meta_routes();
+    if state.settings.role.serves_api() {
+        let partner = partner_routes(&state);
+        app = app
+            .merge(partner.clone())
+            .nest("/api/partner", partner)
+            .merge(admin_routes());
+    }
+    app.fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, desc) in [
+            ("bearer", "Partner API key"),
+            ("admin", "Operator token (HOOKLINE_ADMIN_TOKEN)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(desc))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hookline", description = "Linq-compatible webhook subscriptions and delivery. \
+        Partner paths are also served under /api/partner (the SDKs' default prefix)."),
+    paths(
+        partner::create, partner::list, partner::retrieve, partner::update, partner::delete,
+        partner::event_types,
+        admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
+        admin::publish, admin::publish_batch,
+    ),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

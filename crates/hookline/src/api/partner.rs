@@ -1,0 +1,344 @@
+//! Linq's partner API for webhook subscriptions (`/v3/webhook-subscriptions`, `/v3/webhook-events`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use hookline_core::time::{now_micros, rfc3339};
+use hookline_core::{event_type, phone, SigningSecret, TargetUrl};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
+use crate::extract::{ApiJson, PartnerAuth};
+use crate::store::{NewSubscription, Subscription};
+
+pub const EVENTS_DOC_URL: &str = "https://docs.linqapp.com/channel/imessage/guides/webhooks/events";
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateSubscriptionRequest {
+    /// HTTPS URL that receives the events; `?version=YYYY-MM-DD` picks the payload format.
+    target_url: String,
+    /// Event types to receive (at least one).
+    subscribed_events: Vec<String>,
+    /// E.164 numbers of your lines; omitted, null or empty means every line.
+    #[serde(default)]
+    phone_numbers: Option<Vec<String>>,
+    #[serde(default)]
+    routing_id_header: Option<String>,
+    #[serde(default)]
+    routing_key_header: Option<String>,
+}
+
+/// Partial update: only the fields present change. `phone_numbers: null` or `[]` clears the filter.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateSubscriptionRequest {
+    #[serde(default)]
+    target_url: Option<String>,
+    #[serde(default)]
+    subscribed_events: Option<Vec<String>>,
+    #[serde(default)]
+    is_active: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    phone_numbers: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    routing_id_header: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    routing_key_header: Option<Option<String>>,
+}
+
+/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookSubscription {
+    id: String,
+    target_url: String,
+    subscribed_events: Vec<String>,
+    is_active: bool,
+    /// RFC 3339, UTC.
+    created_at: String,
+    updated_at: String,
+    phone_numbers: Option<Vec<String>>,
+    routing_id_header: Option<String>,
+    routing_key_header: Option<String>,
+}
+
+/// The create response: the subscription plus its signing secret, shown only here.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhookSubscription {
+    id: String,
+    target_url: String,
+    subscribed_events: Vec<String>,
+    is_active: bool,
+    created_at: String,
+    updated_at: String,
+    phone_numbers: Option<Vec<String>>,
+    routing_id_header: Option<String>,
+    routing_key_header: Option<String>,
+    /// `whsec_` + base64 of 32 random bytes. Store it: it cannot be retrieved again.
+    signing_secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionList {
+    subscriptions: Vec<WebhookSubscription>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeList {
+    events: Vec<&'static str>,
+    doc_url: &'static str,
+}
+
+impl From<&Subscription> for WebhookSubscription {
+    fn from(s: &Subscription) -> Self {
+        WebhookSubscription {
+            id: s.id.clone(),
+            target_url: s.target_url.as_str().to_owned(),
+            subscribed_events: s
+                .subscribed_events
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            is_active: s.is_active,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+            phone_numbers: (!s.phone_numbers.is_empty()).then(|| {
+                s.phone_numbers
+                    .iter()
+                    .map(|p| p.as_str().to_owned())
+                    .collect()
+            }),
+            routing_id_header: s.routing_id_header.clone(),
+            routing_key_header: s.routing_key_header.clone(),
+        }
+    }
+}
+
+fn parse_target(raw: &str, state: &AppState) -> ApiResult<TargetUrl> {
+    TargetUrl::parse(raw, state.settings.allow_http_targets)
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+}
+
+fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
+    if raw.is_empty() {
+        return Err(ApiError::InvalidParameter(
+            "subscribed_events must list at least one event type".into(),
+        ));
+    }
+    event_type::parse_list(raw).map_err(|unknown| {
+        ApiError::InvalidParameter(format!(
+            "Unknown event type(s) in subscribed_events: {}; GET /v3/webhook-events lists the valid ones",
+            unknown.join(", ")
+        ))
+    })
+}
+
+fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNumber>> {
+    phone::parse_list(raw.unwrap_or_default()).map_err(|e| ApiError::InvalidPhone(e.to_string()))
+}
+
+/// A header name the receiver will see: an HTTP token, and not one hookline sets itself.
+fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<String>> {
+    let Some(name) = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let lower = name.to_ascii_lowercase();
+    let token = name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let reserved = lower.starts_with("webhook-")
+        || lower.starts_with("x-webhook-")
+        || [
+            "host",
+            "content-type",
+            "content-length",
+            "user-agent",
+            "authorization",
+        ]
+        .contains(&lower.as_str());
+    if !token || reserved {
+        return Err(ApiError::InvalidParameter(format!(
+            "{field} '{name}' is not a usable HTTP header name"
+        )));
+    }
+    Ok(Some(name))
+}
+
+/// Subscription ids are UUIDs; anything else cannot exist, so it is a 404 like an unknown id.
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
+}
+
+async fn load(state: &AppState, partner: &str, id: &str) -> ApiResult<Subscription> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(not_found(id));
+    }
+    state
+        .store
+        .get_subscription(partner, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+#[utoipa::path(post, path = "/v3/webhook-subscriptions", tag = "Webhook Subscriptions",
+    request_body = CreateSubscriptionRequest,
+    responses((status = 201, body = CreatedWebhookSubscription),
+              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 409, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    PartnerAuth(partner): PartnerAuth,
+    ApiJson(req): ApiJson<CreateSubscriptionRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let target_url = parse_target(&req.target_url, &state)?;
+    let subscribed_events = parse_events(&req.subscribed_events)?;
+    let phone_numbers = parse_phones(req.phone_numbers.as_deref())?;
+    let routing_id_header = parse_header_name("routing_id_header", req.routing_id_header)?;
+    let routing_key_header = parse_header_name("routing_key_header", req.routing_key_header)?;
+    let now = now_micros();
+    let secret = SigningSecret::generate();
+    let sub = Subscription {
+        id: uuid::Uuid::now_v7().to_string(),
+        partner_id: partner,
+        target_url,
+        subscribed_events,
+        phone_numbers,
+        is_active: true,
+        routing_id_header,
+        routing_key_header,
+        created_at: now,
+        updated_at: now,
+    };
+    let new = NewSubscription {
+        subscription: sub,
+        signing_secret: secret.expose().to_owned(),
+    };
+    state.store.insert_subscription(&new).await?;
+    let view = WebhookSubscription::from(&new.subscription);
+    tracing::info!(subscription_id = %view.id, "subscription created");
+    let body = CreatedWebhookSubscription {
+        id: view.id,
+        target_url: view.target_url,
+        subscribed_events: view.subscribed_events,
+        is_active: view.is_active,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+        phone_numbers: view.phone_numbers,
+        routing_id_header: view.routing_id_header,
+        routing_key_header: view.routing_key_header,
+        signing_secret: new.signing_secret,
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[utoipa::path(get, path = "/v3/webhook-subscriptions", tag = "Webhook Subscriptions",
+    responses((status = 200, body = SubscriptionList), (status = 401, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    PartnerAuth(partner): PartnerAuth,
+) -> ApiResult<Json<SubscriptionList>> {
+    let subs = state.store.list_subscriptions(&partner).await?;
+    Ok(Json(SubscriptionList {
+        subscriptions: subs.iter().map(WebhookSubscription::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",
+    params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
+    responses((status = 200, body = WebhookSubscription), (status = 401, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    PartnerAuth(partner): PartnerAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookSubscription>> {
+    let sub = load(&state, &partner, &id).await?;
+    Ok(Json(WebhookSubscription::from(&sub)))
+}
+
+#[utoipa::path(put, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",
+    params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
+    request_body = UpdateSubscriptionRequest,
+    responses((status = 200, body = WebhookSubscription), (status = 400, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+              (status = 409, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    PartnerAuth(partner): PartnerAuth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateSubscriptionRequest>,
+) -> ApiResult<Json<WebhookSubscription>> {
+    let mut sub = load(&state, &partner, &id).await?;
+    if let Some(url) = &req.target_url {
+        sub.target_url = parse_target(url, &state)?;
+    }
+    if let Some(events) = &req.subscribed_events {
+        sub.subscribed_events = parse_events(events)?;
+    }
+    if let Some(active) = req.is_active {
+        sub.is_active = active;
+    }
+    if let Some(phones) = &req.phone_numbers {
+        sub.phone_numbers = parse_phones(phones.as_deref())?;
+    }
+    if let Some(h) = req.routing_id_header {
+        sub.routing_id_header = parse_header_name("routing_id_header", h)?;
+    }
+    if let Some(h) = req.routing_key_header {
+        sub.routing_key_header = parse_header_name("routing_key_header", h)?;
+    }
+    // Strictly after the previous value, so clients can rely on `updated_at` moving.
+    sub.updated_at = now_micros().max(sub.updated_at + 1);
+    if !state.store.update_subscription(&sub).await? {
+        return Err(not_found(&id));
+    }
+    state.subscriptions_changed();
+    Ok(Json(WebhookSubscription::from(&sub)))
+}
+
+#[utoipa::path(delete, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",
+    params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
+    responses((status = 204, description = "Deleted; empty body"), (status = 401, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    PartnerAuth(partner): PartnerAuth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if uuid::Uuid::parse_str(&id).is_err()
+        || !state
+            .store
+            .delete_subscription(&partner, &id, now_micros())
+            .await?
+    {
+        return Err(not_found(&id));
+    }
+    state.subscriptions_changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v3/webhook-events", tag = "Webhook Events",
+    responses((status = 200, body = EventTypeList), (status = 401, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn event_types(_auth: PartnerAuth) -> Json<EventTypeList> {
+    Json(EventTypeList {
+        events: event_type::ALL.to_vec(),
+        doc_url: EVENTS_DOC_URL,
+    })
+}

@@ -1,0 +1,89 @@
+//! Wiring: shared state, the server entry point, and the background tasks of a process.
+
+use anyhow::Context;
+use hookline_core::ApiKeyHash;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseUrl, Settings};
+use crate::publish::Publisher;
+use crate::store::sqlite::SqliteStore;
+use crate::store::DynStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub settings: Arc<Settings>,
+    pub admin_hash: Arc<ApiKeyHash>,
+    pub publisher: Publisher,
+    /// Wakes the dispatcher when new deliveries are committed.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    /// Called after a subscription changes, so cached views elsewhere refresh.
+    pub fn subscriptions_changed(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
+    match &settings.database_url {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        DatabaseUrl::Postgres(_) => {
+            anyhow::bail!("PostgreSQL support is not built yet; use sqlite:// for now")
+        }
+    }
+}
+
+/// Runs hookline on an already-bound listener until `shutdown` resolves, then drains:
+/// the HTTP server stops accepting, the dispatcher stops claiming and finishes in-flight work.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
+    let store = open_store(&settings).await?;
+    let admin_hash = crate::bootstrap::ensure_admin(&store, &settings).await?;
+    let wake = Arc::new(Notify::new());
+    let cancel = CancellationToken::new();
+    let publisher = Publisher::spawn(store.clone(), wake.clone());
+    let state = AppState {
+        store: store.clone(),
+        settings: settings.clone(),
+        admin_hash: Arc::new(admin_hash),
+        publisher,
+        wake: wake.clone(),
+    };
+
+    let dispatcher = if settings.role.delivers() {
+        let d = crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
+            .context("building the delivery client")?;
+        Some(tokio::spawn(d.run(cancel.clone())))
+    } else {
+        None
+    };
+
+    let app = crate::api::router(state);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, role = ?settings.role, "hookline listening");
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    let server_stop = cancel.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { server_stop.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    if let Some(d) = dispatcher {
+        d.await.context("dispatcher panicked")?;
+    }
+    tracing::info!("hookline stopped");
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! First start: with an empty store, create the `default` partner and one API key (and the
+//! admin token, unless the operator configured one), and print them once.
+
+use hookline_core::{ApiKey, ApiKeyHash};
+
+use crate::api::admin::{default_partner, new_api_key};
+use crate::config::Settings;
+use crate::store::DynStore;
+
+pub const ADMIN_TOKEN_PREFIX: &str = "hl_admin_";
+
+/// Returns the hash that operator requests are checked against.
+pub async fn ensure_admin(store: &DynStore, settings: &Settings) -> anyhow::Result<ApiKeyHash> {
+    let configured = settings.admin_token.as_ref().map(ApiKey::hash);
+    if !store.is_fresh().await? {
+        if let Some(hash) = configured {
+            return Ok(hash);
+        }
+        return store.admin_token_hash().await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no admin token: the store has partners but no generated token; set HOOKLINE_ADMIN_TOKEN"
+            )
+        });
+    }
+
+    let generated = configured
+        .is_none()
+        .then(|| ApiKey::generate(ADMIN_TOKEN_PREFIX));
+    let partner = default_partner();
+    let (key, record) = new_api_key(&partner.id, Some("default".into()));
+    store
+        .bootstrap(
+            generated.as_ref().map(ApiKey::hash).as_ref(),
+            &partner,
+            &record,
+        )
+        .await?;
+
+    // The one place secrets are printed: straight to the terminal, never through the logger.
+    let mut banner = String::new();
+    banner.push_str("\n================ hookline first start: store these now ================\n");
+    if let Some(token) = &generated {
+        banner.push_str(&format!(
+            "admin token (HOOKLINE_ADMIN_TOKEN): {}\n",
+            token.expose()
+        ));
+    }
+    banner.push_str(&format!(
+        "partner 'default' id:                {}\n",
+        partner.id
+    ));
+    banner.push_str(&format!(
+        "partner API key:                     {}\n",
+        key.expose()
+    ));
+    banner.push_str("They are stored only as hashes and will not be shown again.\n");
+    banner.push_str("=========================================================================\n");
+    eprintln!("{banner}");
+
+    Ok(configured.unwrap_or_else(|| generated.expect("generated when not configured").hash()))
+}

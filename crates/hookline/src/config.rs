@@ -1,0 +1,339 @@
+//! Configuration: flags, `HOOKLINE_*` environment variables and an optional TOML file, in that
+//! order of precedence, validated once into [`Settings`] at start-up.
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use hookline_core::retry::{DEFAULT_DELAYS, DEFAULT_JITTER};
+use hookline_core::time::parse_duration;
+use hookline_core::{ApiKey, RetrySchedule};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./hookline-data/hookline.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serve the APIs only; never claim deliveries.
+    Api,
+    /// Deliver only; serve health and metrics.
+    Worker,
+    #[default]
+    All,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+    pub fn delivers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Every setting as a flag with its environment variable; all optional so the file can fill in.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RawConfig {
+    /// Address and port to serve on.
+    #[arg(long, env = "HOOKLINE_LISTEN")]
+    pub listen: Option<String>,
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "HOOKLINE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Operator API token (generated and printed once on first start when unset).
+    #[arg(long, env = "HOOKLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Allow `http://` target URLs (development only).
+    #[arg(long, env = "HOOKLINE_ALLOW_HTTP_TARGETS")]
+    pub allow_http_targets: Option<bool>,
+    /// Comma-separated CIDRs deliveries may reach despite the SSRF guard.
+    #[arg(long, env = "HOOKLINE_SSRF_ALLOW")]
+    pub ssrf_allow: Option<String>,
+    /// PEM file of extra CA certificates trusted for deliveries.
+    #[arg(long, env = "HOOKLINE_EXTRA_ROOT_CERTS")]
+    pub extra_root_certs: Option<PathBuf>,
+    /// Comma-separated delays between attempts, e.g. `5s,10s,20s`.
+    #[arg(long, env = "HOOKLINE_RETRY_SCHEDULE")]
+    pub retry_schedule: Option<String>,
+    /// Spread of each retry delay, 0.0 to 1.0 (0.2 = ±20 %).
+    #[arg(long, env = "HOOKLINE_RETRY_JITTER")]
+    pub retry_jitter: Option<f64>,
+    /// How long a receiver may take to answer.
+    #[arg(long, env = "HOOKLINE_DELIVERY_TIMEOUT")]
+    pub delivery_timeout: Option<String>,
+    /// How long to wait for a TCP/TLS connection to a receiver.
+    #[arg(long, env = "HOOKLINE_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<String>,
+    /// Deliveries in flight at once, across all subscriptions.
+    #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Deliveries in flight at once to one subscription.
+    #[arg(long, env = "HOOKLINE_MAX_IN_FLIGHT_PER_SUBSCRIPTION")]
+    pub max_in_flight_per_subscription: Option<usize>,
+    /// Largest partner-API request body, in bytes.
+    #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest serialized `data` of one published event, in bytes.
+    #[arg(long, env = "HOOKLINE_MAX_EVENT_BYTES")]
+    pub max_event_bytes: Option<usize>,
+    /// Which parts of hookline this process runs.
+    #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
+    pub role: Option<Role>,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "HOOKLINE_LOG")]
+    pub log: Option<String>,
+    #[arg(long, env = "HOOKLINE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl RawConfig {
+    /// Fills every unset value from `file`.
+    pub fn or(self, file: RawConfig) -> RawConfig {
+        RawConfig {
+            listen: self.listen.or(file.listen),
+            database_url: self.database_url.or(file.database_url),
+            admin_token: self.admin_token.or(file.admin_token),
+            allow_http_targets: self.allow_http_targets.or(file.allow_http_targets),
+            ssrf_allow: self.ssrf_allow.or(file.ssrf_allow),
+            extra_root_certs: self.extra_root_certs.or(file.extra_root_certs),
+            retry_schedule: self.retry_schedule.or(file.retry_schedule),
+            retry_jitter: self.retry_jitter.or(file.retry_jitter),
+            delivery_timeout: self.delivery_timeout.or(file.delivery_timeout),
+            connect_timeout: self.connect_timeout.or(file.connect_timeout),
+            max_in_flight: self.max_in_flight.or(file.max_in_flight),
+            max_in_flight_per_subscription: self
+                .max_in_flight_per_subscription
+                .or(file.max_in_flight_per_subscription),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
+            max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
+            role: self.role.or(file.role),
+            log: self.log.or(file.log),
+            log_format: self.log_format.or(file.log_format),
+        }
+    }
+
+    pub fn load_file(path: &Path) -> anyhow::Result<RawConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                bail!("HOOKLINE_DATABASE_URL '{raw}' names no file (e.g. sqlite://./hookline-data/hookline.db)");
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(raw.to_owned()));
+        }
+        bail!("HOOKLINE_DATABASE_URL must start with sqlite:// or postgres:// (got '{raw}')")
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub admin_token: Option<ApiKey>,
+    pub allow_http_targets: bool,
+    pub ssrf_allow: Vec<IpNet>,
+    pub extra_root_certs: Option<PathBuf>,
+    pub retry_schedule: RetrySchedule,
+    pub delivery_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_in_flight: usize,
+    pub max_in_flight_per_subscription: usize,
+    pub max_body_bytes: usize,
+    pub max_event_bytes: usize,
+    pub role: Role,
+    pub log: String,
+    pub log_format: LogFormat,
+    /// How long a claimed delivery stays leased; past it, another worker may retry it.
+    /// Longer than the delivery timeout so a live worker never loses its lease mid-send.
+    pub lease: Duration,
+    /// Fallback poll when nothing wakes the dispatcher.
+    pub poll_interval: Duration,
+    /// How long graceful shutdown waits for in-flight deliveries.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_raw(RawConfig::default()).expect("defaults are valid")
+    }
+}
+
+impl Settings {
+    pub fn from_raw(raw: RawConfig) -> anyhow::Result<Settings> {
+        let listen_raw = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_raw.parse().with_context(|| {
+            format!("HOOKLINE_LISTEN '{listen_raw}' is not an address:port (e.g. 127.0.0.1:8080)")
+        })?;
+        let database_url =
+            DatabaseUrl::parse(raw.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL))?;
+        let admin_token = match raw.admin_token {
+            Some(t) if t.trim().len() < 16 => {
+                bail!("HOOKLINE_ADMIN_TOKEN must be at least 16 characters")
+            }
+            Some(t) => Some(ApiKey::from_presented(t.trim())),
+            None => None,
+        };
+        let ssrf_allow = raw
+            .ssrf_allow
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .with_context(|| {
+                        format!("HOOKLINE_SSRF_ALLOW: '{s}' is not a CIDR (e.g. 127.0.0.0/8)")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(path) = &raw.extra_root_certs {
+            anyhow::ensure!(
+                path.is_file(),
+                "HOOKLINE_EXTRA_ROOT_CERTS: no file at {}",
+                path.display()
+            );
+        }
+        let jitter = raw.retry_jitter.unwrap_or(DEFAULT_JITTER);
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&jitter),
+            "HOOKLINE_RETRY_JITTER must be between 0.0 and 1.0"
+        );
+        let retry_schedule = RetrySchedule::parse(
+            raw.retry_schedule.as_deref().unwrap_or(DEFAULT_DELAYS),
+            jitter,
+        )
+        .context("HOOKLINE_RETRY_SCHEDULE")?;
+        let delivery_timeout = parse_duration(raw.delivery_timeout.as_deref().unwrap_or("10s"))
+            .context("HOOKLINE_DELIVERY_TIMEOUT")?;
+        let connect_timeout = parse_duration(raw.connect_timeout.as_deref().unwrap_or("5s"))
+            .context("HOOKLINE_CONNECT_TIMEOUT")?;
+        anyhow::ensure!(
+            !delivery_timeout.is_zero(),
+            "HOOKLINE_DELIVERY_TIMEOUT must be positive"
+        );
+        let max_in_flight = raw.max_in_flight.unwrap_or(512);
+        let per_sub = raw.max_in_flight_per_subscription.unwrap_or(128);
+        anyhow::ensure!(
+            max_in_flight > 0 && per_sub > 0,
+            "in-flight limits must be positive"
+        );
+        Ok(Settings {
+            listen,
+            database_url,
+            admin_token,
+            allow_http_targets: raw.allow_http_targets.unwrap_or(false),
+            ssrf_allow,
+            extra_root_certs: raw.extra_root_certs,
+            retry_schedule,
+            delivery_timeout,
+            connect_timeout,
+            max_in_flight,
+            max_in_flight_per_subscription: per_sub,
+            max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
+            max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            role: raw.role.unwrap_or_default(),
+            log: raw.log.unwrap_or_else(|| "info".into()),
+            log_format: raw.log_format.unwrap_or_default(),
+            lease: delivery_timeout + connect_timeout + Duration::from_secs(20),
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(15),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_design() {
+        let s = Settings::default();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite("./hookline-data/hookline.db".into())
+        );
+        assert_eq!(s.retry_schedule.max_attempts(), 11);
+        assert_eq!(s.delivery_timeout, Duration::from_secs(10));
+        assert!(!s.allow_http_targets);
+        assert!(s.ssrf_allow.is_empty());
+    }
+
+    #[test]
+    fn flags_beat_file() {
+        let flags = RawConfig {
+            listen: Some("127.0.0.1:9999".into()),
+            ..Default::default()
+        };
+        let file: RawConfig =
+            toml::from_str("listen = \"127.0.0.1:1\"\nretry_schedule = \"1s,2s\"").unwrap();
+        let s = Settings::from_raw(flags.or(file)).unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.retry_schedule.max_attempts(), 3);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_variable_name() {
+        let cases = [
+            RawConfig {
+                listen: Some("nope".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                ssrf_allow: Some("127.0.0.0/33".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                retry_schedule: Some("5x".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                admin_token: Some("short".into()),
+                ..Default::default()
+            },
+        ];
+        for raw in cases {
+            let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
+            assert!(err.contains("HOOKLINE_"), "{err}");
+        }
+        assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,307 @@
+//! One signed HTTP POST to a receiver, guarded against SSRF.
+//!
+//! The guard runs on the addresses actually connected to: hostnames go through
+//! [`GuardedResolver`], whose answer is what the connector dials (no DNS-rebinding window),
+//! and IP-literal hosts, which skip the resolver, are checked before sending.
+
+use bytes::Bytes;
+use hookline_core::envelope::Envelope;
+use hookline_core::ssrf::AddressPolicy;
+use hookline_core::time::now_micros;
+use hookline_core::{SigningSecret, TargetUrl};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::outcome::{classify_status, parse_retry_after, ErrorKind, Verdict};
+use crate::config::Settings;
+use crate::store::DueDelivery;
+
+/// How much of a receiver's answer the attempt log keeps; nothing past it is read.
+pub const RESPONSE_BODY_CAP: usize = 4096;
+pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug)]
+struct SsrfBlocked(String);
+impl std::fmt::Display for SsrfBlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl StdError for SsrfBlocked {}
+
+#[derive(Debug)]
+struct DnsFailed(String);
+impl std::fmt::Display for DnsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl StdError for DnsFailed {}
+
+struct GuardedResolver {
+    policy: AddressPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| DnsFailed(format!("could not resolve {host}: {e}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(DnsFailed(format!("{host} has no addresses")).into());
+            }
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+                return Err(SsrfBlocked(format!(
+                    "{host} resolves only to refused addresses ({}); allow them with HOOKLINE_SSRF_ALLOW",
+                    list.join(", ")
+                ))
+                .into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The result of one attempt, before the retry schedule is applied.
+#[derive(Debug)]
+pub struct AttemptResult {
+    pub started_at: i64,
+    pub duration: Duration,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<ErrorKind>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+    pub verdict: Verdict,
+}
+
+pub struct Sender {
+    client: reqwest::Client,
+    policy: AddressPolicy,
+}
+
+impl Sender {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let policy = AddressPolicy::new(settings.ssrf_allow.clone());
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.delivery_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(settings.max_in_flight_per_subscription)
+            .tcp_nodelay(true)
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }));
+        if let Some(path) = &settings.extra_root_certs {
+            let pem = std::fs::read(path)?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Sender {
+            client: builder.build()?,
+            policy,
+        })
+    }
+
+    pub async fn send(&self, d: &DueDelivery) -> AttemptResult {
+        let started_at = now_micros();
+        let clock = Instant::now();
+        let failed = |kind: ErrorKind, message: String| AttemptResult {
+            started_at,
+            duration: clock.elapsed(),
+            status_code: None,
+            error_kind: Some(kind),
+            error_message: Some(message),
+            response_body: None,
+            verdict: if kind.is_retryable() {
+                Verdict::Retry { after: None }
+            } else {
+                Verdict::Permanent
+            },
+        };
+
+        let target = match TargetUrl::parse(&d.target_url, true) {
+            Ok(t) => t,
+            Err(e) => return failed(ErrorKind::InvalidTarget, e.to_string()),
+        };
+        if let Some(ip) = literal_ip(&target) {
+            if !self.policy.permits(ip) {
+                return failed(
+                    ErrorKind::SsrfBlocked,
+                    format!("{ip} is a refused address; allow it with HOOKLINE_SSRF_ALLOW"),
+                );
+            }
+        }
+        let secret = match SigningSecret::parse(&d.signing_secret) {
+            Ok(s) => s,
+            Err(e) => return failed(ErrorKind::Other, e.to_string()),
+        };
+        let body = Envelope {
+            webhook_version: target.webhook_version().as_str(),
+            event_type: &d.event_type,
+            event_id: &d.event_id,
+            created_at: &d.created_at,
+            trace_id: &d.trace_id,
+            partner_id: &d.partner_id,
+            data: &d.data,
+        }
+        .render();
+        let timestamp = chrono::Utc::now().timestamp();
+        let headers = signed_headers(d, &secret, timestamp, &body);
+
+        let response = self
+            .client
+            .post(target.url().clone())
+            .headers(headers)
+            .body(Bytes::from(body))
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                let (kind, message) = classify_error(&e);
+                return failed(kind, message);
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        let verdict = classify_status(status, retry_after);
+        let response_body = read_capped(response).await;
+        let error_kind = match status {
+            200..=299 => None,
+            300..=399 => Some(ErrorKind::Redirect),
+            _ => Some(ErrorKind::HttpStatus),
+        };
+        AttemptResult {
+            started_at,
+            duration: clock.elapsed(),
+            status_code: Some(status),
+            error_kind,
+            error_message: error_kind.map(|_| format!("receiver answered {status}")),
+            response_body,
+            verdict,
+        }
+    }
+}
+
+fn literal_ip(target: &TargetUrl) -> Option<IpAddr> {
+    match target.url().host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Both header sets of CONTRACT.md §3.1, from one clock reading.
+pub fn signed_headers(
+    d: &DueDelivery,
+    secret: &SigningSecret,
+    timestamp: i64,
+    body: &[u8],
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(10);
+    let ts = HeaderValue::from(timestamp);
+    let value = |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    h.insert("webhook-id", value(&d.event_id));
+    h.insert("webhook-timestamp", ts.clone());
+    h.insert(
+        "webhook-signature",
+        value(&secret.sign_standard(&d.event_id, timestamp, body)),
+    );
+    h.insert("x-webhook-event", value(&d.event_type));
+    h.insert("x-webhook-subscription-id", value(&d.subscription_id));
+    h.insert("x-webhook-timestamp", ts);
+    h.insert(
+        "x-webhook-signature",
+        value(&secret.sign_legacy(timestamp, body)),
+    );
+    if let Some(name) = d
+        .routing_key_header
+        .as_ref()
+        .and(d.routing_id_header.as_deref())
+        .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+    {
+        // Delivery affinity: the chat id, when the event belongs to a chat.
+        if let Some(chat_id) = chat_id(&d.data) {
+            h.insert(name, value(&chat_id));
+        }
+    }
+    h
+}
+
+fn chat_id(data: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        chat_id: Option<String>,
+        chat: Option<Chat>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Chat {
+        id: Option<String>,
+    }
+    let p: Probe = serde_json::from_str(data).ok()?;
+    p.chat_id.or(p.chat.and_then(|c| c.id))
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Option<String> {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < RESPONSE_BODY_CAP {
+        match response.chunk().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    buf.truncate(RESPONSE_BODY_CAP);
+    (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn classify_error(e: &reqwest::Error) -> (ErrorKind, String) {
+    let mut chain: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
+    let mut kind = None;
+    while let Some(err) = source {
+        if err.is::<SsrfBlocked>() {
+            kind = Some(ErrorKind::SsrfBlocked);
+        } else if err.is::<DnsFailed>() && kind.is_none() {
+            kind = Some(ErrorKind::Dns);
+        }
+        chain.push(err.to_string());
+        source = err.source();
+    }
+    let message = chain.join(": ");
+    let lower = message.to_ascii_lowercase();
+    let kind = kind.unwrap_or(if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        ErrorKind::Tls
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Other
+    });
+    (kind, message)
+}

@@ -1,0 +1,131 @@
+//! The one place API errors become HTTP: Linq's envelope
+//! `{"success":false,"error":{"status","code","message","doc_url"},"trace_id"}`.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 1001: a required field is absent.
+    #[error("Missing required field '{0}'")]
+    MissingField(String),
+    /// 1002: a phone number is not E.164.
+    #[error("{0}")]
+    InvalidPhone(String),
+    /// 1003: the body is not JSON, or a field has the wrong type.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// 1005: a field has a value we refuse.
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("Unauthorized - missing or invalid authentication token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method {0} is not allowed on this path")]
+    MethodNotAllowed(String),
+    /// 409 with `x-should-retry: false`: retrying cannot help.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("Service unavailable: {0}")]
+    Unavailable(String),
+    #[error("Internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The envelope, as documented for every non-2xx answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub success: bool,
+    pub error: ErrorDetail,
+    pub trace_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub status: u16,
+    pub code: u32,
+    pub message: String,
+    pub doc_url: String,
+}
+
+impl ApiError {
+    pub fn status_and_code(&self) -> (StatusCode, u32) {
+        match self {
+            ApiError::MissingField(_) => (StatusCode::BAD_REQUEST, 1001),
+            ApiError::InvalidPhone(_) => (StatusCode::BAD_REQUEST, 1002),
+            ApiError::InvalidBody(_) => (StatusCode::BAD_REQUEST, 1003),
+            ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, 1005),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 2004),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, 2001),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 1005),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, 1005),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 1003),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 4004),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 3006),
+        }
+    }
+}
+
+pub fn new_trace_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn doc_url(code: u32) -> String {
+    format!(
+        "https://docs.linqapp.com/error/codes/{}xxx/{code}/",
+        code / 1000
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let trace_id = new_trace_id();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%trace_id, error = ?cause, "request failed");
+        }
+        let body = ErrorEnvelope {
+            success: false,
+            error: ErrorDetail {
+                status: status.as_u16(),
+                code,
+                message: self.to_string(),
+                doc_url: doc_url(code),
+            },
+            trace_id,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Conflict(_)) {
+            response
+                .headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DuplicateTargetUrl { existing_id } => ApiError::Conflict(format!(
+                "target_url is already used by webhook subscription {existing_id}; each target_url can be used once per account"
+            )),
+            StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

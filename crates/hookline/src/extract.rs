@@ -1,0 +1,110 @@
+//! Request extractors that fail with our envelope, never axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use hookline_core::{ApiKey, ApiKeyHash};
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// JSON body with precise errors: the field path for wrong types, 1001 for missing fields,
+/// 413 past the body limit. Unknown fields are ignored (SDKs may send extras).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("Request body is larger than the allowed limit".into())
+            } else {
+                ApiError::InvalidBody(format!("Could not read request body: {rejection}"))
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidBody(
+            "Request body is empty; expected a JSON object".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| describe(&e))?;
+    de.end()
+        .map_err(|e| ApiError::InvalidBody(format!("Malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::InvalidBody(format!("Malformed JSON: {inner}"));
+    }
+    let msg = inner.to_string();
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let full = if path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return ApiError::MissingField(full);
+    }
+    // serde_json appends " at line X column Y"; the field path says more.
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    if path == "." {
+        ApiError::InvalidBody(format!("Request body must be a JSON object ({msg})"))
+    } else {
+        ApiError::InvalidBody(format!("Invalid value for field '{path}': {msg}"))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<ApiKey> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .then(|| ApiKey::from_presented(token))
+}
+
+/// The partner an API key belongs to. Unknown, revoked or missing keys are one 401.
+pub struct PartnerAuth(pub String);
+
+impl FromRequestParts<AppState> for PartnerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        state
+            .store
+            .partner_for_key(&key.hash())
+            .await?
+            .map(PartnerAuth)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// The operator, proven by the admin token (compared in constant time).
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let expected: &ApiKeyHash = &state.admin_hash;
+        if expected.matches(&key) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! hookline: a webhook subscription and delivery server compatible with Linq's v3 API.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod bootstrap;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod extract;
+pub mod publish;
+pub mod store;
+
+pub use app::serve;
+pub use config::Settings;

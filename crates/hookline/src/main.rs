@@ -1,0 +1,97 @@
+//! The `hookline` binary: parses the command line and calls into the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hookline::config::{LogFormat, RawConfig, Settings};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Webhook subscriptions and signed delivery, Linq-compatible"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (partner API, operator API and delivery workers, per --role).
+    Serve {
+        /// Optional TOML file with the same keys as the flags (snake_case).
+        #[arg(long, env = "HOOKLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        raw: RawConfig,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "HOOKLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        raw: RawConfig,
+    },
+}
+
+fn settings(config: Option<PathBuf>, raw: RawConfig) -> anyhow::Result<Settings> {
+    let raw = match config {
+        Some(path) => raw.or(RawConfig::load_file(&path)?),
+        None => raw,
+    };
+    Settings::from_raw(raw)
+}
+
+fn init_logging(s: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match s.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, raw } => {
+            let s = settings(config, raw)?;
+            init_logging(&s);
+            let listener = tokio::net::TcpListener::bind(s.listen)
+                .await
+                .with_context(|| format!("binding {}", s.listen))?;
+            hookline::serve(listener, s, shutdown_signal()).await
+        }
+        Command::Migrate { config, raw } => {
+            let s = settings(config, raw)?;
+            init_logging(&s);
+            hookline::app::open_store(&s).await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Persistence: one trait, one implementation per backend, SQL kept per backend.
+//!
+//! Everything that must be atomic is one method here (an event and its deliveries; an attempt
+//! and the delivery's next state), so no caller can split a transaction by accident.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use hookline_core::{ApiKeyHash, EventType, PhoneNumber, TargetUrl};
+use std::sync::Arc;
+
+pub type DynStore = Arc<dyn Store>;
+
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub partner_id: String,
+    pub name: Option<String>,
+    pub hash: ApiKeyHash,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub partner_id: String,
+    pub target_url: TargetUrl,
+    pub subscribed_events: Vec<EventType>,
+    /// Empty means every line.
+    pub phone_numbers: Vec<PhoneNumber>,
+    pub is_active: bool,
+    pub routing_id_header: Option<String>,
+    pub routing_key_header: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The signing secret travels separately so listing code never holds it.
+pub struct NewSubscription {
+    pub subscription: Subscription,
+    pub signing_secret: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub partner_id: String,
+    pub event_id: String,
+    pub event_type: EventType,
+    pub phone_number: Option<PhoneNumber>,
+    /// RFC 3339, exactly as it goes into the envelope.
+    pub created_at: String,
+    pub trace_id: String,
+    /// The publisher's JSON object, verbatim.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub event_id: String,
+    pub deliveries: u32,
+    /// The event id had been accepted before: nothing new was scheduled.
+    pub duplicate: bool,
+}
+
+/// A claimed delivery with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery_id: i64,
+    /// The number of this attempt (1-based); fences the outcome write.
+    pub attempt: u32,
+    pub subscription_id: String,
+    pub target_url: String,
+    pub signing_secret: String,
+    pub routing_id_header: Option<String>,
+    pub routing_key_header: Option<String>,
+    pub partner_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub created_at: String,
+    pub trace_id: String,
+    pub data: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<&'static str>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Succeeded,
+    RetryAt(i64),
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub attempt: AttemptRecord,
+    pub next: NextState,
+    /// `410 Gone`: the receiver asked us to stop.
+    pub deactivate_subscription: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("target_url is already used by subscription {existing_id}")]
+    DuplicateTargetUrl { existing_id: String },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Other(e.into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Operator state.
+    async fn admin_token_hash(&self) -> StoreResult<Option<ApiKeyHash>>;
+    /// True when no partner exists yet: the first start.
+    async fn is_fresh(&self) -> StoreResult<bool>;
+    /// First start: stores the admin token hash (when generated), the default partner and its key, atomically.
+    async fn bootstrap(
+        &self,
+        admin_hash: Option<&ApiKeyHash>,
+        partner: &Partner,
+        key: &ApiKeyRecord,
+    ) -> StoreResult<()>;
+
+    async fn create_partner(&self, partner: &Partner) -> StoreResult<()>;
+    async fn list_partners(&self) -> StoreResult<Vec<Partner>>;
+    async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool>;
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// False when the key does not exist for that partner (or was already revoked).
+    async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool>;
+    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>>;
+
+    // Subscriptions, always scoped to a partner.
+    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()>;
+    async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>>;
+    async fn get_subscription(
+        &self,
+        partner_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>>;
+    /// False when the subscription is gone (deleted concurrently).
+    async fn update_subscription(&self, sub: &Subscription) -> StoreResult<bool>;
+    async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool>;
+
+    // The delivery queue.
+    /// Commits every event and one delivery per matching subscription in one transaction.
+    /// Events whose id the partner used before are answered from the first acceptance.
+    async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>>;
+    /// Leases up to `limit` due deliveries until `lease_until`, skipping the given subscriptions.
+    /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+        skip_subscriptions: &[String],
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Writes each attempt and its delivery's next state, fenced by attempt number.
+    /// Returns how many outcomes were applied (a stale fence is skipped, not an error).
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize>;
+    /// The earliest `next_attempt_at` among pending deliveries, to sleep until then.
+    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
+    async fn attempts_for_event(
+        &self,
+        partner_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>>;
+}

@@ -1,0 +1,656 @@
+//! The embedded SQLite store: WAL mode, `synchronous=FULL` (a 202 means the event is on disk),
+//! one writer connection (SQLite allows one writer anyway; a single connection avoids
+//! busy-retries) and a small pool of readers.
+
+use super::*;
+use anyhow::Context;
+use hookline_core::{event_type, phone};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .execute(pool)
+        .await?;
+    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        .fetch_one(pool)
+        .await?;
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    anyhow::ensure!(
+        current <= known,
+        "the database schema is version {current}, newer than this hookline understands ({known}); upgrade hookline"
+    );
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    serde_json::to_string(
+        &items
+            .into_iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .expect("strings serialise")
+}
+
+fn subscription_from_row(row: &SqliteRow) -> anyhow::Result<Subscription> {
+    let events: Vec<String> = serde_json::from_str(row.try_get("subscribed_events")?)?;
+    let phones: Option<String> = row.try_get("phone_numbers")?;
+    let phones: Vec<String> = phones
+        .map(|p| serde_json::from_str(&p))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(Subscription {
+        id: row.try_get("id")?,
+        partner_id: row.try_get("partner_id")?,
+        // Stored values passed validation on the way in; `allow_http` only widens, so accept here.
+        target_url: TargetUrl::parse(row.try_get("target_url")?, true)?,
+        subscribed_events: event_type::parse_list(&events)
+            .map_err(|unknown| anyhow::anyhow!("stored unknown event types {unknown:?}"))?,
+        phone_numbers: phone::parse_list(&phones)?,
+        is_active: row.try_get("is_active")?,
+        routing_id_header: row.try_get("routing_id_header")?,
+        routing_key_header: row.try_get("routing_key_header")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, partner_id, target_url, subscribed_events, phone_numbers, \
+     is_active, routing_id_header, routing_key_header, created_at, updated_at";
+
+async fn existing_url_owner(
+    tx: &mut Transaction<'_, Sqlite>,
+    partner_id: &str,
+    url: &str,
+) -> StoreResult<StoreError> {
+    let existing_id: String = sqlx::query_scalar(
+        "SELECT id FROM subscriptions WHERE partner_id = ? AND target_url = ? AND deleted_at IS NULL",
+    )
+    .bind(partner_id)
+    .bind(url)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(StoreError::DuplicateTargetUrl { existing_id })
+}
+
+/// Whether a subscription row receives an event: DESIGN.md's filter rule.
+fn matches(sub: &Subscription, event: &NewEvent) -> bool {
+    use hookline_core::WebhookVersion;
+    sub.is_active
+        && sub.subscribed_events.contains(&event.event_type)
+        && (sub.phone_numbers.is_empty()
+            || event
+                .phone_number
+                .as_ref()
+                .is_some_and(|p| sub.phone_numbers.contains(p)))
+        && !(event.event_type.is_message_edited()
+            && sub.target_url.webhook_version() != WebhookVersion::V2026_02_03)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn admin_token_hash(&self) -> StoreResult<Option<ApiKeyHash>> {
+        let v: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'admin_token_hash'")
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(v.and_then(|b| ApiKeyHash::from_bytes(&b)))
+    }
+
+    async fn is_fresh(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partners")
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(n == 0)
+    }
+
+    async fn bootstrap(
+        &self,
+        admin_hash: Option<&ApiKeyHash>,
+        partner: &Partner,
+        key: &ApiKeyRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(hash) = admin_hash {
+            sqlx::query(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('admin_token_hash', ?)",
+            )
+            .bind(hash.as_bytes())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_partner(&mut tx, partner).await?;
+        insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_partner(&self, partner: &Partner) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_partner(&mut tx, partner).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_partners(&self) -> StoreResult<Vec<Partner>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM partners ORDER BY created_at, id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Partner {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partners WHERE id = ?")
+            .bind(partner_id)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND partner_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(key_id)
+        .bind(partner_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT partner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(hash.as_bytes())
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
+        let s = &new.subscription;
+        let mut tx = self.writer.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
+             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.partner_id)
+        .bind(s.target_url.as_str())
+        .bind(json_list(s.subscribed_events.iter().map(|e| e.as_str())))
+        .bind(phones_column(&s.phone_numbers))
+        .bind(s.is_active)
+        .bind(&new.signing_secret)
+        .bind(&s.routing_id_header)
+        .bind(&s.routing_key_header)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => {
+                Err(existing_url_owner(&mut tx, &s.partner_id, s.target_url.as_str()).await?)
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE partner_id = ? AND deleted_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(partner_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(subscription_from_row)
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn get_subscription(
+        &self,
+        partner_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE partner_id = ? AND id = ? AND deleted_at IS NULL"
+        ))
+        .bind(partner_id)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(subscription_from_row).transpose()?)
+    }
+
+    async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let res = sqlx::query(
+            "UPDATE subscriptions SET target_url = ?, subscribed_events = ?, phone_numbers = ?, \
+             is_active = ?, routing_id_header = ?, routing_key_header = ?, updated_at = ? \
+             WHERE partner_id = ? AND id = ? AND deleted_at IS NULL",
+        )
+        .bind(s.target_url.as_str())
+        .bind(json_list(s.subscribed_events.iter().map(|e| e.as_str())))
+        .bind(phones_column(&s.phone_numbers))
+        .bind(s.is_active)
+        .bind(&s.routing_id_header)
+        .bind(&s.routing_key_header)
+        .bind(s.updated_at)
+        .bind(&s.partner_id)
+        .bind(&s.id)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => {
+                Err(existing_url_owner(&mut tx, &s.partner_id, s.target_url.as_str()).await?)
+            }
+            Err(e) => Err(e.into()),
+            Ok(done) => {
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    }
+
+    async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET deleted_at = ?, is_active = 0, updated_at = ? \
+             WHERE partner_id = ? AND id = ? AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(partner_id)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
+        let mut tx = self.writer.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        let mut subs_by_partner: Vec<(String, Vec<Subscription>)> = Vec::new();
+        for event in events {
+            let prior: Option<(String, i64)> = sqlx::query_as(
+                "SELECT event_id, deliveries FROM events WHERE partner_id = ? AND event_id = ?",
+            )
+            .bind(&event.partner_id)
+            .bind(&event.event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((event_id, deliveries)) = prior {
+                out.push(Published {
+                    event_id,
+                    deliveries: deliveries as u32,
+                    duplicate: true,
+                });
+                continue;
+            }
+            if !subs_by_partner.iter().any(|(p, _)| *p == event.partner_id) {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                     WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
+                ))
+                .bind(&event.partner_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let subs = rows
+                    .iter()
+                    .map(subscription_from_row)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                subs_by_partner.push((event.partner_id.clone(), subs));
+            }
+            let subs = &subs_by_partner
+                .iter()
+                .find(|(p, _)| *p == event.partner_id)
+                .expect("loaded above")
+                .1;
+            let targets: Vec<&Subscription> = subs.iter().filter(|s| matches(s, event)).collect();
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+                 trace_id, data, deliveries, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(&event.partner_id)
+            .bind(&event.event_id)
+            .bind(event.event_type.as_str())
+            .bind(event.phone_number.as_ref().map(|p| p.as_str()))
+            .bind(&event.created_at)
+            .bind(&event.trace_id)
+            .bind(&event.data)
+            .bind(targets.len() as i64)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for sub in &targets {
+                sqlx::query(
+                    "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+                     next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+                )
+                .bind(seq)
+                .bind(&sub.id)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            out.push(Published {
+                event_id: event.event_id.clone(),
+                deliveries: targets.len() as u32,
+                duplicate: false,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+        skip_subscriptions: &[String],
+    ) -> StoreResult<Vec<DueDelivery>> {
+        let skip = json_list(skip_subscriptions);
+        let mut tx = self.writer.begin().await?;
+        let claimed: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? \
+             WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? \
+                          AND subscription_id NOT IN (SELECT value FROM json_each(?)) \
+                          ORDER BY next_attempt_at LIMIT ?) \
+             RETURNING id",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(&skip)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&claimed.iter().map(|r| r.0).collect::<Vec<_>>())
+            .expect("ints serialise");
+        let rows = sqlx::query(
+            "SELECT d.id, d.attempts, s.id AS subscription_id, s.target_url, s.signing_secret, \
+                    s.routing_id_header, s.routing_key_header, \
+                    (s.is_active = 1 AND s.deleted_at IS NULL) AS live, \
+                    e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data \
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                  JOIN subscriptions s ON s.id = d.subscription_id \
+             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        let mut dead = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            if !row.try_get::<bool, _>("live")? {
+                dead.push(id);
+                continue;
+            }
+            due.push(DueDelivery {
+                delivery_id: id,
+                attempt: row.try_get::<i64, _>("attempts")? as u32,
+                subscription_id: row.try_get("subscription_id")?,
+                target_url: row.try_get("target_url")?,
+                signing_secret: row.try_get("signing_secret")?,
+                routing_id_header: row.try_get("routing_id_header")?,
+                routing_key_header: row.try_get("routing_key_header")?,
+                partner_id: row.try_get("partner_id")?,
+                event_id: row.try_get("event_id")?,
+                event_type: row.try_get("event_type")?,
+                created_at: row.try_get("created_at")?,
+                trace_id: row.try_get("trace_id")?,
+                data: row.try_get("data")?,
+            });
+        }
+        if !dead.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = ? \
+                 WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(now)
+            .bind(serde_json::to_string(&dead).expect("ints serialise"))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
+        let mut tx = self.writer.begin().await?;
+        let mut applied = 0;
+        for o in outcomes {
+            let a = &o.attempt;
+            let (state, next_at) = match o.next {
+                NextState::Succeeded => ("succeeded", None),
+                NextState::Failed => ("failed", None),
+                NextState::RetryAt(at) => ("pending", Some(at)),
+            };
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
+                 updated_at = ? WHERE id = ? AND attempts = ? AND state = 'pending'",
+            )
+            .bind(state)
+            .bind(next_at)
+            .bind(now)
+            .bind(a.delivery_id)
+            .bind(a.attempt as i64)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                tracing::warn!(
+                    delivery_id = a.delivery_id,
+                    attempt = a.attempt,
+                    "outcome fenced off: the delivery was re-claimed after its lease expired"
+                );
+                continue;
+            }
+            applied += 1;
+            sqlx::query(
+                "INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
+                 status_code, error_kind, error_message, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(a.delivery_id)
+            .bind(a.attempt as i64)
+            .bind(a.started_at)
+            .bind(a.duration_ms)
+            .bind(a.status_code.map(i64::from))
+            .bind(a.error_kind)
+            .bind(&a.error_message)
+            .bind(&a.response_body)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(sub_id) = &o.deactivate_subscription {
+                sqlx::query("UPDATE subscriptions SET is_active = 0, updated_at = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(sub_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+                .fetch_all(&self.reader)
+                .await?;
+        let mut c = DeliveryCounts::default();
+        for (state, n) in rows {
+            let n = n as u64;
+            match state.as_str() {
+                "pending" => c.pending = n,
+                "succeeded" => c.succeeded = n,
+                "failed" => c.failed = n,
+                "cancelled" => c.cancelled = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    async fn attempts_for_event(
+        &self,
+        partner_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        let rows = sqlx::query(
+            "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, \
+                    a.error_kind, a.error_message, a.response_body \
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+                  JOIN events e ON e.seq = d.event_seq \
+             WHERE e.partner_id = ? AND e.event_id = ? ORDER BY a.delivery_id, a.attempt",
+        )
+        .bind(partner_id)
+        .bind(event_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    delivery_id: r.try_get("delivery_id")?,
+                    attempt: r.try_get::<i64, _>("attempt")? as u32,
+                    started_at: r.try_get("started_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    status_code: r
+                        .try_get::<Option<i64>, _>("status_code")?
+                        .map(|c| c as u16),
+                    error_kind: r
+                        .try_get::<Option<String>, _>("error_kind")?
+                        .map(|k| crate::delivery::ErrorKind::static_name(&k)),
+                    error_message: r.try_get("error_message")?,
+                    response_body: r.try_get("response_body")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn phones_column(phones: &[PhoneNumber]) -> Option<String> {
+    (!phones.is_empty()).then(|| json_list(phones.iter().map(|p| p.as_str())))
+}
+
+async fn insert_partner(tx: &mut Transaction<'_, Sqlite>, p: &Partner) -> StoreResult<()> {
+    sqlx::query("INSERT INTO partners (id, name, created_at) VALUES (?, ?, ?)")
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(p.created_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_api_key(tx: &mut Transaction<'_, Sqlite>, k: &ApiKeyRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, partner_id, name, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&k.id)
+    .bind(&k.partner_id)
+    .bind(&k.name)
+    .bind(k.hash.as_bytes())
+    .bind(k.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
