@@ -48,7 +48,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
-    let admin_hash = crate::bootstrap::ensure_admin(&store, &settings).await?;
+    let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings).await?;
     let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
     let publisher = Publisher::spawn(store.clone(), wake.clone());

@@ -10,7 +10,7 @@ use crate::store::DynStore;
 pub const ADMIN_TOKEN_PREFIX: &str = "hl_admin_";
 
 /// Returns the hash that operator requests are checked against.
-pub async fn ensure_admin(store: &DynStore, settings: &Settings) -> anyhow::Result<ApiKeyHash> {
+pub async fn ensure_admin(store: DynStore, settings: &Settings) -> anyhow::Result<ApiKeyHash> {
     let configured = settings.admin_token.as_ref().map(ApiKey::hash);
     if !store.is_fresh().await? {
         if let Some(hash) = configured {

@@ -268,7 +268,7 @@ impl Settings {
             role: raw.role.unwrap_or_default(),
             log: raw.log.unwrap_or_else(|| "info".into()),
             log_format: raw.log_format.unwrap_or_default(),
-            lease: delivery_timeout + connect_timeout + Duration::from_secs(20),
+            lease: (delivery_timeout + connect_timeout) * 2,
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(15),
         })

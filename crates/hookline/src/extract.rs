@@ -35,6 +35,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Request body is empty; expected a JSON object".into(),
         ));
     }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(e) => ApiError::InvalidBody(format!("Malformed JSON: {e}")),
+                Ok(_) => ApiError::InvalidBody("Request body must be a JSON object".into()),
+            },
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| describe(&e))?;
     de.end()

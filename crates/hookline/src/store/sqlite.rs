@@ -60,14 +60,17 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
         current <= known,
         "the database schema is version {current}, newer than this hookline understands ({known}); upgrade hookline"
     );
-    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+    let pending: Vec<(i64, &'static str)> = MIGRATIONS
+        .iter()
+        .copied()
+        .filter(|m| m.0 > current)
+        .collect();
+    for (version, sql) in pending {
+        // One script so the schema change and its version row commit together.
+        let script = format!(
+            "BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({version});\nCOMMIT;"
+        );
+        sqlx::raw_sql(&script).execute(pool).await?;
         tracing::info!(version, "applied SQLite migration");
     }
     Ok(())

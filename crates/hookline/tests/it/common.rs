@@ -1,0 +1,229 @@
+//! Test harness: the real server on a random loopback port with a fresh store, and real
+//! HTTPS receivers with a certificate made at test time.
+
+#![allow(dead_code)]
+
+use hookline::config::{RawConfig, Settings};
+use hookline::store::DynStore;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use super::receiver::{Reply, TestReceiver};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Options a test may change; everything else is the test default.
+pub struct Options {
+    pub raw: RawConfig,
+    /// Trust the test CA and allow 127.0.0.0/8 for deliveries.
+    pub loopback_allowed: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            raw: RawConfig {
+                retry_schedule: Some("200ms,400ms".into()),
+                retry_jitter: Some(0.0),
+                delivery_timeout: Some("2s".into()),
+                ..Default::default()
+            },
+            loopback_allowed: true,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = opts.raw;
+        raw.database_url = Some(format!("sqlite://{}", dir.path().join("hookline.db").display()));
+        raw.admin_token = Some(ADMIN_TOKEN.into());
+        raw.extra_root_certs = Some(super::receiver::ca_pem_path());
+        if opts.loopback_allowed && raw.ssrf_allow.is_none() {
+            raw.ssrf_allow = Some("127.0.0.0/8".into());
+        }
+        let settings = Settings::from_raw(raw).unwrap();
+        Self::start(settings, dir).await
+    }
+
+    async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hookline::serve(listener, settings.clone(), async {
+            let _ = stopped.await;
+        }));
+        let app = TestApp {
+            base,
+            http: reqwest::Client::new(),
+            settings,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Graceful stop, then a new server on the same store: what a restart is.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start(self.settings.clone(), dir).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A second handle on the same store, to inspect what the server wrote.
+    pub async fn store(&self) -> DynStore {
+        hookline::app::open_store(&self.settings).await.unwrap()
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_parts(req.send().await.unwrap()).await
+    }
+
+    /// Creates a partner and an API key for it: (partner_id, api_key).
+    pub async fn partner(&self, name: &str) -> (String, String) {
+        let (s, p) = self
+            .admin(reqwest::Method::POST, "/admin/v1/partners", Some(json!({"name": name})))
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+        let (s, k) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/v1/partners/{id}/api-keys"),
+                Some(json!({"name": "test"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{k}");
+        (id, k["api_key"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn call(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_parts(req.send().await.unwrap()).await
+    }
+
+    pub async fn create_subscription(&self, key: &str, body: Value) -> Value {
+        let (s, v) = self
+            .call(key, reqwest::Method::POST, "/v3/webhook-subscriptions", Some(body))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
+    pub async fn publish(&self, event: Value) -> Value {
+        let (s, v) = self
+            .admin(reqwest::Method::POST, "/admin/v1/events", Some(event))
+            .await;
+        assert!(s == 202 || s == 200, "publish answered {s}: {v}");
+        v
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn into_parts(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"))
+    };
+    (status, value)
+}
+
+/// Asserts the documented error envelope and returns the message.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: u64) -> String {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["success"], json!(false), "{body}");
+    assert_eq!(body["error"]["status"], json!(want_status), "{body}");
+    assert_eq!(body["error"]["code"], json!(want_code), "{body}");
+    assert!(body["error"]["doc_url"].as_str().unwrap().starts_with("https://"), "{body}");
+    assert_eq!(body["trace_id"].as_str().unwrap().len(), 32, "{body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// Polls `check` until it returns Some or the deadline passes: for state the server writes
+/// asynchronously (the attempt log), where there is no event to await.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

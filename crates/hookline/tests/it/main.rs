@@ -1,0 +1,5 @@
+//! Integration tests: the real server over real HTTP on 127.0.0.1.
+
+mod api;
+mod common;
+mod receiver;
