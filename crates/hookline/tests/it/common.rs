@@ -53,7 +53,10 @@ impl TestApp {
     pub async fn spawn_with(opts: Options) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut raw = opts.raw;
-        raw.database_url = Some(format!("sqlite://{}", dir.path().join("hookline.db").display()));
+        raw.database_url = Some(format!(
+            "sqlite://{}",
+            dir.path().join("hookline.db").display()
+        ));
         raw.admin_token = Some(ADMIN_TOKEN.into());
         raw.extra_root_certs = Some(super::receiver::ca_pem_path());
         if opts.loopback_allowed && raw.ssrf_allow.is_none() {
@@ -120,8 +123,16 @@ impl TestApp {
         hookline::app::open_store(&self.settings).await.unwrap()
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -131,7 +142,11 @@ impl TestApp {
     /// Creates a partner and an API key for it: (partner_id, api_key).
     pub async fn partner(&self, name: &str) -> (String, String) {
         let (s, p) = self
-            .admin(reqwest::Method::POST, "/admin/v1/partners", Some(json!({"name": name})))
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/partners",
+                Some(json!({"name": name})),
+            )
             .await;
         assert_eq!(s, 201, "{p}");
         let id = p["id"].as_str().unwrap().to_owned();
@@ -162,7 +177,12 @@ impl TestApp {
 
     pub async fn create_subscription(&self, key: &str, body: Value) -> Value {
         let (s, v) = self
-            .call(key, reqwest::Method::POST, "/v3/webhook-subscriptions", Some(body))
+            .call(
+                key,
+                reqwest::Method::POST,
+                "/v3/webhook-subscriptions",
+                Some(body),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         v
@@ -202,7 +222,13 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: u64)
     assert_eq!(body["success"], json!(false), "{body}");
     assert_eq!(body["error"]["status"], json!(want_status), "{body}");
     assert_eq!(body["error"]["code"], json!(want_code), "{body}");
-    assert!(body["error"]["doc_url"].as_str().unwrap().starts_with("https://"), "{body}");
+    assert!(
+        body["error"]["doc_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
+        "{body}"
+    );
     assert_eq!(body["trace_id"].as_str().unwrap().len(), 32, "{body}");
     body["error"]["message"].as_str().unwrap().to_owned()
 }

@@ -2,4 +2,7 @@
 
 mod api;
 mod common;
+mod delivery;
+mod python;
 mod receiver;
+mod sdk;

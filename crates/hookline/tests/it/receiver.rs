@@ -39,7 +39,8 @@ fn pki() -> &'static Pki {
         ];
         let ca_key = KeyPair::generate().unwrap();
         let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let leaf =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -104,7 +105,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
@@ -143,11 +147,15 @@ impl TestReceiver {
         let state = inner.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service)
@@ -165,11 +173,19 @@ impl TestReceiver {
 
     /// Replies for the next requests to `path`, in order; then the path's default.
     pub fn script(&self, path: &str, replies: Vec<Reply>) {
-        self.inner.scripts.lock().unwrap().insert(path.into(), replies.into());
+        self.inner
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(path.into(), replies.into());
     }
 
     pub fn set_default(&self, path: &str, reply: Reply) {
-        self.inner.defaults.lock().unwrap().insert(path.into(), reply);
+        self.inner
+            .defaults
+            .lock()
+            .unwrap()
+            .insert(path.into(), reply);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -177,7 +193,10 @@ impl TestReceiver {
     }
 
     pub fn received_at(&self, path: &str) -> Vec<Received> {
-        self.received().into_iter().filter(|r| r.path == path).collect()
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// Waits until `path` (or any path, with `None`) has received `n` requests.
@@ -203,7 +222,10 @@ impl TestReceiver {
     }
 }
 
-async fn handle(state: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn handle(
+    state: Arc<Inner>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let headers = req.headers().clone();
