@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::outcome::Verdict;
 use super::sender::{AttemptResult, Sender};
 use crate::config::Settings;
-use crate::store::{AttemptRecord, DueDelivery, DynStore, NextState, Outcome};
+use crate::store::{AttemptRecord, ClaimRequest, DueDelivery, DynStore, NextState, Outcome};
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: u32 = 256;
@@ -60,22 +60,19 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let (limit, skip) = {
-                let counts = self.per_subscription.lock().expect("not poisoned");
-                let cap = self.settings.max_in_flight_per_subscription;
-                let skip: Vec<String> = counts
-                    .iter()
-                    .filter(|(_, n)| **n >= cap)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                ((free as u32).min(CLAIM_BATCH), skip)
-            };
+            let limit = (free as u32).min(CLAIM_BATCH);
+            let cap = self.settings.max_in_flight_per_subscription;
+            let in_flight = self.per_subscription.lock().expect("not poisoned").clone();
+            let saturated = in_flight.values().any(|n| *n >= cap);
             let now = now_micros();
-            let claimed = match self
-                .store
-                .claim_due(now, now + micros(self.settings.lease), limit, &skip)
-                .await
-            {
+            let request = ClaimRequest {
+                now,
+                lease_until: now + micros(self.settings.lease),
+                limit,
+                per_subscription_cap: cap,
+                in_flight: &in_flight,
+            };
+            let claimed = match self.store.claim_due(&request).await {
                 Ok(c) => {
                     backoff = Duration::from_millis(100);
                     c
@@ -97,10 +94,10 @@ impl Dispatcher {
             if full_batch {
                 continue;
             }
-            let sleep = self.until_next_due(!skip.is_empty()).await;
+            let sleep = self.until_next_due(saturated).await;
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = self.slot_freed.notified(), if !skip.is_empty() => {}
+                _ = self.slot_freed.notified(), if saturated => {}
                 _ = tokio::time::sleep(sleep) => {}
                 _ = cancel.cancelled() => break,
             }

@@ -88,6 +88,15 @@ pub struct DueDelivery {
     pub data: String,
 }
 
+pub struct ClaimRequest<'a> {
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: u32,
+    pub per_subscription_cap: usize,
+    /// Deliveries this worker has in flight, by subscription id.
+    pub in_flight: &'a std::collections::HashMap<String, usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
@@ -179,15 +188,10 @@ pub trait Store: Send + Sync + 'static {
     /// Commits every event and one delivery per matching subscription in one transaction.
     /// Events whose id the partner used before are answered from the first acceptance.
     async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>>;
-    /// Leases up to `limit` due deliveries until `lease_until`, skipping the given subscriptions.
+    /// Leases due deliveries (oldest first) until `lease_until`, at most `limit` in all and no
+    /// more per subscription than its cap minus what is already in flight.
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
-    async fn claim_due(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        skip_subscriptions: &[String],
-    ) -> StoreResult<Vec<DueDelivery>>;
+    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>>;
     /// Writes each attempt and its delivery's next state, fenced by attempt number.
     /// Returns how many outcomes were applied (a stale fence is skipped, not an error).
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize>;

@@ -431,29 +431,35 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn claim_due(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        skip_subscriptions: &[String],
-    ) -> StoreResult<Vec<DueDelivery>> {
-        let skip = json_list(skip_subscriptions);
+    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
+        let in_flight = serde_json::to_string(req.in_flight).expect("map serialises");
         let mut tx = self.writer.begin().await?;
+        // Look at a bounded window of the oldest due rows (index scan, independent of backlog
+        // size), then keep per subscription only what fits under its in-flight cap.
         let claimed: Vec<(i64,)> = sqlx::query_as(
-            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? \
-             WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? \
-                          AND subscription_id NOT IN (SELECT value FROM json_each(?)) \
-                          ORDER BY next_attempt_at LIMIT ?) \
+            "WITH due AS ( \
+                SELECT id, subscription_id, next_attempt_at FROM deliveries \
+                WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                  AND subscription_id NOT IN (SELECT key FROM json_each(?2) WHERE value >= ?3) \
+                ORDER BY next_attempt_at LIMIT ?4), \
+             ranked AS ( \
+                SELECT id, next_attempt_at, \
+                       ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
+                       + COALESCE(json_extract(?2, '$.\"' || subscription_id || '\"'), 0) AS slot \
+                FROM due) \
+             UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?5, updated_at = ?1 \
+             WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?6) \
              RETURNING id",
         )
-        .bind(lease_until)
-        .bind(now)
-        .bind(now)
-        .bind(&skip)
-        .bind(limit)
+        .bind(req.now)
+        .bind(&in_flight)
+        .bind(req.per_subscription_cap as i64)
+        .bind(req.limit as i64 * 4)
+        .bind(req.lease_until)
+        .bind(req.limit as i64)
         .fetch_all(&mut *tx)
         .await?;
+        let now = req.now;
         if claimed.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());

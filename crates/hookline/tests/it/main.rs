@@ -2,6 +2,7 @@
 
 mod api;
 mod common;
+mod crash;
 mod delivery;
 mod python;
 mod receiver;

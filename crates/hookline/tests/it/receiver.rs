@@ -213,6 +213,9 @@ impl TestReceiver {
                 return got;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                if n == usize::MAX {
+                    return got;
+                }
                 panic!(
                     "timed out waiting for {n} requests at {path:?}; got {}",
                     got.len()
