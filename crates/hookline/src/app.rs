@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::publish::Publisher;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
 
@@ -33,9 +34,9 @@ impl AppState {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
     match &settings.database_url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
-        DatabaseUrl::Postgres(_) => {
-            anyhow::bail!("PostgreSQL support is not built yet; use sqlite:// for now")
-        }
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(
+            PostgresStore::connect(url, settings.database_pool_size).await?,
+        )),
     }
 }
 
@@ -61,6 +62,7 @@ pub async fn serve(
     };
 
     let dispatcher = if settings.role.delivers() {
+        store.watch_wakeups(wake.clone()).await?;
         let d = crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
             .context("building the delivery client")?;
         Some(tokio::spawn(d.run(cancel.clone())))

@@ -53,6 +53,9 @@ pub struct RawConfig {
     /// `sqlite://PATH` or `postgres://…`.
     #[arg(long, env = "HOOKLINE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Connections in the PostgreSQL pool of this process.
+    #[arg(long, env = "HOOKLINE_DATABASE_POOL_SIZE")]
+    pub database_pool_size: Option<u32>,
     /// Operator API token (generated and printed once on first start when unset).
     #[arg(long, env = "HOOKLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -105,6 +108,7 @@ impl RawConfig {
         RawConfig {
             listen: self.listen.or(file.listen),
             database_url: self.database_url.or(file.database_url),
+            database_pool_size: self.database_pool_size.or(file.database_pool_size),
             admin_token: self.admin_token.or(file.admin_token),
             allow_http_targets: self.allow_http_targets.or(file.allow_http_targets),
             ssrf_allow: self.ssrf_allow.or(file.ssrf_allow),
@@ -161,6 +165,7 @@ impl DatabaseUrl {
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: DatabaseUrl,
+    pub database_pool_size: u32,
     pub admin_token: Option<ApiKey>,
     pub allow_http_targets: bool,
     pub ssrf_allow: Vec<IpNet>,
@@ -254,6 +259,7 @@ impl Settings {
         Ok(Settings {
             listen,
             database_url,
+            database_pool_size: raw.database_pool_size.unwrap_or(16).max(2),
             admin_token,
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             ssrf_allow,

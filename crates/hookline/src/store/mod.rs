@@ -3,6 +3,8 @@
 //! Everything that must be atomic is one method here (an event and its deliveries; an attempt
 //! and the delivery's next state), so no caller can split a transaction by accident.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -151,6 +153,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Wakes `wake` when another process commits deliveries (PostgreSQL `LISTEN`).
+    /// A single-process store has nothing to watch.
+    async fn watch_wakeups(&self, _wake: Arc<tokio::sync::Notify>) -> StoreResult<()> {
+        Ok(())
+    }
 
     // Operator state.
     async fn admin_token_hash(&self) -> StoreResult<Option<ApiKeyHash>>;

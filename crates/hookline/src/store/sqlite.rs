@@ -2,14 +2,13 @@
 //! one writer connection (SQLite allows one writer anyway; a single connection avoids
 //! busy-retries) and a small pool of readers.
 
+use super::rows::{self, *};
 use super::*;
 use anyhow::Context;
-use hookline_core::{event_type, phone};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -80,42 +79,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
-    serde_json::to_string(
-        &items
-            .into_iter()
-            .map(|s| s.as_ref().to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .expect("strings serialise")
-}
-
-fn subscription_from_row(row: &SqliteRow) -> anyhow::Result<Subscription> {
-    let events: Vec<String> = serde_json::from_str(row.try_get("subscribed_events")?)?;
-    let phones: Option<String> = row.try_get("phone_numbers")?;
-    let phones: Vec<String> = phones
-        .map(|p| serde_json::from_str(&p))
-        .transpose()?
-        .unwrap_or_default();
-    Ok(Subscription {
-        id: row.try_get("id")?,
-        partner_id: row.try_get("partner_id")?,
-        // Stored values passed validation on the way in; `allow_http` only widens, so accept here.
-        target_url: TargetUrl::parse(row.try_get("target_url")?, true)?,
-        subscribed_events: event_type::parse_list(&events)
-            .map_err(|unknown| anyhow::anyhow!("stored unknown event types {unknown:?}"))?,
-        phone_numbers: phone::parse_list(&phones)?,
-        is_active: row.try_get("is_active")?,
-        routing_id_header: row.try_get("routing_id_header")?,
-        routing_key_header: row.try_get("routing_key_header")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-const SUBSCRIPTION_COLUMNS: &str = "id, partner_id, target_url, subscribed_events, phone_numbers, \
-     is_active, routing_id_header, routing_key_header, created_at, updated_at";
-
 async fn existing_url_owner(
     tx: &mut Transaction<'_, Sqlite>,
     partner_id: &str,
@@ -129,20 +92,6 @@ async fn existing_url_owner(
     .fetch_one(&mut **tx)
     .await?;
     Ok(StoreError::DuplicateTargetUrl { existing_id })
-}
-
-/// Whether a subscription row receives an event: DESIGN.md's filter rule.
-fn matches(sub: &Subscription, event: &NewEvent) -> bool {
-    use hookline_core::WebhookVersion;
-    sub.is_active
-        && sub.subscribed_events.contains(&event.event_type)
-        && (sub.phone_numbers.is_empty()
-            || event
-                .phone_number
-                .as_ref()
-                .is_some_and(|p| sub.phone_numbers.contains(p)))
-        && !(event.event_type.is_message_edited()
-            && sub.target_url.webhook_version() != WebhookVersion::V2026_02_03)
 }
 
 #[async_trait]
@@ -196,18 +145,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_partners(&self) -> StoreResult<Vec<Partner>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM partners ORDER BY created_at, id")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Partner {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        let rows: Vec<PartnerRow> =
+            sqlx::query_as("SELECT id, name, created_at FROM partners ORDER BY created_at, id")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(Partner::from).collect())
     }
 
     async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool> {
@@ -257,7 +199,7 @@ impl Store for SqliteStore {
         .bind(&s.id)
         .bind(&s.partner_id)
         .bind(s.target_url.as_str())
-        .bind(json_list(s.subscribed_events.iter().map(|e| e.as_str())))
+        .bind(events_column(s))
         .bind(phones_column(&s.phone_numbers))
         .bind(s.is_active)
         .bind(&new.signing_secret)
@@ -280,17 +222,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
              WHERE partner_id = ? AND deleted_at IS NULL ORDER BY created_at, id"
         ))
         .bind(partner_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .iter()
-            .map(subscription_from_row)
-            .collect::<anyhow::Result<_>>()?)
+        Ok(rows::subscriptions(rows)?)
     }
 
     async fn get_subscription(
@@ -298,7 +237,7 @@ impl Store for SqliteStore {
         partner_id: &str,
         id: &str,
     ) -> StoreResult<Option<Subscription>> {
-        let row = sqlx::query(&format!(
+        let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
              WHERE partner_id = ? AND id = ? AND deleted_at IS NULL"
         ))
@@ -306,7 +245,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(subscription_from_row).transpose()?)
+        Ok(row.map(SubscriptionRow::into_domain).transpose()?)
     }
 
     async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
@@ -317,7 +256,7 @@ impl Store for SqliteStore {
              WHERE partner_id = ? AND id = ? AND deleted_at IS NULL",
         )
         .bind(s.target_url.as_str())
-        .bind(json_list(s.subscribed_events.iter().map(|e| e.as_str())))
+        .bind(events_column(s))
         .bind(phones_column(&s.phone_numbers))
         .bind(s.is_active)
         .bind(&s.routing_id_header)
@@ -374,17 +313,14 @@ impl Store for SqliteStore {
                 continue;
             }
             if !subs_by_partner.iter().any(|(p, _)| *p == event.partner_id) {
-                let rows = sqlx::query(&format!(
+                let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
                     "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
                      WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
                 ))
                 .bind(&event.partner_id)
                 .fetch_all(&mut *tx)
                 .await?;
-                let subs = rows
-                    .iter()
-                    .map(subscription_from_row)
-                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let subs = rows::subscriptions(rows)?;
                 subs_by_partner.push((event.partner_id.clone(), subs));
             }
             let subs = &subs_by_partner
@@ -392,7 +328,8 @@ impl Store for SqliteStore {
                 .find(|(p, _)| *p == event.partner_id)
                 .expect("loaded above")
                 .1;
-            let targets: Vec<&Subscription> = subs.iter().filter(|s| matches(s, event)).collect();
+            let targets: Vec<&Subscription> =
+                subs.iter().filter(|s| rows::matches(s, event)).collect();
             let seq: i64 = sqlx::query_scalar(
                 "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
                  trace_id, data, deliveries, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
@@ -466,42 +403,18 @@ impl Store for SqliteStore {
         }
         let ids = serde_json::to_string(&claimed.iter().map(|r| r.0).collect::<Vec<_>>())
             .expect("ints serialise");
-        let rows = sqlx::query(
-            "SELECT d.id, d.attempts, s.id AS subscription_id, s.target_url, s.signing_secret, \
-                    s.routing_id_header, s.routing_key_header, \
-                    (s.is_active = 1 AND s.deleted_at IS NULL) AS live, \
-                    e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data \
+        let rows: Vec<DueRow> = sqlx::query_as(&format!(
+            "SELECT {DUE_COLUMNS} \
              FROM deliveries d JOIN events e ON e.seq = d.event_seq \
                   JOIN subscriptions s ON s.id = d.subscription_id \
-             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id",
-        )
+             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id"
+        ))
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        let mut dead = Vec::new();
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            if !row.try_get::<bool, _>("live")? {
-                dead.push(id);
-                continue;
-            }
-            due.push(DueDelivery {
-                delivery_id: id,
-                attempt: row.try_get::<i64, _>("attempts")? as u32,
-                subscription_id: row.try_get("subscription_id")?,
-                target_url: row.try_get("target_url")?,
-                signing_secret: row.try_get("signing_secret")?,
-                routing_id_header: row.try_get("routing_id_header")?,
-                routing_key_header: row.try_get("routing_key_header")?,
-                partner_id: row.try_get("partner_id")?,
-                event_id: row.try_get("event_id")?,
-                event_type: row.try_get("event_type")?,
-                created_at: row.try_get("created_at")?,
-                trace_id: row.try_get("trace_id")?,
-                data: row.try_get("data")?,
-            });
-        }
+        let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
+        let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
+        let due: Vec<DueDelivery> = live.into_iter().map(DueDelivery::from).collect();
         if !dead.is_empty() {
             sqlx::query(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = ? \
@@ -521,11 +434,7 @@ impl Store for SqliteStore {
         let mut applied = 0;
         for o in outcomes {
             let a = &o.attempt;
-            let (state, next_at) = match o.next {
-                NextState::Succeeded => ("succeeded", None),
-                NextState::Failed => ("failed", None),
-                NextState::RetryAt(at) => ("pending", Some(at)),
-            };
+            let (state, next_at) = next_state_columns(o.next);
             let done = sqlx::query(
                 "UPDATE deliveries SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
                  updated_at = ? WHERE id = ? AND attempts = ? AND state = 'pending'",
@@ -585,18 +494,7 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
                 .fetch_all(&self.reader)
                 .await?;
-        let mut c = DeliveryCounts::default();
-        for (state, n) in rows {
-            let n = n as u64;
-            match state.as_str() {
-                "pending" => c.pending = n,
-                "succeeded" => c.succeeded = n,
-                "failed" => c.failed = n,
-                "cancelled" => c.cancelled = n,
-                _ => {}
-            }
-        }
-        Ok(c)
+        Ok(counts_from(rows))
     }
 
     async fn attempts_for_event(
@@ -604,40 +502,18 @@ impl Store for SqliteStore {
         partner_id: &str,
         event_id: &str,
     ) -> StoreResult<Vec<AttemptRecord>> {
-        let rows = sqlx::query(
-            "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, \
-                    a.error_kind, a.error_message, a.response_body \
+        let rows: Vec<AttemptRow> = sqlx::query_as(&format!(
+            "SELECT {ATTEMPT_COLUMNS} \
              FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
                   JOIN events e ON e.seq = d.event_seq \
-             WHERE e.partner_id = ? AND e.event_id = ? ORDER BY a.delivery_id, a.attempt",
-        )
+             WHERE e.partner_id = ? AND e.event_id = ? ORDER BY a.delivery_id, a.attempt"
+        ))
         .bind(partner_id)
         .bind(event_id)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AttemptRecord {
-                    delivery_id: r.try_get("delivery_id")?,
-                    attempt: r.try_get::<i64, _>("attempt")? as u32,
-                    started_at: r.try_get("started_at")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    status_code: r
-                        .try_get::<Option<i64>, _>("status_code")?
-                        .map(|c| c as u16),
-                    error_kind: r
-                        .try_get::<Option<String>, _>("error_kind")?
-                        .map(|k| crate::delivery::ErrorKind::static_name(&k)),
-                    error_message: r.try_get("error_message")?,
-                    response_body: r.try_get("response_body")?,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(AttemptRecord::from).collect())
     }
-}
-
-fn phones_column(phones: &[PhoneNumber]) -> Option<String> {
-    (!phones.is_empty()).then(|| json_list(phones.iter().map(|p| p.as_str())))
 }
 
 async fn insert_partner(tx: &mut Transaction<'_, Sqlite>, p: &Partner) -> StoreResult<()> {

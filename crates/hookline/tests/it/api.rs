@@ -9,9 +9,8 @@ fn sub_body(url: &str) -> Value {
     json!({"target_url": url, "subscribed_events": ["message.sent", "message.received"]})
 }
 
-#[tokio::test]
-async fn create_returns_201_with_a_32_byte_whsec_secret_shown_only_once() {
-    let app = TestApp::spawn().await;
+async fn create_returns_201_with_a_32_byte_whsec_secret_shown_only_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     let created = app
         .create_subscription(
@@ -80,9 +79,8 @@ async fn create_returns_201_with_a_32_byte_whsec_secret_shown_only_once() {
     assert!(!v.to_string().contains(secret));
 }
 
-#[tokio::test]
-async fn secrets_differ_between_subscriptions() {
-    let app = TestApp::spawn().await;
+async fn secrets_differ_between_subscriptions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     let a = app
         .create_subscription(&key, sub_body("https://example.com/a"))
@@ -93,9 +91,8 @@ async fn secrets_differ_between_subscriptions() {
     assert_ne!(a["signing_secret"], b["signing_secret"]);
 }
 
-#[tokio::test]
-async fn list_get_update_delete_roundtrip_on_both_prefixes() {
-    let app = TestApp::spawn().await;
+async fn list_get_update_delete_roundtrip_on_both_prefixes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     for prefix in ["", "/api/partner"] {
         let url = format!("https://example.com/{prefix}x");
@@ -204,9 +201,8 @@ async fn list_get_update_delete_roundtrip_on_both_prefixes() {
     }
 }
 
-#[tokio::test]
-async fn list_is_stable_and_includes_inactive() {
-    let app = TestApp::spawn().await;
+async fn list_is_stable_and_includes_inactive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -235,9 +231,8 @@ async fn list_is_stable_and_includes_inactive() {
     assert_eq!(got, ids);
 }
 
-#[tokio::test]
-async fn webhook_events_lists_all_75_with_doc_url() {
-    let app = TestApp::spawn().await;
+async fn webhook_events_lists_all_75_with_doc_url(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     let (s, v) = app
         .call(&key, Method::GET, "/v3/webhook-events", None)
@@ -256,9 +251,8 @@ async fn webhook_events_lists_all_75_with_doc_url() {
     assert!(v["doc_url"].as_str().unwrap().starts_with("https://"));
 }
 
-#[tokio::test]
-async fn authentication_failures_are_401_2004_with_the_seed_message() {
-    let app = TestApp::spawn().await;
+async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (partner, key) = app.partner("acme").await;
     let cases: Vec<Option<String>> = vec![
         None,
@@ -351,9 +345,8 @@ async fn authentication_failures_are_401_2004_with_the_seed_message() {
     assert_error(s, &v, 404, 2001);
 }
 
-#[tokio::test]
-async fn operator_api_needs_the_admin_token() {
-    let app = TestApp::spawn().await;
+async fn operator_api_needs_the_admin_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     for auth in [None, Some(key.as_str()), Some("wrong-admin-token-xxxxxxxx")] {
         let mut req = app.http.get(app.url("/admin/v1/partners"));
@@ -384,9 +377,8 @@ async fn operator_api_needs_the_admin_token() {
     assert_error(s, &v, 404, 2001);
 }
 
-#[tokio::test]
-async fn validation_errors_name_the_problem() {
-    let app = TestApp::spawn().await;
+async fn validation_errors_name_the_problem(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     let long = format!("https://example.com/{}", "a".repeat(2100));
     let cases: Vec<(Value, u16, u64, &str)> = vec![
@@ -532,9 +524,8 @@ async fn validation_errors_name_the_problem() {
     }
 }
 
-#[tokio::test]
-async fn duplicate_target_url_is_409_per_partner_on_create_and_update() {
-    let app = TestApp::spawn().await;
+async fn duplicate_target_url_is_409_per_partner_on_create_and_update(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, a) = app.partner("a").await;
     let (_, b) = app.partner("b").await;
     let first = app
@@ -588,9 +579,8 @@ async fn duplicate_target_url_is_409_per_partner_on_create_and_update() {
         .await;
 }
 
-#[tokio::test]
-async fn partners_cannot_see_change_or_delete_each_others_subscriptions() {
-    let app = TestApp::spawn().await;
+async fn partners_cannot_see_change_or_delete_each_others_subscriptions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, a) = app.partner("a").await;
     let (_, b) = app.partner("b").await;
     let sub = app
@@ -614,15 +604,17 @@ async fn partners_cannot_see_change_or_delete_each_others_subscriptions() {
     assert_eq!(still["is_active"], json!(true));
 }
 
-#[tokio::test]
-async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope() {
-    let app = TestApp::spawn_with(Options {
-        raw: hookline::config::RawConfig {
-            max_body_bytes: Some(4096),
-            ..Options::default().raw
+async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            raw: hookline::config::RawConfig {
+                max_body_bytes: Some(4096),
+                ..Options::default().raw
+            },
+            ..Options::default()
         },
-        ..Options::default()
-    })
+    )
     .await;
     let (_, key) = app.partner("acme").await;
     for id in ["not-a-uuid", "0190c2a0-0000-7000-8000-000000000000"] {
@@ -659,9 +651,8 @@ async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope() {
     assert_eq!(s, 200);
 }
 
-#[tokio::test]
-async fn health_readiness_and_openapi_need_no_auth() {
-    let app = TestApp::spawn().await;
+async fn health_readiness_and_openapi_need_no_auth(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
@@ -696,9 +687,8 @@ async fn health_readiness_and_openapi_need_no_auth() {
     }
 }
 
-#[tokio::test]
-async fn restart_keeps_partners_keys_and_subscriptions() {
-    let app = TestApp::spawn().await;
+async fn restart_keeps_partners_keys_and_subscriptions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (partner, key) = app.partner("acme").await;
     let sub = app
         .create_subscription(&key, sub_body("https://example.com/persist"))
@@ -721,3 +711,19 @@ async fn restart_keeps_partners_keys_and_subscriptions() {
         .iter()
         .any(|p| p["id"] == json!(partner)));
 }
+
+crate::per_backend!(
+    create_returns_201_with_a_32_byte_whsec_secret_shown_only_once,
+    secrets_differ_between_subscriptions,
+    list_get_update_delete_roundtrip_on_both_prefixes,
+    list_is_stable_and_includes_inactive,
+    webhook_events_lists_all_75_with_doc_url,
+    authentication_failures_are_401_2004_with_the_seed_message,
+    operator_api_needs_the_admin_token,
+    validation_errors_name_the_problem,
+    duplicate_target_url_is_409_per_partner_on_create_and_update,
+    partners_cannot_see_change_or_delete_each_others_subscriptions,
+    unknown_ids_paths_methods_and_big_bodies_get_the_envelope,
+    health_readiness_and_openapi_need_no_auth,
+    restart_keeps_partners_keys_and_subscriptions,
+);

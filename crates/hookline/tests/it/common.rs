@@ -15,11 +15,93 @@ pub use super::receiver::{Reply, TestReceiver};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Which store a test runs against. Every API and delivery test runs on both (see [`per_backend!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Instantiates each named `async fn(Backend)` as a `sqlite` and a `postgres` test.
+#[macro_export]
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The server for PostgreSQL tests; each test gets a database of its own, dropped afterwards.
+pub fn pg_admin_url() -> String {
+    std::env::var("HOOKLINE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database; dropped (forcibly) when the guard goes.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> PgDatabase {
+        use sqlx::Executor;
+        let name = format!("hl_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = pg_admin_url();
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("PostgreSQL must run on 127.0.0.1:5432 (see .ci/run)");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside a runtime; a thread of its own can block on one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Executor;
+                if let Ok(mut c) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url()).await
+                {
+                    let _ = c
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub settings: Settings,
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    pg: Option<std::sync::Arc<PgDatabase>>,
+    store: tokio::sync::OnceCell<DynStore>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -46,27 +128,43 @@ impl Default for Options {
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        Self::spawn_with(Options::default()).await
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, Options::default()).await
     }
 
-    pub async fn spawn_with(opts: Options) -> TestApp {
+    pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut raw = opts.raw;
-        raw.database_url = Some(format!(
-            "sqlite://{}",
-            dir.path().join("hookline.db").display()
-        ));
+        let pg = match backend {
+            Backend::Sqlite => {
+                raw.database_url = Some(format!(
+                    "sqlite://{}",
+                    dir.path().join("hookline.db").display()
+                ));
+                None
+            }
+            Backend::Postgres => {
+                let db = PgDatabase::create().await;
+                raw.database_url = Some(db.url.clone());
+                raw.database_pool_size = Some(4);
+                Some(std::sync::Arc::new(db))
+            }
+        };
         raw.admin_token = Some(ADMIN_TOKEN.into());
         raw.extra_root_certs = Some(super::receiver::ca_pem_path());
         if opts.loopback_allowed && raw.ssrf_allow.is_none() {
             raw.ssrf_allow = Some("127.0.0.0/8".into());
         }
         let settings = Settings::from_raw(raw).unwrap();
-        Self::start(settings, dir).await
+        Self::start(settings, dir, backend, pg).await
     }
 
-    async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    async fn start(
+        settings: Settings,
+        dir: tempfile::TempDir,
+        backend: Backend,
+        pg: Option<std::sync::Arc<PgDatabase>>,
+    ) -> TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -78,6 +176,9 @@ impl TestApp {
             http: reqwest::Client::new(),
             settings,
             dir,
+            backend,
+            pg,
+            store: tokio::sync::OnceCell::new(),
             stop: Some(stop),
             task: Some(task),
         };
@@ -102,7 +203,7 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        Self::start(self.settings.clone(), dir).await
+        Self::start(self.settings.clone(), dir, self.backend, self.pg.take()).await
     }
 
     pub async fn shutdown(&mut self) {
@@ -120,7 +221,10 @@ impl TestApp {
 
     /// A second handle on the same store, to inspect what the server wrote.
     pub async fn store(&self) -> DynStore {
-        hookline::app::open_store(&self.settings).await.unwrap()
+        self.store
+            .get_or_init(|| async { hookline::app::open_store(&self.settings).await.unwrap() })
+            .await
+            .clone()
     }
 
     pub async fn admin(

@@ -46,9 +46,8 @@ async fn settled(app: &TestApp) -> DeliveryCounts {
     .await
 }
 
-#[tokio::test]
-async fn fans_out_to_matching_subscriptions_only() {
-    let app = TestApp::spawn().await;
+async fn fans_out_to_matching_subscriptions_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     let (other_partner, other_key) = app.partner("other").await;
@@ -135,9 +134,8 @@ async fn fans_out_to_matching_subscriptions_only() {
     let _ = other_partner;
 }
 
-#[tokio::test]
-async fn deliveries_carry_both_signatures_and_the_linq_envelope() {
-    let app = TestApp::spawn().await;
+async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     let new = subscribe(
@@ -247,9 +245,8 @@ async fn deliveries_carry_both_signatures_and_the_linq_envelope() {
     assert_eq!(stdout.matches("ok evt-sig-1").count(), 2, "{stdout}");
 }
 
-#[tokio::test]
-async fn message_edited_goes_only_to_2026_02_03_subscriptions() {
-    let app = TestApp::spawn().await;
+async fn message_edited_goes_only_to_2026_02_03_subscriptions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     subscribe(&app, &key, &rx.url("/new"), &["message.edited"], None).await;
@@ -268,9 +265,8 @@ async fn message_edited_goes_only_to_2026_02_03_subscriptions() {
     assert_eq!(settled(&app).await.succeeded, 1);
 }
 
-#[tokio::test]
-async fn retries_5xx_and_429_honouring_retry_after_with_the_same_webhook_id() {
-    let app = TestApp::spawn().await; // schedule 200ms, 400ms
+async fn retries_5xx_and_429_honouring_retry_after_with_the_same_webhook_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await; // schedule 200ms, 400ms
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     subscribe(&app, &key, &rx.url("/flaky"), &["message.sent"], None).await;
@@ -325,9 +321,8 @@ async fn retries_5xx_and_429_honouring_retry_after_with_the_same_webhook_id() {
     assert_eq!(attempts[2].error_kind, None);
 }
 
-#[tokio::test]
-async fn gives_up_after_the_last_retry_and_never_retries_other_4xx() {
-    let app = TestApp::spawn().await; // 3 attempts in all
+async fn gives_up_after_the_last_retry_and_never_retries_other_4xx(backend: Backend) {
+    let app = TestApp::spawn(backend).await; // 3 attempts in all
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     subscribe(&app, &key, &rx.url("/down"), &["message.sent"], None).await;
@@ -360,9 +355,8 @@ async fn gives_up_after_the_last_retry_and_never_retries_other_4xx() {
         .any(|a| a.response_body.as_deref() == Some("maintenance")));
 }
 
-#[tokio::test]
-async fn gone_deactivates_the_subscription_and_redirects_are_not_followed() {
-    let app = TestApp::spawn().await;
+async fn gone_deactivates_the_subscription_and_redirects_are_not_followed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     let gone = subscribe(&app, &key, &rx.url("/gone"), &["message.sent"], None).await;
@@ -404,12 +398,11 @@ async fn gone_deactivates_the_subscription_and_redirects_are_not_followed() {
         .any(|a| a.error_kind == Some("redirect") && a.status_code == Some(302)));
 }
 
-#[tokio::test]
-async fn a_hanging_receiver_times_out_while_a_healthy_one_keeps_receiving() {
+async fn a_hanging_receiver_times_out_while_a_healthy_one_keeps_receiving(backend: Backend) {
     let mut opts = Options::default();
     opts.raw.delivery_timeout = Some("1s".into());
     opts.raw.retry_schedule = Some("100ms".into());
-    let app = TestApp::spawn_with(opts).await;
+    let app = TestApp::spawn_with(backend, opts).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     subscribe(&app, &key, &rx.url("/hang"), &["message.sent"], None).await;
@@ -445,12 +438,14 @@ async fn a_hanging_receiver_times_out_while_a_healthy_one_keeps_receiving() {
         .all(|a| a.status_code.is_none_or(|c| c == 200)));
 }
 
-#[tokio::test]
-async fn ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list() {
-    let app = TestApp::spawn_with(Options {
-        loopback_allowed: false,
-        ..Options::default()
-    })
+async fn ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            loopback_allowed: false,
+            ..Options::default()
+        },
+    )
     .await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
@@ -489,11 +484,10 @@ async fn ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list() {
     assert!(rx.received().is_empty());
 }
 
-#[tokio::test]
-async fn deactivating_or_deleting_stops_remaining_attempts() {
+async fn deactivating_or_deleting_stops_remaining_attempts(backend: Backend) {
     let mut opts = Options::default();
     opts.raw.retry_schedule = Some("1s,1s".into());
-    let app = TestApp::spawn_with(opts).await;
+    let app = TestApp::spawn_with(backend, opts).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     let a = subscribe(&app, &key, &rx.url("/a"), &["message.sent"], None).await;
@@ -528,9 +522,8 @@ async fn deactivating_or_deleting_stops_remaining_attempts() {
     assert_eq!(rx.received().len(), 2);
 }
 
-#[tokio::test]
-async fn publish_is_idempotent_per_partner_event_id() {
-    let app = TestApp::spawn().await;
+async fn publish_is_idempotent_per_partner_event_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
     subscribe(&app, &key, &rx.url("/x"), &["message.sent"], None).await;
@@ -564,15 +557,17 @@ async fn publish_is_idempotent_per_partner_event_id() {
     assert_eq!(rx.received().len(), 2);
 }
 
-#[tokio::test]
-async fn publish_validation_errors() {
-    let app = TestApp::spawn_with(Options {
-        raw: hookline::config::RawConfig {
-            max_event_bytes: Some(1024),
-            ..Options::default().raw
+async fn publish_validation_errors(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            raw: hookline::config::RawConfig {
+                max_event_bytes: Some(1024),
+                ..Options::default().raw
+            },
+            ..Options::default()
         },
-        ..Options::default()
-    })
+    )
     .await;
     let (partner, _) = app.partner("acme").await;
     let cases: Vec<(Value, u16, u64, &str)> = vec![
@@ -682,3 +677,17 @@ async fn publish_validation_errors() {
     assert_error(s, &v, 400, 1005);
     assert_eq!(counts(&app).await, DeliveryCounts::default());
 }
+
+crate::per_backend!(
+    fans_out_to_matching_subscriptions_only,
+    deliveries_carry_both_signatures_and_the_linq_envelope,
+    message_edited_goes_only_to_2026_02_03_subscriptions,
+    retries_5xx_and_429_honouring_retry_after_with_the_same_webhook_id,
+    gives_up_after_the_last_retry_and_never_retries_other_4xx,
+    gone_deactivates_the_subscription_and_redirects_are_not_followed,
+    a_hanging_receiver_times_out_while_a_healthy_one_keeps_receiving,
+    ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list,
+    deactivating_or_deleting_stops_remaining_attempts,
+    publish_is_idempotent_per_partner_event_id,
+    publish_validation_errors,
+);

@@ -3,10 +3,9 @@
 use super::common::*;
 use super::python;
 
-#[tokio::test]
-async fn linq_python_sdk_roundtrip_and_typed_errors() {
+async fn linq_python_sdk_roundtrip_and_typed_errors(backend: Backend) {
     let py = python::python();
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(backend).await;
     let (_, key_a) = app.partner("sdk-a").await;
     let (_, key_b) = app.partner("sdk-b").await;
     let out = tokio::process::Command::new(py)
@@ -26,3 +25,5 @@ async fn linq_python_sdk_roundtrip_and_typed_errors() {
     );
     println!("{stdout}");
 }
+
+crate::per_backend!(linq_python_sdk_roundtrip_and_typed_errors,);

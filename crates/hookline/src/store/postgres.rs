@@ -1,0 +1,577 @@
+//! The PostgreSQL store, for several nodes sharing one database. PostgreSQL is the store and the
+//! queue: claims use `FOR UPDATE SKIP LOCKED` in short transactions, and `NOTIFY` wakes the
+//! dispatchers of every node when deliveries are committed.
+
+use super::rows::{self, *};
+use super::*;
+use anyhow::Context;
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+/// Serialises migrations when several nodes start at once.
+const MIGRATION_LOCK: i64 = 0x686f6f6b6c696e65; // "hookline"
+const WAKE_CHANNEL: &str = "hookline_wake";
+
+pub struct PostgresStore {
+    pool: PgPool,
+    url: String,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        migrate(&pool).await?;
+        Ok(PostgresStore {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+}
+
+// Boxed so the future's `Send` bound is checked here, not through every caller's generics.
+fn migrate(pool: &PgPool) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let mut conn = pool.acquire().await?;
+        let outcome = migrate_locked(&mut conn).await;
+        if outcome.is_err() {
+            // Closing the session releases its advisory lock.
+            conn.close().await.ok();
+        }
+        outcome
+    })
+}
+
+async fn migrate_locked(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use sqlx::Executor;
+    conn.execute(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})").as_str())
+        .await?;
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .await?;
+    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    anyhow::ensure!(
+        current <= known,
+        "the database schema is version {current}, newer than this hookline understands ({known}); upgrade hookline"
+    );
+    for (version, sql) in MIGRATIONS.iter().copied().filter(|m| m.0 > current) {
+        let script = format!(
+            "BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({version});\nCOMMIT;"
+        );
+        conn.execute(script.as_str()).await?;
+        tracing::info!(version, "applied PostgreSQL migration");
+    }
+    conn.execute(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})").as_str())
+        .await?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl PostgresStore {
+    /// After a unique violation the transaction is aborted, so the owner is looked up outside it.
+    async fn duplicate_url(&self, partner_id: &str, url: &str) -> StoreError {
+        let existing: Result<String, sqlx::Error> = sqlx::query_scalar(
+            "SELECT id FROM subscriptions WHERE partner_id = $1 AND target_url = $2 AND deleted_at IS NULL",
+        )
+        .bind(partner_id)
+        .bind(url)
+        .fetch_one(&self.pool)
+        .await;
+        match existing {
+            Ok(existing_id) => StoreError::DuplicateTargetUrl { existing_id },
+            Err(e) => e.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn watch_wakeups(&self, wake: Arc<Notify>) -> StoreResult<()> {
+        let mut listener = PgListener::connect(&self.url).await?;
+        listener.listen(WAKE_CHANNEL).await?;
+        tokio::spawn(async move {
+            loop {
+                // `recv` reconnects by itself after a lost connection; wake anyway, since
+                // notifications sent while disconnected are lost and polling must catch up.
+                match listener.recv().await {
+                    Ok(_) => wake.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "PostgreSQL listener error; reconnecting");
+                        wake.notify_one();
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn admin_token_hash(&self) -> StoreResult<Option<ApiKeyHash>> {
+        let v: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'admin_token_hash'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.and_then(|b| ApiKeyHash::from_bytes(&b)))
+    }
+
+    async fn is_fresh(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partners")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n == 0)
+    }
+
+    async fn bootstrap(
+        &self,
+        admin_hash: Option<&ApiKeyHash>,
+        partner: &Partner,
+        key: &ApiKeyRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Two nodes starting on an empty database: only one bootstraps.
+        sqlx::query("LOCK TABLE partners IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partners")
+            .fetch_one(&mut *tx)
+            .await?;
+        if n > 0 {
+            return Err(anyhow::anyhow!(
+                "another node bootstrapped this database first; restart to use its admin token"
+            )
+            .into());
+        }
+        if let Some(hash) = admin_hash {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ('admin_token_hash', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(hash.as_bytes())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_partner(&mut tx, partner).await?;
+        insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_partner(&self, partner: &Partner) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_partner(&mut tx, partner).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_partners(&self) -> StoreResult<Vec<Partner>> {
+        let rows: Vec<PartnerRow> =
+            sqlx::query_as("SELECT id, name, created_at FROM partners ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Partner::from).collect())
+    }
+
+    async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)")
+                .bind(partner_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND partner_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(key_id)
+        .bind(partner_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT partner_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash.as_bytes())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
+        let s = &new.subscription;
+        let res = sqlx::query(
+            "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
+             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&s.id)
+        .bind(&s.partner_id)
+        .bind(s.target_url.as_str())
+        .bind(events_column(s))
+        .bind(phones_column(&s.phone_numbers))
+        .bind(s.is_active)
+        .bind(&new.signing_secret)
+        .bind(&s.routing_id_header)
+        .bind(&s.routing_key_header)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(self
+                .duplicate_url(&s.partner_id, s.target_url.as_str())
+                .await),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
+        let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE partner_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(partner_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows::subscriptions(rows)?)
+    }
+
+    async fn get_subscription(
+        &self,
+        partner_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<Subscription>> {
+        let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(partner_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SubscriptionRow::into_domain).transpose()?)
+    }
+
+    async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
+        let res = sqlx::query(
+            "UPDATE subscriptions SET target_url = $1, subscribed_events = $2, phone_numbers = $3, \
+             is_active = $4, routing_id_header = $5, routing_key_header = $6, updated_at = $7 \
+             WHERE partner_id = $8 AND id = $9 AND deleted_at IS NULL",
+        )
+        .bind(s.target_url.as_str())
+        .bind(events_column(s))
+        .bind(phones_column(&s.phone_numbers))
+        .bind(s.is_active)
+        .bind(&s.routing_id_header)
+        .bind(&s.routing_key_header)
+        .bind(s.updated_at)
+        .bind(&s.partner_id)
+        .bind(&s.id)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(self
+                .duplicate_url(&s.partner_id, s.target_url.as_str())
+                .await),
+            Err(e) => Err(e.into()),
+            Ok(done) => Ok(done.rows_affected() == 1),
+        }
+    }
+
+    async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET deleted_at = $1, is_active = FALSE, updated_at = $1 \
+             WHERE partner_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(partner_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        let mut subs_by_partner: Vec<(String, Vec<Subscription>)> = Vec::new();
+        let mut scheduled = 0usize;
+        for event in events {
+            if !subs_by_partner.iter().any(|(p, _)| *p == event.partner_id) {
+                let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                     WHERE partner_id = $1 AND deleted_at IS NULL AND is_active"
+                ))
+                .bind(&event.partner_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                subs_by_partner.push((event.partner_id.clone(), rows::subscriptions(rows)?));
+            }
+            let subs = &subs_by_partner
+                .iter()
+                .find(|(p, _)| *p == event.partner_id)
+                .expect("loaded above")
+                .1;
+            let targets: Vec<&Subscription> =
+                subs.iter().filter(|s| rows::matches(s, event)).collect();
+            // ON CONFLICT makes concurrent publishes of one event_id on two nodes create one event:
+            // the second waits on the unique index, then sees the first's row.
+            let seq: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+                 trace_id, data, deliveries, accepted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq",
+            )
+            .bind(&event.partner_id)
+            .bind(&event.event_id)
+            .bind(event.event_type.as_str())
+            .bind(event.phone_number.as_ref().map(|p| p.as_str()))
+            .bind(&event.created_at)
+            .bind(&event.trace_id)
+            .bind(&event.data)
+            .bind(targets.len() as i64)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(seq) = seq else {
+                let deliveries: i64 = sqlx::query_scalar(
+                    "SELECT deliveries FROM events WHERE partner_id = $1 AND event_id = $2",
+                )
+                .bind(&event.partner_id)
+                .bind(&event.event_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                out.push(Published {
+                    event_id: event.event_id.clone(),
+                    deliveries: deliveries as u32,
+                    duplicate: true,
+                });
+                continue;
+            };
+            if !targets.is_empty() {
+                let ids: Vec<&str> = targets.iter().map(|s| s.id.as_str()).collect();
+                sqlx::query(
+                    "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+                     next_attempt_at, created_at, updated_at) \
+                     SELECT $1, sub, 'pending', 0, $2, $2, $2 FROM UNNEST($3::text[]) AS sub",
+                )
+                .bind(seq)
+                .bind(now)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+                scheduled += targets.len();
+            }
+            out.push(Published {
+                event_id: event.event_id.clone(),
+                deliveries: targets.len() as u32,
+                duplicate: false,
+            });
+        }
+        if scheduled > 0 {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKE_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
+        let in_flight = serde_json::to_string(req.in_flight).expect("map serialises");
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each other.
+        let claimed: Vec<i64> = sqlx::query_scalar(
+            "WITH due AS ( \
+                SELECT id, subscription_id, next_attempt_at FROM deliveries \
+                WHERE state = 'pending' AND next_attempt_at <= $1 \
+                  AND COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) < $3 \
+                ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+             ranked AS ( \
+                SELECT id, next_attempt_at, \
+                       ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
+                       + COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) AS slot \
+                FROM due), \
+             chosen AS (SELECT id FROM ranked WHERE slot <= $3 ORDER BY next_attempt_at LIMIT $6) \
+             UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $5, updated_at = $1 \
+             FROM chosen WHERE d.id = chosen.id RETURNING d.id",
+        )
+        .bind(req.now)
+        .bind(&in_flight)
+        .bind(req.per_subscription_cap as i64)
+        .bind(req.limit as i64 * 4)
+        .bind(req.lease_until)
+        .bind(req.limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows: Vec<DueRow> = sqlx::query_as(&format!(
+            "SELECT {DUE_COLUMNS} \
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                  JOIN subscriptions s ON s.id = d.subscription_id \
+             WHERE d.id = ANY($1) ORDER BY d.next_attempt_at, d.id"
+        ))
+        .bind(&claimed)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
+        let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
+        if !dead.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = $1 WHERE id = ANY($2)",
+            )
+            .bind(req.now)
+            .bind(&dead)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(live.into_iter().map(DueDelivery::from).collect())
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = 0;
+        for o in outcomes {
+            let a = &o.attempt;
+            let (state, next_at) = next_state_columns(o.next);
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
+                 updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'pending'",
+            )
+            .bind(state)
+            .bind(next_at)
+            .bind(now)
+            .bind(a.delivery_id)
+            .bind(a.attempt as i64)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                tracing::warn!(
+                    delivery_id = a.delivery_id,
+                    attempt = a.attempt,
+                    "outcome fenced off: the delivery was re-claimed after its lease expired"
+                );
+                continue;
+            }
+            applied += 1;
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
+                 status_code, error_kind, error_message, response_body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(a.delivery_id)
+            .bind(a.attempt as i64)
+            .bind(a.started_at)
+            .bind(a.duration_ms)
+            .bind(a.status_code.map(i64::from))
+            .bind(a.error_kind)
+            .bind(&a.error_message)
+            .bind(&a.response_body)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(sub_id) = &o.deactivate_subscription {
+                sqlx::query(
+                    "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(sub_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(counts_from(rows))
+    }
+
+    async fn attempts_for_event(
+        &self,
+        partner_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        let rows: Vec<AttemptRow> = sqlx::query_as(&format!(
+            "SELECT {ATTEMPT_COLUMNS} \
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+                  JOIN events e ON e.seq = d.event_seq \
+             WHERE e.partner_id = $1 AND e.event_id = $2 ORDER BY a.delivery_id, a.attempt"
+        ))
+        .bind(partner_id)
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(AttemptRecord::from).collect())
+    }
+}
+
+async fn insert_partner(tx: &mut Transaction<'_, Postgres>, p: &Partner) -> StoreResult<()> {
+    sqlx::query("INSERT INTO partners (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(p.created_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_api_key(tx: &mut Transaction<'_, Postgres>, k: &ApiKeyRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, partner_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&k.id)
+    .bind(&k.partner_id)
+    .bind(&k.name)
+    .bind(k.hash.as_bytes())
+    .bind(k.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
