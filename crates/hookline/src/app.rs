@@ -22,6 +22,9 @@ pub struct AppState {
     pub publisher: Publisher,
     /// Wakes the dispatcher when new deliveries are committed.
     pub wake: Arc<Notify>,
+    /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
+    /// this takes a store read off every publish request.
+    pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ pub async fn serve(
         admin_hash: Arc::new(admin_hash),
         publisher,
         wake: wake.clone(),
+        known_partners: Arc::default(),
     };
 
     let dispatcher = if settings.role.delivers() {

@@ -285,18 +285,29 @@ fn validate_event(req: PublishRequest, at: &str, state: &AppState) -> ApiResult<
 }
 
 async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> {
-    let mut seen: Vec<&str> = Vec::new();
+    let mut checked: Vec<&str> = Vec::new();
     for e in events {
-        if seen.contains(&e.partner_id.as_str()) {
+        let id = e.partner_id.as_str();
+        if checked.contains(&id)
+            || state
+                .known_partners
+                .read()
+                .expect("not poisoned")
+                .contains(id)
+        {
             continue;
         }
-        if !state.store.partner_exists(&e.partner_id).await? {
+        if !state.store.partner_exists(id).await? {
             return Err(ApiError::InvalidParameter(format!(
-                "Unknown partner_id '{}'",
-                e.partner_id
+                "Unknown partner_id '{id}'"
             )));
         }
-        seen.push(&e.partner_id);
+        state
+            .known_partners
+            .write()
+            .expect("not poisoned")
+            .insert(id.to_owned());
+        checked.push(id);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -322,89 +323,86 @@ impl Store for PostgresStore {
     }
 
     async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
+        // A fixed number of statements per batch: each is a network round trip.
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        let mut subs_by_partner: Vec<(String, Vec<Subscription>)> = Vec::new();
-        let mut scheduled = 0usize;
-        for event in events {
-            if !subs_by_partner.iter().any(|(p, _)| *p == event.partner_id) {
-                let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-                     WHERE partner_id = $1 AND deleted_at IS NULL AND is_active"
-                ))
-                .bind(&event.partner_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                subs_by_partner.push((event.partner_id.clone(), rows::subscriptions(rows)?));
-            }
-            let subs = &subs_by_partner
-                .iter()
-                .find(|(p, _)| *p == event.partner_id)
-                .expect("loaded above")
-                .1;
-            let targets: Vec<&Subscription> =
-                subs.iter().filter(|s| rows::matches(s, event)).collect();
-            // ON CONFLICT makes concurrent publishes of one event_id on two nodes create one event:
-            // the second waits on the unique index, then sees the first's row.
-            let seq: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-                 trace_id, data, deliveries, accepted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq",
-            )
-            .bind(&event.partner_id)
-            .bind(&event.event_id)
-            .bind(event.event_type.as_str())
-            .bind(event.phone_number.as_ref().map(|p| p.as_str()))
-            .bind(&event.created_at)
-            .bind(&event.trace_id)
-            .bind(&event.data)
-            .bind(targets.len() as i64)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(seq) = seq else {
-                let deliveries: i64 = sqlx::query_scalar(
-                    "SELECT deliveries FROM events WHERE partner_id = $1 AND event_id = $2",
-                )
-                .bind(&event.partner_id)
-                .bind(&event.event_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                out.push(Published {
-                    event_id: event.event_id.clone(),
-                    deliveries: deliveries as u32,
-                    duplicate: true,
-                });
+        let mut subs: HashMap<String, Vec<Subscription>> = HashMap::new();
+        for e in events {
+            if subs.contains_key(&e.partner_id) {
                 continue;
-            };
-            if !targets.is_empty() {
-                let ids: Vec<&str> = targets.iter().map(|s| s.id.as_str()).collect();
-                sqlx::query(
-                    "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
-                     next_attempt_at, created_at, updated_at) \
-                     SELECT $1, sub, 'pending', 0, $2, $2, $2 FROM UNNEST($3::text[]) AS sub",
-                )
-                .bind(seq)
-                .bind(now)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
-                scheduled += targets.len();
             }
-            out.push(Published {
-                event_id: event.event_id.clone(),
-                deliveries: targets.len() as u32,
-                duplicate: false,
-            });
+            let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                 WHERE partner_id = $1 AND deleted_at IS NULL AND is_active"
+            ))
+            .bind(&e.partner_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            subs.insert(e.partner_id.clone(), rows::subscriptions(rows)?);
         }
-        if scheduled > 0 {
+        let targets = fan_out(events, &subs);
+        let column = |f: fn(&NewEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+        let phones: Vec<Option<&str>> = events
+            .iter()
+            .map(|e| e.phone_number.as_ref().map(|p| p.as_str()))
+            .collect();
+        let counts: Vec<i64> = targets.iter().map(|t| t.len() as i64).collect();
+        // ON CONFLICT makes concurrent publishes of one event_id on two nodes create one event:
+        // the second waits on the unique index, then skips the row the first committed.
+        let inserted: Vec<(i64, String, String)> = sqlx::query_as(
+            "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+             trace_id, data, deliveries, accepted_at) \
+             SELECT u.*, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                       $6::text[], $7::text[], $8::bigint[]) AS u \
+             ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq, partner_id, event_id",
+        )
+        .bind(column(|e| &e.partner_id))
+        .bind(column(|e| &e.event_id))
+        .bind(column(|e| e.event_type.as_str()))
+        .bind(&phones)
+        .bind(column(|e| &e.created_at))
+        .bind(column(|e| &e.trace_id))
+        .bind(column(|e| &e.data))
+        .bind(&counts)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let inserted: HashMap<EventKey, i64> = inserted
+            .into_iter()
+            .map(|(seq, p, e)| ((p, e), seq))
+            .collect();
+        let mut prior: HashMap<EventKey, i64> = HashMap::new();
+        if inserted.len() < events.len() {
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT partner_id, event_id, deliveries FROM events \
+                 WHERE (partner_id, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+            )
+            .bind(column(|e| &e.partner_id))
+            .bind(column(|e| &e.event_id))
+            .fetch_all(&mut *tx)
+            .await?;
+            prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
+        }
+        let settled = settle_publish(events, &targets, &inserted, &prior);
+        if !settled.deliveries.is_empty() {
+            let (seqs, subs): (Vec<i64>, Vec<String>) = settled.deliveries.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+                 next_attempt_at, created_at, updated_at) \
+                 SELECT u.seq, u.sub, 'pending', 0, $3, $3, $3 \
+                 FROM UNNEST($1::bigint[], $2::text[]) AS u(seq, sub)",
+            )
+            .bind(&seqs)
+            .bind(&subs)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(WAKE_CHANNEL)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(settled.published)
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
@@ -464,45 +462,69 @@ impl Store for PostgresStore {
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
-        let mut applied = 0;
-        for o in outcomes {
-            let a = &o.attempt;
-            let (state, next_at) = next_state_columns(o.next);
-            let done = sqlx::query(
-                "UPDATE deliveries SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
-                 updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'pending'",
-            )
-            .bind(state)
-            .bind(next_at)
-            .bind(now)
-            .bind(a.delivery_id)
-            .bind(a.attempt as i64)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                tracing::warn!(
-                    delivery_id = a.delivery_id,
-                    attempt = a.attempt,
-                    "outcome fenced off: the delivery was re-claimed after its lease expired"
-                );
-                continue;
-            }
-            applied += 1;
+        let rows: Vec<_> = outcomes.iter().map(outcome_row).collect();
+        // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "UPDATE deliveries d SET state = o.state, \
+                    next_attempt_at = COALESCE(o.next_at, d.next_attempt_at), updated_at = $5 \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS o(id, attempt, state, next_at) \
+             WHERE d.id = o.id AND d.attempts = o.attempt AND d.state = 'pending' \
+             RETURNING d.id",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        let kept: Vec<&AttemptRecord> = outcomes
+            .iter()
+            .map(|o| &o.attempt)
+            .filter(|a| applied.contains(&a.delivery_id))
+            .collect();
+        if kept.len() < outcomes.len() {
+            tracing::warn!(
+                skipped = outcomes.len() - kept.len(),
+                "outcomes fenced off: their deliveries were re-claimed after the lease expired"
+            );
+        }
+        if !kept.is_empty() {
             sqlx::query(
                 "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
                  status_code, error_kind, error_message, response_body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                                      $5::bigint[], $6::text[], $7::text[], $8::text[]) \
+                 ON CONFLICT DO NOTHING",
             )
-            .bind(a.delivery_id)
-            .bind(a.attempt as i64)
-            .bind(a.started_at)
-            .bind(a.duration_ms)
-            .bind(a.status_code.map(i64::from))
-            .bind(a.error_kind)
-            .bind(&a.error_message)
-            .bind(&a.response_body)
+            .bind(kept.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
+            .bind(kept.iter().map(|a| a.attempt as i64).collect::<Vec<_>>())
+            .bind(kept.iter().map(|a| a.started_at).collect::<Vec<_>>())
+            .bind(kept.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+            .bind(
+                kept.iter()
+                    .map(|a| a.status_code.map(i64::from))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(kept.iter().map(|a| a.error_kind).collect::<Vec<_>>())
+            .bind(
+                kept.iter()
+                    .map(|a| a.error_message.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                kept.iter()
+                    .map(|a| a.response_body.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await?;
+        }
+        for o in outcomes
+            .iter()
+            .filter(|o| applied.contains(&o.attempt.delivery_id))
+        {
             if let Some(sub_id) = &o.deactivate_subscription {
                 sqlx::query(
                     "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 WHERE id = $2",
@@ -514,7 +536,7 @@ impl Store for PostgresStore {
             }
         }
         tx.commit().await?;
-        Ok(applied)
+        Ok(applied.len())
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {

@@ -3,8 +3,9 @@
 
 use anyhow::Context;
 use hookline_core::{event_type, phone, PhoneNumber, TargetUrl, WebhookVersion};
+use std::collections::HashMap;
 
-use super::{AttemptRecord, DueDelivery, NewEvent, Partner, Subscription};
+use super::{AttemptRecord, DueDelivery, NewEvent, Partner, Published, Subscription};
 
 pub const SUBSCRIPTION_COLUMNS: &str = "id, partner_id, target_url, subscribed_events, \
      phone_numbers, is_active, routing_id_header, routing_key_header, created_at, updated_at";
@@ -205,4 +206,85 @@ pub fn counts_from(rows: Vec<(String, i64)>) -> super::DeliveryCounts {
         }
     }
     c
+}
+
+pub type EventKey = (String, String);
+
+pub fn event_key(e: &NewEvent) -> EventKey {
+    (e.partner_id.clone(), e.event_id.clone())
+}
+
+/// The subscriptions each event goes to, by the fan-out rule; `subs` holds every partner's
+/// active subscriptions.
+pub fn fan_out<'a>(
+    events: &[NewEvent],
+    subs: &'a HashMap<String, Vec<Subscription>>,
+) -> Vec<Vec<&'a str>> {
+    events
+        .iter()
+        .map(|e| {
+            subs.get(&e.partner_id)
+                .map(|list| {
+                    list.iter()
+                        .filter(|s| matches(s, e))
+                        .map(|s| s.id.as_str())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Which events a batch insert must skip as repeats, and the answer for every event in
+/// request order. `inserted` maps the keys the insert created to their `seq`; `prior` holds the
+/// stored delivery counts of keys accepted before this batch.
+pub struct PublishOutcome {
+    pub published: Vec<Published>,
+    /// `(event seq, subscription id)` for every delivery to create.
+    pub deliveries: Vec<(i64, String)>,
+}
+
+pub fn settle_publish(
+    events: &[NewEvent],
+    targets: &[Vec<&str>],
+    inserted: &HashMap<EventKey, i64>,
+    prior: &HashMap<EventKey, i64>,
+) -> PublishOutcome {
+    let mut answered: HashMap<EventKey, u32> = HashMap::new();
+    let mut published = Vec::with_capacity(events.len());
+    let mut deliveries = Vec::new();
+    for (event, targets) in events.iter().zip(targets) {
+        let key = event_key(event);
+        let (count, duplicate) = if let Some(n) = answered.get(&key) {
+            (*n, true)
+        } else if let Some(seq) = inserted.get(&key) {
+            deliveries.extend(targets.iter().map(|s| (*seq, (*s).to_owned())));
+            answered.insert(key, targets.len() as u32);
+            (targets.len() as u32, false)
+        } else {
+            let n = prior.get(&key).copied().unwrap_or_default() as u32;
+            answered.insert(key, n);
+            (n, true)
+        };
+        published.push(Published {
+            event_id: event.event_id.clone(),
+            deliveries: count,
+            duplicate,
+        });
+    }
+    PublishOutcome {
+        published,
+        deliveries,
+    }
+}
+
+/// One outcome as the batch update sees it: (delivery id, attempt, state, next attempt at).
+pub fn outcome_row(o: &super::Outcome) -> (i64, i64, &'static str, Option<i64>) {
+    let (state, next_at) = next_state_columns(o.next);
+    (
+        o.attempt.delivery_id,
+        o.attempt.attempt as i64,
+        state,
+        next_at,
+    )
 }

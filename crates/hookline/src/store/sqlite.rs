@@ -9,6 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -293,79 +294,84 @@ impl Store for SqliteStore {
     }
 
     async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
+        // A handful of statements per batch, whatever its size: each statement is a round trip
+        // to SQLite's worker thread, which is what bounds throughput here.
         let mut tx = self.writer.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        let mut subs_by_partner: Vec<(String, Vec<Subscription>)> = Vec::new();
-        for event in events {
-            let prior: Option<(String, i64)> = sqlx::query_as(
-                "SELECT event_id, deliveries FROM events WHERE partner_id = ? AND event_id = ?",
-            )
-            .bind(&event.partner_id)
-            .bind(&event.event_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((event_id, deliveries)) = prior {
-                out.push(Published {
-                    event_id,
-                    deliveries: deliveries as u32,
-                    duplicate: true,
-                });
+        let mut subs: HashMap<String, Vec<Subscription>> = HashMap::new();
+        for e in events {
+            if subs.contains_key(&e.partner_id) {
                 continue;
             }
-            if !subs_by_partner.iter().any(|(p, _)| *p == event.partner_id) {
-                let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-                     WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
-                ))
-                .bind(&event.partner_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                let subs = rows::subscriptions(rows)?;
-                subs_by_partner.push((event.partner_id.clone(), subs));
-            }
-            let subs = &subs_by_partner
-                .iter()
-                .find(|(p, _)| *p == event.partner_id)
-                .expect("loaded above")
-                .1;
-            let targets: Vec<&Subscription> =
-                subs.iter().filter(|s| rows::matches(s, event)).collect();
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-                 trace_id, data, deliveries, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            )
-            .bind(&event.partner_id)
-            .bind(&event.event_id)
-            .bind(event.event_type.as_str())
-            .bind(event.phone_number.as_ref().map(|p| p.as_str()))
-            .bind(&event.created_at)
-            .bind(&event.trace_id)
-            .bind(&event.data)
-            .bind(targets.len() as i64)
-            .bind(now)
-            .fetch_one(&mut *tx)
+            let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                 WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
+            ))
+            .bind(&e.partner_id)
+            .fetch_all(&mut *tx)
             .await?;
-            for sub in &targets {
-                sqlx::query(
-                    "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
-                     next_attempt_at, created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+            subs.insert(e.partner_id.clone(), rows::subscriptions(rows)?);
+        }
+        let targets = fan_out(events, &subs);
+        let batch: Vec<_> = events
+            .iter()
+            .zip(&targets)
+            .map(|(e, t)| {
+                (
+                    &e.partner_id,
+                    &e.event_id,
+                    e.event_type.as_str(),
+                    e.phone_number.as_ref().map(|p| p.as_str()),
+                    &e.created_at,
+                    &e.trace_id,
+                    &e.data,
+                    t.len(),
                 )
-                .bind(seq)
-                .bind(&sub.id)
-                .bind(now)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            out.push(Published {
-                event_id: event.event_id.clone(),
-                deliveries: targets.len() as u32,
-                duplicate: false,
-            });
+            })
+            .collect();
+        let inserted: Vec<(i64, String, String)> = sqlx::query_as(
+            "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+             trace_id, data, deliveries, accepted_at) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+                    value->>7, ?2 FROM json_each(?1) WHERE true \
+             ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq, partner_id, event_id",
+        )
+        .bind(serde_json::to_string(&batch).map_err(anyhow::Error::from)?)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let inserted: HashMap<EventKey, i64> = inserted
+            .into_iter()
+            .map(|(seq, p, e)| ((p, e), seq))
+            .collect();
+        let mut prior: HashMap<EventKey, i64> = HashMap::new();
+        if inserted.len() < events.len() {
+            let keys: Vec<(&str, &str)> = events
+                .iter()
+                .map(|e| (e.partner_id.as_str(), e.event_id.as_str()))
+                .collect();
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT partner_id, event_id, deliveries FROM events \
+                 WHERE (partner_id, event_id) IN (SELECT value->>0, value->>1 FROM json_each(?))",
+            )
+            .bind(serde_json::to_string(&keys).map_err(anyhow::Error::from)?)
+            .fetch_all(&mut *tx)
+            .await?;
+            prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
+        }
+        let settled = settle_publish(events, &targets, &inserted, &prior);
+        if !settled.deliveries.is_empty() {
+            sqlx::query(
+                "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+                 next_attempt_at, created_at, updated_at) \
+                 SELECT value->>0, value->>1, 'pending', 0, ?2, ?2, ?2 FROM json_each(?1)",
+            )
+            .bind(serde_json::to_string(&settled.deliveries).map_err(anyhow::Error::from)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(settled.published)
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
@@ -431,44 +437,59 @@ impl Store for SqliteStore {
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
         let mut tx = self.writer.begin().await?;
-        let mut applied = 0;
-        for o in outcomes {
-            let a = &o.attempt;
-            let (state, next_at) = next_state_columns(o.next);
-            let done = sqlx::query(
-                "UPDATE deliveries SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
-                 updated_at = ? WHERE id = ? AND attempts = ? AND state = 'pending'",
-            )
-            .bind(state)
-            .bind(next_at)
-            .bind(now)
-            .bind(a.delivery_id)
-            .bind(a.attempt as i64)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                tracing::warn!(
-                    delivery_id = a.delivery_id,
-                    attempt = a.attempt,
-                    "outcome fenced off: the delivery was re-claimed after its lease expired"
-                );
-                continue;
-            }
-            applied += 1;
+        let updates: Vec<_> = outcomes.iter().map(outcome_row).collect();
+        // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = o.value->>2, \
+                    next_attempt_at = COALESCE(o.value->>3, deliveries.next_attempt_at), updated_at = ?2 \
+             FROM json_each(?1) AS o \
+             WHERE deliveries.id = o.value->>0 AND deliveries.attempts = o.value->>1 \
+               AND deliveries.state = 'pending' \
+             RETURNING deliveries.id",
+        )
+        .bind(serde_json::to_string(&updates).map_err(anyhow::Error::from)?)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        let attempts: Vec<_> = outcomes
+            .iter()
+            .filter(|o| applied.contains(&o.attempt.delivery_id))
+            .map(|o| {
+                let a = &o.attempt;
+                (
+                    a.delivery_id,
+                    a.attempt,
+                    a.started_at,
+                    a.duration_ms,
+                    a.status_code,
+                    a.error_kind,
+                    &a.error_message,
+                    &a.response_body,
+                )
+            })
+            .collect();
+        if attempts.len() < outcomes.len() {
+            tracing::warn!(
+                skipped = outcomes.len() - attempts.len(),
+                "outcomes fenced off: their deliveries were re-claimed after the lease expired"
+            );
+        }
+        if !attempts.is_empty() {
             sqlx::query(
-                "INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, \
-                 status_code, error_kind, error_message, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, \
+                 duration_ms, status_code, error_kind, error_message, response_body) \
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
+                        value->>6, value->>7 FROM json_each(?)",
             )
-            .bind(a.delivery_id)
-            .bind(a.attempt as i64)
-            .bind(a.started_at)
-            .bind(a.duration_ms)
-            .bind(a.status_code.map(i64::from))
-            .bind(a.error_kind)
-            .bind(&a.error_message)
-            .bind(&a.response_body)
+            .bind(serde_json::to_string(&attempts).map_err(anyhow::Error::from)?)
             .execute(&mut *tx)
             .await?;
+        }
+        for o in outcomes
+            .iter()
+            .filter(|o| applied.contains(&o.attempt.delivery_id))
+        {
             if let Some(sub_id) = &o.deactivate_subscription {
                 sqlx::query("UPDATE subscriptions SET is_active = 0, updated_at = ? WHERE id = ?")
                     .bind(now)
@@ -478,7 +499,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
-        Ok(applied)
+        Ok(applied.len())
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
