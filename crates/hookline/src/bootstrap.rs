@@ -28,13 +28,26 @@ pub async fn ensure_admin(store: DynStore, settings: &Settings) -> anyhow::Resul
         .then(|| ApiKey::generate(ADMIN_TOKEN_PREFIX));
     let partner = default_partner();
     let (key, record) = new_api_key(&partner.id, Some("default".into()));
-    store
+    if let Err(e) = store
         .bootstrap(
             generated.as_ref().map(ApiKey::hash).as_ref(),
             &partner,
             &record,
         )
-        .await?;
+        .await
+    {
+        // Several nodes starting on one empty database: one wins; the others use its result.
+        if store.is_fresh().await? {
+            return Err(e.into());
+        }
+        tracing::info!("another node bootstrapped the store first");
+        return match configured {
+            Some(hash) => Ok(hash),
+            None => store.admin_token_hash().await?.ok_or_else(|| {
+                anyhow::anyhow!("the store was bootstrapped without a generated admin token; set HOOKLINE_ADMIN_TOKEN")
+            }),
+        };
+    }
 
     // The one place secrets are printed: straight to the terminal, never through the logger.
     let mut banner = String::new();

@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The process is up and serving.
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -14,11 +16,16 @@ pub async fn healthz() -> Json<Value> {
 
 /// The store answers: safe to route traffic here.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("store not reachable: {e}")))?;
+    // Answer within a load balancer's health-check timeout even when the store hangs.
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ApiError::Unavailable(format!("store not reachable: {e}"))),
+        Err(_) => {
+            return Err(ApiError::Unavailable(format!(
+                "store did not answer within {READY_TIMEOUT:?}"
+            )))
+        }
+    }
     Ok(Json(json!({"status": "ready"})))
 }
 

@@ -464,12 +464,12 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<_> = outcomes.iter().map(outcome_row).collect();
         // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
-        let applied: Vec<i64> = sqlx::query_scalar(
+        let applied: Vec<(i64, i64)> = sqlx::query_as(
             "UPDATE deliveries d SET state = o.state, \
                     next_attempt_at = COALESCE(o.next_at, d.next_attempt_at), updated_at = $5 \
              FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS o(id, attempt, state, next_at) \
              WHERE d.id = o.id AND d.attempts = o.attempt AND d.state = 'pending' \
-             RETURNING d.id",
+             RETURNING d.id, d.attempts",
         )
         .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
@@ -478,11 +478,11 @@ impl Store for PostgresStore {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        let applied: std::collections::HashSet<(i64, i64)> = applied.into_iter().collect();
         let kept: Vec<&AttemptRecord> = outcomes
             .iter()
+            .filter(|o| applied.contains(&applied_key(o)))
             .map(|o| &o.attempt)
-            .filter(|a| applied.contains(&a.delivery_id))
             .collect();
         if kept.len() < outcomes.len() {
             tracing::warn!(
@@ -523,7 +523,7 @@ impl Store for PostgresStore {
         }
         for o in outcomes
             .iter()
-            .filter(|o| applied.contains(&o.attempt.delivery_id))
+            .filter(|o| applied.contains(&applied_key(o)))
         {
             if let Some(sub_id) = &o.deactivate_subscription {
                 sqlx::query(

@@ -288,3 +288,8 @@ pub fn outcome_row(o: &super::Outcome) -> (i64, i64, &'static str, Option<i64>) 
         next_at,
     )
 }
+
+/// What the fenced update returns for an outcome it applied: (delivery id, attempt).
+pub fn applied_key(o: &super::Outcome) -> (i64, i64) {
+    (o.attempt.delivery_id, o.attempt.attempt as i64)
+}

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
@@ -18,7 +19,12 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Keeps the background checkpointer alive; it stops when the store is dropped.
+    _alive: Arc<()>,
 }
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -34,6 +40,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // The writer never checkpoints itself (`wal_autocheckpoint=0`): copying the WAL back into
+        // the database runs on a connection of its own, so it does not stall commits.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -42,10 +50,34 @@ impl SqliteStore {
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let alive = Arc::new(());
+        tokio::spawn(checkpoint_loop(checkpointer, Arc::downgrade(&alive)));
+        Ok(SqliteStore {
+            writer,
+            reader,
+            _alive: alive,
+        })
     }
+}
+
+async fn checkpoint_loop(pool: SqlitePool, alive: std::sync::Weak<()>) {
+    while alive.strong_count() > 0 {
+        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+        // PASSIVE never waits on readers or the writer; what it cannot copy now waits a round.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+    pool.close().await;
 }
 
 async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
@@ -296,7 +328,8 @@ impl Store for SqliteStore {
     async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
         // A handful of statements per batch, whatever its size: each statement is a round trip
         // to SQLite's worker thread, which is what bounds throughput here.
-        let mut tx = self.writer.begin().await?;
+        // Subscriptions come from a reader, outside the write transaction: the single writer
+        // only writes. A subscription changed in between is caught at claim time.
         let mut subs: HashMap<String, Vec<Subscription>> = HashMap::new();
         for e in events {
             if subs.contains_key(&e.partner_id) {
@@ -307,10 +340,11 @@ impl Store for SqliteStore {
                  WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
             ))
             .bind(&e.partner_id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.reader)
             .await?;
             subs.insert(e.partner_id.clone(), rows::subscriptions(rows)?);
         }
+        let mut tx = self.writer.begin().await?;
         let targets = fan_out(events, &subs);
         let batch: Vec<_> = events
             .iter()
@@ -402,11 +436,11 @@ impl Store for SqliteStore {
         .bind(req.limit as i64)
         .fetch_all(&mut *tx)
         .await?;
-        let now = req.now;
+        tx.commit().await?;
         if claimed.is_empty() {
-            tx.commit().await?;
             return Ok(Vec::new());
         }
+        // The rows are leased to us now; read what is needed to send them on a reader.
         let ids = serde_json::to_string(&claimed.iter().map(|r| r.0).collect::<Vec<_>>())
             .expect("ints serialise");
         let rows: Vec<DueRow> = sqlx::query_as(&format!(
@@ -416,45 +450,43 @@ impl Store for SqliteStore {
              WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id"
         ))
         .bind(&ids)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.reader)
         .await?;
         let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
-        let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
-        let due: Vec<DueDelivery> = live.into_iter().map(DueDelivery::from).collect();
         if !dead.is_empty() {
+            let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
             sqlx::query(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = ? \
-                 WHERE id IN (SELECT value FROM json_each(?))",
+                 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'",
             )
-            .bind(now)
+            .bind(req.now)
             .bind(serde_json::to_string(&dead).expect("ints serialise"))
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
         }
-        tx.commit().await?;
-        Ok(due)
+        Ok(live.into_iter().map(DueDelivery::from).collect())
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
         let mut tx = self.writer.begin().await?;
         let updates: Vec<_> = outcomes.iter().map(outcome_row).collect();
         // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
-        let applied: Vec<i64> = sqlx::query_scalar(
+        let applied: Vec<(i64, i64)> = sqlx::query_as(
             "UPDATE deliveries SET state = o.value->>2, \
                     next_attempt_at = COALESCE(o.value->>3, deliveries.next_attempt_at), updated_at = ?2 \
              FROM json_each(?1) AS o \
              WHERE deliveries.id = o.value->>0 AND deliveries.attempts = o.value->>1 \
                AND deliveries.state = 'pending' \
-             RETURNING deliveries.id",
+             RETURNING deliveries.id, deliveries.attempts",
         )
         .bind(serde_json::to_string(&updates).map_err(anyhow::Error::from)?)
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        let applied: std::collections::HashSet<(i64, i64)> = applied.into_iter().collect();
         let attempts: Vec<_> = outcomes
             .iter()
-            .filter(|o| applied.contains(&o.attempt.delivery_id))
+            .filter(|o| applied.contains(&applied_key(o)))
             .map(|o| {
                 let a = &o.attempt;
                 (
@@ -488,7 +520,7 @@ impl Store for SqliteStore {
         }
         for o in outcomes
             .iter()
-            .filter(|o| applied.contains(&o.attempt.delivery_id))
+            .filter(|o| applied.contains(&applied_key(o)))
         {
             if let Some(sub_id) = &o.deactivate_subscription {
                 sqlx::query("UPDATE subscriptions SET is_active = 0, updated_at = ? WHERE id = ?")

@@ -1,57 +1,31 @@
 //! The real binary, killed with SIGKILL mid-delivery and restarted: nothing accepted is lost.
 
 use super::common::*;
+use super::process::{base_env, free_port, Node};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 const EVENTS: usize = 3000;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn_hookline(dir: &Path, port: u16, log_name: &str) -> tokio::process::Child {
-    let log = std::fs::File::create(dir.join(log_name)).unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .arg("serve")
-        .env("HOOKLINE_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
+fn spawn_hookline(dir: &Path, port: u16, log_name: &str) -> Node {
+    let mut env = base_env();
+    env.extend([
+        (
             "HOOKLINE_DATABASE_URL",
             format!("sqlite://{}", dir.join("hookline.db").display()),
-        )
-        .env("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("HOOKLINE_SSRF_ALLOW", "127.0.0.0/8")
-        .env("HOOKLINE_EXTRA_ROOT_CERTS", super::receiver::ca_pem_path())
-        .env("HOOKLINE_RETRY_SCHEDULE", "200ms,200ms,200ms,200ms,200ms")
-        .env("HOOKLINE_RETRY_JITTER", "0")
-        .env("HOOKLINE_DELIVERY_TIMEOUT", "2s")
-        .env("HOOKLINE_CONNECT_TIMEOUT", "1s")
-        .env("HOOKLINE_MAX_IN_FLIGHT_PER_SUBSCRIPTION", "16")
-        .env("HOOKLINE_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    eventually(
-        "hookline to be ready",
-        Duration::from_secs(20),
-        || async move {
-            let r = http.get(format!("{base}/readyz")).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        },
-    )
-    .await
+        ),
+        (
+            "HOOKLINE_RETRY_SCHEDULE",
+            "200ms,200ms,200ms,200ms,200ms".into(),
+        ),
+        ("HOOKLINE_RETRY_JITTER", "0".into()),
+        ("HOOKLINE_DELIVERY_TIMEOUT", "2s".into()),
+        ("HOOKLINE_CONNECT_TIMEOUT", "1s".into()),
+        ("HOOKLINE_MAX_IN_FLIGHT_PER_SUBSCRIPTION", "16".into()),
+    ]);
+    Node::spawn(port, &env, &dir.join(log_name))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +37,7 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut first = spawn_hookline(dir.path(), port, "first.log");
-    wait_ready(&http, &base).await;
+    first.wait_ready().await;
 
     let partner: Value = http
         .post(format!("{base}/admin/v1/partners"))
@@ -115,7 +89,7 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
 
     rx.wait_for(Some("/sink"), EVENTS / 10, Duration::from_secs(60))
         .await;
-    first.kill().await.unwrap(); // SIGKILL
+    first.kill().await; // SIGKILL
     let delivered_before = rx.received().len();
     assert!(
         delivered_before < EVENTS,
@@ -123,7 +97,7 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
     );
 
     let mut second = spawn_hookline(dir.path(), port, "second.log");
-    wait_ready(&http, &base).await;
+    second.wait_ready().await;
     let deadline = Duration::from_secs(90);
     let start = std::time::Instant::now();
     let per_event = loop {
@@ -152,7 +126,7 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
         missing.len(),
         &missing[..missing.len().min(5)]
     );
-    second.kill().await.unwrap();
+    second.kill().await;
 
     // Secrets never reach the logs, even at debug level.
     for log in ["first.log", "second.log"] {

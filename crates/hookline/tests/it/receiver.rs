@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -121,6 +122,54 @@ struct Inner {
     scripts: Mutex<HashMap<String, VecDeque<Reply>>>,
     defaults: Mutex<HashMap<String, Reply>>,
     arrived: Notify,
+    overlaps: OverlapTracker,
+}
+
+/// Opt-in (see [`TestReceiver::track_overlaps`]): requests in flight per `webhook-id`, and the
+/// arrivals that came while another request with the same `webhook-id` was still in flight —
+/// the same delivery sent twice at once.
+#[derive(Default)]
+struct OverlapTracker {
+    enabled: AtomicBool,
+    in_flight: Mutex<HashMap<String, usize>>,
+    overlapping: Mutex<Vec<String>>,
+    peak: AtomicUsize,
+}
+
+/// Held while one tracked request is handled; dropped when the handler finishes or is dropped
+/// (connection gone), which ends the request's time in flight.
+struct InFlightGuard {
+    state: Arc<Inner>,
+    id: String,
+}
+
+impl InFlightGuard {
+    fn arrive(state: &Arc<Inner>, id: String) -> InFlightGuard {
+        let t = &state.overlaps;
+        let mut in_flight = t.in_flight.lock().unwrap();
+        let n = in_flight.entry(id.clone()).or_default();
+        if *n > 0 {
+            t.overlapping.lock().unwrap().push(id.clone());
+        }
+        *n += 1;
+        t.peak.fetch_max(in_flight.len(), Ordering::Relaxed);
+        InFlightGuard {
+            state: state.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut in_flight = self.state.overlaps.in_flight.lock().unwrap();
+        if let Some(n) = in_flight.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.id);
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -199,6 +248,46 @@ impl TestReceiver {
             .collect()
     }
 
+    /// Starts tracking requests in flight per `webhook-id` header (see [`Self::overlapping_arrivals`]).
+    pub fn track_overlaps(&self) {
+        self.inner.overlaps.enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// The `webhook-id` of every tracked arrival that came while another request with the same
+    /// `webhook-id` was still being handled (one entry per such arrival).
+    pub fn overlapping_arrivals(&self) -> Vec<String> {
+        self.inner.overlaps.overlapping.lock().unwrap().clone()
+    }
+
+    /// The most distinct `webhook-id`s seen in flight at once (shows the tracker saw concurrency).
+    pub fn peak_in_flight_ids(&self) -> usize {
+        self.inner.overlaps.peak.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on everything received so far, under the lock (no copy).
+    pub fn with_received<R>(&self, f: impl FnOnce(&[Received]) -> R) -> R {
+        f(&self.inner.received.lock().unwrap())
+    }
+
+    /// Waits until `done` holds for what was received (re-checked on every arrival); returns
+    /// false if `timeout` passes first.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[Received]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.arrived.notified();
+            if self.with_received(&mut done) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.with_received(&mut done);
+            }
+        }
+    }
+
     /// Waits until `path` (or any path, with `None`) has received `n` requests.
     pub async fn wait_for(&self, path: Option<&str>, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -229,6 +318,15 @@ async fn handle(
     state: Arc<Inner>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let _in_flight = state.overlaps.enabled.load(Ordering::SeqCst).then(|| {
+        let id = req
+            .headers()
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        InFlightGuard::arrive(&state, id)
+    });
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let headers = req.headers().clone();
