@@ -55,7 +55,20 @@ pub async fn serve(
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings).await?;
     let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
-    let publisher = Publisher::spawn(store.clone(), wake.clone());
+    let dispatcher = if settings.role.delivers() {
+        store.watch_wakeups(wake.clone()).await?;
+        Some(
+            crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
+                .context("building the delivery client")?,
+        )
+    } else {
+        None
+    };
+    let publisher = Publisher::spawn(
+        store.clone(),
+        wake.clone(),
+        dispatcher.clone().map(|d| (d, settings.lease)),
+    );
     let state = AppState {
         store: store.clone(),
         settings: settings.clone(),
@@ -64,15 +77,7 @@ pub async fn serve(
         wake: wake.clone(),
         known_partners: Arc::default(),
     };
-
-    let dispatcher = if settings.role.delivers() {
-        store.watch_wakeups(wake.clone()).await?;
-        let d = crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
-            .context("building the delivery client")?;
-        Some(tokio::spawn(d.run(cancel.clone())))
-    } else {
-        None
-    };
+    let dispatcher = dispatcher.map(|d| tokio::spawn(d.run(cancel.clone())));
 
     let app = crate::api::router(state);
     let addr = listener.local_addr()?;

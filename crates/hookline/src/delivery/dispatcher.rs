@@ -19,14 +19,27 @@ const CLAIM_BATCH: u32 = 256;
 /// Most outcomes committed in one transaction.
 const OUTCOME_BATCH: usize = 512;
 
+/// A cheap handle: the claim loop ([`Dispatcher::run`]) and the publisher (which hands fresh
+/// deliveries over directly, see [`crate::store::Claimer`]) share one set of slots.
+#[derive(Clone)]
 pub struct Dispatcher {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     store: DynStore,
     settings: Arc<Settings>,
     wake: Arc<Notify>,
-    sender: Arc<Sender>,
-    slots: Arc<Semaphore>,
-    per_subscription: Arc<Mutex<HashMap<String, usize>>>,
-    slot_freed: Arc<Notify>,
+    sender: Sender,
+    slots: Semaphore,
+    /// Deliveries started beyond the free slots (a claim raced a publish hand-off); they give
+    /// back nothing when they finish, so the slot count stays exact.
+    overdraft: Mutex<usize>,
+    per_subscription: Mutex<HashMap<String, usize>>,
+    slot_freed: Notify,
+    /// Taken at shutdown: hand-offs stop and the outcome writer can finish.
+    outcomes: Mutex<Option<mpsc::Sender<Outcome>>>,
+    outcomes_rx: Mutex<Option<mpsc::Receiver<Outcome>>>,
 }
 
 impl Dispatcher {
@@ -35,44 +48,138 @@ impl Dispatcher {
         settings: Arc<Settings>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Outcome>(OUTCOME_BATCH * 4);
         Ok(Dispatcher {
-            sender: Arc::new(Sender::new(&settings)?),
-            slots: Arc::new(Semaphore::new(settings.max_in_flight)),
-            store,
-            settings,
-            wake,
-            per_subscription: Arc::default(),
-            slot_freed: Arc::default(),
+            shared: Arc::new(Shared {
+                sender: Sender::new(&settings)?,
+                slots: Semaphore::new(settings.max_in_flight),
+                overdraft: Mutex::new(0),
+                store,
+                settings,
+                wake,
+                per_subscription: Mutex::default(),
+                slot_freed: Notify::new(),
+                outcomes: Mutex::new(Some(tx)),
+                outcomes_rx: Mutex::new(Some(rx)),
+            }),
         })
     }
 
+    /// Takes a slot for one delivery to `subscription_id` if both the global and the
+    /// per-subscription limits allow; the slot is given back when that delivery finishes.
+    pub fn try_reserve(&self, subscription_id: &str) -> bool {
+        let s = &self.shared;
+        if s.outcomes.lock().expect("not poisoned").is_none() {
+            return false;
+        }
+        let mut counts = s.per_subscription.lock().expect("not poisoned");
+        let n = counts.entry(subscription_id.to_owned()).or_default();
+        if *n >= s.settings.max_in_flight_per_subscription {
+            return false;
+        }
+        match s.slots.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                *n += 1;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives back a slot that [`try_reserve`](Self::try_reserve) took but no delivery used.
+    pub fn release(&self, subscription_id: &str) {
+        let s = &self.shared;
+        {
+            let mut counts = s.per_subscription.lock().expect("not poisoned");
+            if let Some(n) = counts.get_mut(subscription_id) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(subscription_id);
+                }
+            }
+        }
+        let mut overdraft = s.overdraft.lock().expect("not poisoned");
+        if *overdraft > 0 {
+            *overdraft -= 1;
+        } else {
+            s.slots.add_permits(1);
+        }
+        drop(overdraft);
+        s.slot_freed.notify_one();
+    }
+
+    /// Sends a delivery whose slot is already reserved.
+    pub fn start_reserved(&self, delivery: DueDelivery) {
+        let outcomes = self.shared.outcomes.lock().expect("not poisoned").clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let s = &this.shared;
+            let result = s.sender.send(&delivery).await;
+            let outcome = to_outcome(&delivery, result, &s.settings.retry_schedule);
+            log_attempt(&delivery, &outcome);
+            let recorded = match outcomes {
+                Some(tx) => tx.send(outcome).await.is_ok(),
+                None => false,
+            };
+            if !recorded {
+                tracing::warn!(
+                    delivery_id = delivery.delivery_id,
+                    "shutting down: outcome not recorded; the delivery is retried after its lease"
+                );
+            }
+            this.release(&delivery.subscription_id);
+        });
+    }
+
+    /// Occupies a slot for a claimed delivery (claims never exceed the free slots they saw, but a
+    /// publish hand-off may have taken one since).
+    fn occupy(&self, subscription_id: &str) {
+        let s = &self.shared;
+        *s.per_subscription
+            .lock()
+            .expect("not poisoned")
+            .entry(subscription_id.to_owned())
+            .or_default() += 1;
+        match s.slots.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => *s.overdraft.lock().expect("not poisoned") += 1,
+        }
+    }
+
     pub async fn run(self, cancel: CancellationToken) {
-        let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(OUTCOME_BATCH * 4);
-        let writer = tokio::spawn(write_outcomes(self.store.clone(), outcomes_rx));
+        let s = self.shared.clone();
+        let rx = s
+            .outcomes_rx
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("run is called once");
+        let writer = tokio::spawn(write_outcomes(s.store.clone(), rx, s.wake.clone()));
         let mut backoff = Duration::from_millis(100);
 
         while !cancel.is_cancelled() {
-            let free = self.slots.available_permits();
+            let free = s.slots.available_permits();
             if free == 0 {
                 tokio::select! {
-                    _ = self.slot_freed.notified() => {}
+                    _ = s.slot_freed.notified() => {}
                     _ = cancel.cancelled() => break,
                 }
                 continue;
             }
             let limit = (free as u32).min(CLAIM_BATCH);
-            let cap = self.settings.max_in_flight_per_subscription;
-            let in_flight = self.per_subscription.lock().expect("not poisoned").clone();
+            let cap = s.settings.max_in_flight_per_subscription;
+            let in_flight = s.per_subscription.lock().expect("not poisoned").clone();
             let saturated = in_flight.values().any(|n| *n >= cap);
             let now = now_micros();
             let request = ClaimRequest {
                 now,
-                lease_until: now + micros(self.settings.lease),
+                lease_until: now + micros(s.settings.lease),
                 limit,
                 per_subscription_cap: cap,
                 in_flight: &in_flight,
             };
-            let claimed = match self.store.claim_due(&request).await {
+            let claimed = match s.store.claim_due(&request).await {
                 Ok(c) => {
                     backoff = Duration::from_millis(100);
                     c
@@ -89,34 +196,41 @@ impl Dispatcher {
             };
             let full_batch = claimed.len() as u32 == limit;
             for delivery in claimed {
-                self.start(delivery, outcomes_tx.clone());
+                self.occupy(&delivery.subscription_id);
+                self.start_reserved(delivery);
             }
             if full_batch {
                 continue;
             }
             let sleep = self.until_next_due(saturated).await;
             tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = self.slot_freed.notified(), if saturated => {}
+                _ = s.wake.notified() => {}
+                _ = s.slot_freed.notified(), if saturated => {}
                 _ = tokio::time::sleep(sleep) => {}
                 _ = cancel.cancelled() => break,
             }
         }
 
+        // Stop hand-offs, wait for what is in flight, then let the writer flush and finish.
+        let outcomes = s.outcomes.lock().expect("not poisoned").take();
+        drop(outcomes);
         self.drain().await;
-        drop(outcomes_tx);
-        if writer.await.is_err() {
-            tracing::error!("outcome writer panicked");
+        if tokio::time::timeout(s.settings.delivery_timeout, writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("outcome writer still busy at shutdown; unrecorded deliveries retry after their lease");
         }
     }
 
     /// How long to sleep when nothing wakes us: until the earliest due delivery, at most the poll interval.
     async fn until_next_due(&self, saturated: bool) -> Duration {
-        let poll = self.settings.poll_interval;
+        let s = &self.shared;
+        let poll = s.settings.poll_interval;
         if saturated {
             return poll;
         }
-        match self.store.next_due_at().await {
+        match s.store.next_due_at().await {
             Ok(Some(at)) => {
                 let wait = at - now_micros();
                 if wait <= 0 {
@@ -129,55 +243,15 @@ impl Dispatcher {
         }
     }
 
-    fn start(&self, delivery: DueDelivery, outcomes: mpsc::Sender<Outcome>) {
-        let permit = match self.slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            // Cannot happen: we claim at most the free slots and only this loop takes them.
-            Err(_) => return,
-        };
-        let sub = delivery.subscription_id.clone();
-        *self
-            .per_subscription
-            .lock()
-            .expect("not poisoned")
-            .entry(sub.clone())
-            .or_default() += 1;
-        let sender = self.sender.clone();
-        let schedule = self.settings.retry_schedule.clone();
-        let counts = self.per_subscription.clone();
-        let slot_freed = self.slot_freed.clone();
-        tokio::spawn(async move {
-            let result = sender.send(&delivery).await;
-            let outcome = to_outcome(&delivery, result, &schedule);
-            log_attempt(&delivery, &outcome);
-            if outcomes.send(outcome).await.is_err() {
-                tracing::error!(
-                    "outcome writer gone; the lease will expire and the delivery retry"
-                );
-            }
-            {
-                let mut counts = counts.lock().expect("not poisoned");
-                if let Some(n) = counts.get_mut(&sub) {
-                    *n -= 1;
-                    if *n == 0 {
-                        counts.remove(&sub);
-                    }
-                }
-            }
-            drop(permit);
-            slot_freed.notify_one();
-        });
-    }
-
     /// Waits for in-flight attempts up to the grace period. Whatever is still running then keeps
     /// its lease and is retried by the next process once the lease expires (at-least-once).
     async fn drain(&self) {
-        let all = self.settings.max_in_flight as u32;
-        match tokio::time::timeout(self.settings.shutdown_grace, self.slots.acquire_many(all)).await
-        {
+        let s = &self.shared;
+        let all = s.settings.max_in_flight as u32;
+        match tokio::time::timeout(s.settings.shutdown_grace, s.slots.acquire_many(all)).await {
             Ok(_) => tracing::info!("in-flight deliveries finished"),
             Err(_) => tracing::warn!(
-                in_flight = all as usize - self.slots.available_permits(),
+                in_flight = all as usize - s.slots.available_permits(),
                 "shutdown grace elapsed; unfinished deliveries will be retried after their lease"
             ),
         }
@@ -230,13 +304,22 @@ fn log_attempt(d: &DueDelivery, o: &Outcome) {
 
 /// Commits outcomes in batches. A failed write is retried; if the store stays down past the
 /// retries the outcomes are dropped and their leases expire, so the deliveries are sent again.
-async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>) {
+async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>, wake: Arc<Notify>) {
     let mut batch = Vec::with_capacity(OUTCOME_BATCH);
     while rx.recv_many(&mut batch, OUTCOME_BATCH).await > 0 {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=8 {
             match store.record_outcomes(&batch, now_micros()).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    // A retry may now be due before the claim loop's planned wake-up.
+                    if batch
+                        .iter()
+                        .any(|o| matches!(o.next, NextState::RetryAt(_)))
+                    {
+                        wake.notify_one();
+                    }
+                    break;
+                }
                 Err(e) if attempt < 8 => {
                     tracing::warn!(error = %e, "recording outcomes failed; retrying");
                     tokio::time::sleep(delay).await;

@@ -90,6 +90,22 @@ pub struct DueDelivery {
     pub data: String,
 }
 
+/// Lets a publish hand new deliveries straight to this process's dispatcher.
+pub struct Claimer<'a> {
+    pub lease_until: i64,
+    /// Reserves a delivery slot for the subscription; false when the dispatcher has none free.
+    pub reserve: &'a mut (dyn FnMut(&str) -> bool + Send),
+}
+
+pub struct PublishBatch {
+    /// One answer per event, in request order.
+    pub published: Vec<Published>,
+    /// Deliveries committed leased to this process (attempt 1), to send now.
+    pub claimed: Vec<DueDelivery>,
+    /// Deliveries committed due now for any worker to claim.
+    pub queued: usize,
+}
+
 pub struct ClaimRequest<'a> {
     pub now: i64,
     pub lease_until: i64,
@@ -195,7 +211,14 @@ pub trait Store: Send + Sync + 'static {
     // The delivery queue.
     /// Commits every event and one delivery per matching subscription in one transaction.
     /// Events whose id the partner used before are answered from the first acceptance.
-    async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>>;
+    /// With a `claimer`, each new delivery the claimer reserves is committed already leased to
+    /// this process and returned ready to send: the common path skips the claim round trip.
+    async fn publish(
+        &self,
+        events: &[NewEvent],
+        now: i64,
+        claimer: Option<&mut Claimer<'_>>,
+    ) -> StoreResult<PublishBatch>;
     /// Leases due deliveries (oldest first) until `lease_until`, at most `limit` in all and no
     /// more per subscription than its cap minus what is already in flight.
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.

@@ -322,22 +322,27 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
+    async fn publish(
+        &self,
+        events: &[NewEvent],
+        now: i64,
+        claimer: Option<&mut Claimer<'_>>,
+    ) -> StoreResult<PublishBatch> {
         // A fixed number of statements per batch: each is a network round trip.
         let mut tx = self.pool.begin().await?;
-        let mut subs: HashMap<String, Vec<Subscription>> = HashMap::new();
+        let mut subs: HashMap<String, Vec<Target>> = HashMap::new();
         for e in events {
             if subs.contains_key(&e.partner_id) {
                 continue;
             }
             let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
                  WHERE partner_id = $1 AND deleted_at IS NULL AND is_active"
             ))
             .bind(&e.partner_id)
             .fetch_all(&mut *tx)
             .await?;
-            subs.insert(e.partner_id.clone(), rows::subscriptions(rows)?);
+            subs.insert(e.partner_id.clone(), rows::targets(rows)?);
         }
         let targets = fan_out(events, &subs);
         let column = |f: fn(&NewEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
@@ -382,27 +387,39 @@ impl Store for PostgresStore {
             .await?;
             prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
         }
-        let settled = settle_publish(events, &targets, &inserted, &prior);
+        let lease_until = claimer.as_ref().map(|c| c.lease_until).unwrap_or(now);
+        let settled = settle_publish(events, &targets, &inserted, &prior, claimer);
+        let mut claimed = Vec::new();
         if !settled.deliveries.is_empty() {
-            let (seqs, subs): (Vec<i64>, Vec<String>) = settled.deliveries.into_iter().unzip();
-            sqlx::query(
+            let d = &settled.deliveries;
+            let ids: Vec<(i64, i64, String)> = sqlx::query_as(
                 "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
                  next_attempt_at, created_at, updated_at) \
-                 SELECT u.seq, u.sub, 'pending', 0, $3, $3, $3 \
-                 FROM UNNEST($1::bigint[], $2::text[]) AS u(seq, sub)",
+                 SELECT u.seq, u.sub, 'pending', u.attempts, u.due, $5, $5 \
+                 FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS u(seq, sub, attempts, due) \
+                 RETURNING id, event_seq, subscription_id",
             )
-            .bind(&seqs)
-            .bind(&subs)
+            .bind(d.iter().map(|d| d.seq).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| d.target.subscription.id.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| i64::from(d.claimed)).collect::<Vec<_>>())
+            .bind(d.iter().map(|d| if d.claimed { lease_until } else { now }).collect::<Vec<_>>())
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(WAKE_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
+            claimed = claimed_deliveries(ids, d);
+            if claimed.len() < d.len() {
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(WAKE_CHANNEL)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
-        Ok(settled.published)
+        Ok(PublishBatch {
+            queued: settled.deliveries.len() - claimed.len(),
+            published: settled.published,
+            claimed,
+        })
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {

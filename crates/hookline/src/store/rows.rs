@@ -12,6 +12,9 @@ pub const SUBSCRIPTION_COLUMNS: &str = "id, partner_id, target_url, subscribed_e
 
 #[derive(sqlx::FromRow)]
 pub struct SubscriptionRow {
+    /// Only selected by publish, which may hand deliveries straight to the dispatcher.
+    #[sqlx(default)]
+    signing_secret: Option<String>,
     id: String,
     partner_id: String,
     target_url: String,
@@ -52,6 +55,31 @@ impl SubscriptionRow {
 
 pub fn subscriptions(rows: Vec<SubscriptionRow>) -> anyhow::Result<Vec<Subscription>> {
     rows.into_iter().map(SubscriptionRow::into_domain).collect()
+}
+
+/// What publish needs of a partner's active subscriptions: the filter fields and the secret.
+pub const FAN_OUT_COLUMNS: &str = "id, partner_id, target_url, subscribed_events, \
+     phone_numbers, is_active, routing_id_header, routing_key_header, created_at, updated_at, \
+     signing_secret";
+
+pub struct Target {
+    pub subscription: Subscription,
+    pub signing_secret: String,
+}
+
+pub fn targets(rows: Vec<SubscriptionRow>) -> anyhow::Result<Vec<Target>> {
+    rows.into_iter()
+        .map(|mut r| {
+            let signing_secret = r
+                .signing_secret
+                .take()
+                .context("publish must select signing_secret (FAN_OUT_COLUMNS)")?;
+            Ok(Target {
+                subscription: r.into_domain()?,
+                signing_secret,
+            })
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -218,16 +246,15 @@ pub fn event_key(e: &NewEvent) -> EventKey {
 /// active subscriptions.
 pub fn fan_out<'a>(
     events: &[NewEvent],
-    subs: &'a HashMap<String, Vec<Subscription>>,
-) -> Vec<Vec<&'a str>> {
+    subs: &'a HashMap<String, Vec<Target>>,
+) -> Vec<Vec<&'a Target>> {
     events
         .iter()
         .map(|e| {
             subs.get(&e.partner_id)
                 .map(|list| {
                     list.iter()
-                        .filter(|s| matches(s, e))
-                        .map(|s| s.id.as_str())
+                        .filter(|t| matches(&t.subscription, e))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -235,21 +262,29 @@ pub fn fan_out<'a>(
         .collect()
 }
 
-/// Which events a batch insert must skip as repeats, and the answer for every event in
-/// request order. `inserted` maps the keys the insert created to their `seq`; `prior` holds the
-/// stored delivery counts of keys accepted before this batch.
-pub struct PublishOutcome {
+/// The answer for every event in request order, and the deliveries to create. `inserted` maps
+/// the keys the insert created to their `seq`; `prior` holds the stored delivery counts of keys
+/// accepted before this batch. A key repeated within the batch counts once.
+pub struct PublishOutcome<'a> {
     pub published: Vec<Published>,
-    /// `(event seq, subscription id)` for every delivery to create.
-    pub deliveries: Vec<(i64, String)>,
+    pub deliveries: Vec<NewDelivery<'a>>,
 }
 
-pub fn settle_publish(
-    events: &[NewEvent],
-    targets: &[Vec<&str>],
+pub struct NewDelivery<'a> {
+    pub seq: i64,
+    pub event: &'a NewEvent,
+    pub target: &'a Target,
+    /// Leased to this process at insert time (see [`super::Claimer`]).
+    pub claimed: bool,
+}
+
+pub fn settle_publish<'a>(
+    events: &'a [NewEvent],
+    targets: &[Vec<&'a Target>],
     inserted: &HashMap<EventKey, i64>,
     prior: &HashMap<EventKey, i64>,
-) -> PublishOutcome {
+    claimer: Option<&mut super::Claimer<'_>>,
+) -> PublishOutcome<'a> {
     let mut answered: HashMap<EventKey, u32> = HashMap::new();
     let mut published = Vec::with_capacity(events.len());
     let mut deliveries = Vec::new();
@@ -258,7 +293,12 @@ pub fn settle_publish(
         let (count, duplicate) = if let Some(n) = answered.get(&key) {
             (*n, true)
         } else if let Some(seq) = inserted.get(&key) {
-            deliveries.extend(targets.iter().map(|s| (*seq, (*s).to_owned())));
+            deliveries.extend(targets.iter().map(|t| NewDelivery {
+                seq: *seq,
+                event,
+                target: t,
+                claimed: false,
+            }));
             answered.insert(key, targets.len() as u32);
             (targets.len() as u32, false)
         } else {
@@ -272,9 +312,34 @@ pub fn settle_publish(
             duplicate,
         });
     }
+    if let Some(claimer) = claimer {
+        for d in &mut deliveries {
+            d.claimed = (claimer.reserve)(&d.target.subscription.id);
+        }
+    }
     PublishOutcome {
         published,
         deliveries,
+    }
+}
+
+/// A delivery leased at insert time, ready for the dispatcher.
+pub fn due_from(id: i64, d: &NewDelivery<'_>) -> DueDelivery {
+    let s = &d.target.subscription;
+    DueDelivery {
+        delivery_id: id,
+        attempt: 1,
+        subscription_id: s.id.clone(),
+        target_url: s.target_url.as_str().to_owned(),
+        signing_secret: d.target.signing_secret.clone(),
+        routing_id_header: s.routing_id_header.clone(),
+        routing_key_header: s.routing_key_header.clone(),
+        partner_id: d.event.partner_id.clone(),
+        event_id: d.event.event_id.clone(),
+        event_type: d.event.event_type.as_str().to_owned(),
+        created_at: d.event.created_at.clone(),
+        trace_id: d.event.trace_id.clone(),
+        data: d.event.data.clone(),
     }
 }
 
@@ -292,4 +357,24 @@ pub fn outcome_row(o: &super::Outcome) -> (i64, i64, &'static str, Option<i64>) 
 /// What the fenced update returns for an outcome it applied: (delivery id, attempt).
 pub fn applied_key(o: &super::Outcome) -> (i64, i64) {
     (o.attempt.delivery_id, o.attempt.attempt as i64)
+}
+
+/// Pairs the ids an insert returned, as `(id, event seq, subscription id)` in any order, with the
+/// deliveries that were leased at insert time.
+pub fn claimed_deliveries(
+    ids: Vec<(i64, i64, String)>,
+    deliveries: &[NewDelivery<'_>],
+) -> Vec<DueDelivery> {
+    let ids: HashMap<(i64, String), i64> = ids
+        .into_iter()
+        .map(|(id, seq, sub)| ((seq, sub), id))
+        .collect();
+    deliveries
+        .iter()
+        .filter(|d| d.claimed)
+        .filter_map(|d| {
+            let id = ids.get(&(d.seq, d.target.subscription.id.clone()))?;
+            Some(due_from(*id, d))
+        })
+        .collect()
 }

@@ -325,24 +325,29 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn publish(&self, events: &[NewEvent], now: i64) -> StoreResult<Vec<Published>> {
+    async fn publish(
+        &self,
+        events: &[NewEvent],
+        now: i64,
+        claimer: Option<&mut Claimer<'_>>,
+    ) -> StoreResult<PublishBatch> {
         // A handful of statements per batch, whatever its size: each statement is a round trip
         // to SQLite's worker thread, which is what bounds throughput here.
         // Subscriptions come from a reader, outside the write transaction: the single writer
         // only writes. A subscription changed in between is caught at claim time.
-        let mut subs: HashMap<String, Vec<Subscription>> = HashMap::new();
+        let mut subs: HashMap<String, Vec<Target>> = HashMap::new();
         for e in events {
             if subs.contains_key(&e.partner_id) {
                 continue;
             }
             let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
                  WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
             ))
             .bind(&e.partner_id)
             .fetch_all(&self.reader)
             .await?;
-            subs.insert(e.partner_id.clone(), rows::subscriptions(rows)?);
+            subs.insert(e.partner_id.clone(), rows::targets(rows)?);
         }
         let mut tx = self.writer.begin().await?;
         let targets = fan_out(events, &subs);
@@ -392,20 +397,40 @@ impl Store for SqliteStore {
             .await?;
             prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
         }
-        let settled = settle_publish(events, &targets, &inserted, &prior);
+        let lease_until = claimer.as_ref().map(|c| c.lease_until).unwrap_or(now);
+        let settled = settle_publish(events, &targets, &inserted, &prior, claimer);
+        let mut claimed = Vec::new();
         if !settled.deliveries.is_empty() {
-            sqlx::query(
+            let rows: Vec<_> = settled
+                .deliveries
+                .iter()
+                .map(|d| {
+                    let (attempts, due) = if d.claimed {
+                        (1, lease_until)
+                    } else {
+                        (0, now)
+                    };
+                    (d.seq, &d.target.subscription.id, attempts, due)
+                })
+                .collect();
+            let ids: Vec<(i64, i64, String)> = sqlx::query_as(
                 "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
                  next_attempt_at, created_at, updated_at) \
-                 SELECT value->>0, value->>1, 'pending', 0, ?2, ?2, ?2 FROM json_each(?1)",
+                 SELECT value->>0, value->>1, 'pending', value->>2, value->>3, ?2, ?2 \
+                 FROM json_each(?1) RETURNING id, event_seq, subscription_id",
             )
-            .bind(serde_json::to_string(&settled.deliveries).map_err(anyhow::Error::from)?)
+            .bind(serde_json::to_string(&rows).map_err(anyhow::Error::from)?)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            claimed = claimed_deliveries(ids, &settled.deliveries);
         }
         tx.commit().await?;
-        Ok(settled.published)
+        Ok(PublishBatch {
+            queued: settled.deliveries.len() - claimed.len(),
+            published: settled.published,
+            claimed,
+        })
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {

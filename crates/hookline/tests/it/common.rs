@@ -133,6 +133,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
+        // HOOKLINE_TEST_LOG=debug shows the server's logs of a test run with --nocapture.
+        if let Ok(filter) = std::env::var("HOOKLINE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().unwrap();
         let mut raw = opts.raw;
         let pg = match backend {
