@@ -16,6 +16,11 @@ use crate::store::{AttemptRecord, ClaimRequest, DueDelivery, DynStore, NextState
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: u32 = 256;
+/// When fewer slots than this are free, the claim loop waits up to [`BATCH_WINDOW`] for more.
+fn low_water(settings: &Settings) -> usize {
+    (settings.max_in_flight / 8).clamp(1, 64)
+}
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// Most outcomes committed in one transaction.
 const OUTCOME_BATCH: usize = 512;
 
@@ -160,12 +165,22 @@ impl Dispatcher {
 
         while !cancel.is_cancelled() {
             let free = s.slots.available_permits();
-            if free == 0 {
+            if free < low_water(&s.settings) {
+                // Claiming one delivery per finished one costs a transaction each: wait until a
+                // batch's worth of slots is free (or briefly, when the receivers are slow).
                 tokio::select! {
                     _ = s.slot_freed.notified() => {}
                     _ = cancel.cancelled() => break,
                 }
-                continue;
+                if s.slots.available_permits() < low_water(&s.settings) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                        _ = cancel.cancelled() => break,
+                    }
+                }
+                if s.slots.available_permits() == 0 {
+                    continue;
+                }
             }
             let limit = (free as u32).min(CLAIM_BATCH);
             let cap = s.settings.max_in_flight_per_subscription;

@@ -11,6 +11,7 @@ use hookline_core::time::now_micros;
 use hookline_core::{SigningSecret, TargetUrl};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -92,6 +93,18 @@ pub struct AttemptResult {
 pub struct Sender {
     client: reqwest::Client,
     policy: AddressPolicy,
+    /// Parsed target and key per subscription: parsing both on every attempt is measurable.
+    prepared: std::sync::Mutex<HashMap<String, Arc<Prepared>>>,
+}
+
+/// Subscriptions cached before the cache is dropped and rebuilt; bounds memory.
+const PREPARED_CAP: usize = 10_000;
+
+struct Prepared {
+    raw_url: String,
+    raw_secret: String,
+    target: TargetUrl,
+    secret: SigningSecret,
 }
 
 impl Sender {
@@ -117,7 +130,32 @@ impl Sender {
         Ok(Sender {
             client: builder.build()?,
             policy,
+            prepared: Default::default(),
         })
+    }
+
+    fn prepare(&self, d: &DueDelivery) -> Result<Arc<Prepared>, (ErrorKind, String)> {
+        let mut cache = self.prepared.lock().expect("not poisoned");
+        if let Some(p) = cache.get(&d.subscription_id) {
+            if p.raw_url == d.target_url && p.raw_secret == d.signing_secret {
+                return Ok(p.clone());
+            }
+        }
+        let target = TargetUrl::parse(&d.target_url, true)
+            .map_err(|e| (ErrorKind::InvalidTarget, e.to_string()))?;
+        let secret = SigningSecret::parse(&d.signing_secret)
+            .map_err(|e| (ErrorKind::InvalidTarget, e.to_string()))?;
+        let p = Arc::new(Prepared {
+            raw_url: d.target_url.clone(),
+            raw_secret: d.signing_secret.clone(),
+            target,
+            secret,
+        });
+        if cache.len() >= PREPARED_CAP {
+            cache.clear();
+        }
+        cache.insert(d.subscription_id.clone(), p.clone());
+        Ok(p)
     }
 
     pub async fn send(&self, d: &DueDelivery) -> AttemptResult {
@@ -137,11 +175,12 @@ impl Sender {
             },
         };
 
-        let target = match TargetUrl::parse(&d.target_url, true) {
-            Ok(t) => t,
-            Err(e) => return failed(ErrorKind::InvalidTarget, e.to_string()),
+        let prepared = match self.prepare(d) {
+            Ok(p) => p,
+            Err((kind, message)) => return failed(kind, message),
         };
-        if let Some(ip) = literal_ip(&target) {
+        let (target, secret) = (&prepared.target, &prepared.secret);
+        if let Some(ip) = literal_ip(target) {
             if !self.policy.permits(ip) {
                 return failed(
                     ErrorKind::SsrfBlocked,
@@ -149,10 +188,6 @@ impl Sender {
                 );
             }
         }
-        let secret = match SigningSecret::parse(&d.signing_secret) {
-            Ok(s) => s,
-            Err(e) => return failed(ErrorKind::Other, e.to_string()),
-        };
         let body = Envelope {
             webhook_version: target.webhook_version().as_str(),
             event_type: &d.event_type,
@@ -164,7 +199,7 @@ impl Sender {
         }
         .render();
         let timestamp = chrono::Utc::now().timestamp();
-        let headers = signed_headers(d, &secret, timestamp, &body);
+        let headers = signed_headers(d, secret, timestamp, &body);
 
         let response = self
             .client
