@@ -1,30 +1,86 @@
-//! The embedded SQLite store: WAL mode, `synchronous=FULL` (a 202 means the event is on disk),
-//! one writer connection (SQLite allows one writer anyway; a single connection avoids
-//! busy-retries) and a small pool of readers.
+//! The embedded SQLite store: WAL mode, `synchronous=FULL` (a 202 means the event is on disk).
+//!
+//! One writer thread owns the only writing connection and runs each operation — a whole
+//! transaction — as a single job; reads run on a small pool of read-only connections on tokio's
+//! blocking threads. An operation therefore costs one thread hand-off, not one per statement:
+//! with per-statement hand-offs, context switches were the largest cost in the profiles.
 
-use super::rows::{self, *};
+use super::rows::{self, sqlite_rows, *};
 use super::*;
 use anyhow::Context;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use tokio::sync::oneshot;
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+/// Read connections kept open for reuse.
+const READERS: usize = 4;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    /// Keeps the background checkpointer alive; it stops when the store is dropped.
-    _alive: Arc<()>,
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
 }
 
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Other(e.into())
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == ErrorCode::ConstraintViolation
+            && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    anyhow::ensure!(
+        current <= known,
+        "the database schema is version {current}, newer than this hookline understands ({known}); upgrade hookline"
+    );
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
+        tx.commit()?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -33,120 +89,150 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        // The writer never checkpoints itself (`wal_autocheckpoint=0`): copying the WAL back into
-        // the database runs on a connection of its own, so it does not stall commits.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        migrate(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.clone().read_only(true))
-            .await?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
-        let alive = Arc::new(());
-        tokio::spawn(checkpoint_loop(checkpointer, Arc::downgrade(&alive)));
+        let path = path.to_owned();
+        let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let writer_path = path.clone();
+        std::thread::Builder::new()
+            .name("hookline-sqlite-writer".into())
+            .spawn(move || {
+                let opened = open_connection(&writer_path, false)
+                    .with_context(|| format!("opening SQLite database {}", writer_path.display()))
+                    .and_then(|mut c| migrate(&mut c).map(|_| c));
+                let mut conn = match opened {
+                    Ok(c) => {
+                        let _ = ready_tx.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                // Ends when every sender (the store) is gone.
+                while let Ok(job) = inbox.recv() {
+                    job(&mut conn);
+                }
+            })
+            .context("starting the SQLite writer thread")?;
+        ready_rx.await.context("SQLite writer thread died")??;
         Ok(SqliteStore {
-            writer,
-            reader,
-            _alive: alive,
+            jobs,
+            readers: Arc::default(),
+            path,
         })
     }
-}
 
-async fn checkpoint_loop(pool: SqlitePool, alive: std::sync::Weak<()>) {
-    while alive.strong_count() > 0 {
-        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
-        // PASSIVE never waits on readers or the writer; what it cannot copy now waits a round.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
+    /// Runs `f` on the writer thread. `f` is the whole transaction.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("SQLite writer thread stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("SQLite writer thread stopped"))?
     }
-    pool.close().await;
-}
 
-async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .execute(pool)
-        .await?;
-    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-        .fetch_one(pool)
-        .await?;
-    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    anyhow::ensure!(
-        current <= known,
-        "the database schema is version {current}, newer than this hookline understands ({known}); upgrade hookline"
-    );
-    let pending: Vec<(i64, &'static str)> = MIGRATIONS
-        .iter()
-        .copied()
-        .filter(|m| m.0 > current)
-        .collect();
-    for (version, sql) in pending {
-        // One script so the schema change and its version row commit together.
-        let script = format!(
-            "BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({version});\nCOMMIT;"
-        );
-        sqlx::raw_sql(&script).execute(pool).await?;
-        tracing::info!(version, "applied SQLite migration");
+    /// Runs `f` on a read-only connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().expect("not poisoned").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&path, true)?,
+            };
+            let result = f(&conn);
+            let mut pool = readers.lock().expect("not poisoned");
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("SQLite read task failed: {e}"))?
     }
-    Ok(())
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+fn load_subscriptions(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    with_secret: bool,
+) -> StoreResult<Vec<SubscriptionRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(args, |r| sqlite_rows::subscription(r, with_secret))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
-async fn existing_url_owner(
-    tx: &mut Transaction<'_, Sqlite>,
+fn existing_url_owner(
+    tx: &Transaction<'_>,
     partner_id: &str,
     url: &str,
 ) -> StoreResult<StoreError> {
-    let existing_id: String = sqlx::query_scalar(
-        "SELECT id FROM subscriptions WHERE partner_id = ? AND target_url = ? AND deleted_at IS NULL",
-    )
-    .bind(partner_id)
-    .bind(url)
-    .fetch_one(&mut **tx)
-    .await?;
+    let existing_id: String = tx.query_row(
+        "SELECT id FROM subscriptions WHERE partner_id = ?1 AND target_url = ?2 AND deleted_at IS NULL",
+        params![partner_id, url],
+        |r| r.get(0),
+    )?;
     Ok(StoreError::DuplicateTargetUrl { existing_id })
+}
+
+fn insert_partner(tx: &Transaction<'_>, p: &Partner) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO partners (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![p.id, p.name, p.created_at],
+    )?;
+    Ok(())
+}
+
+fn insert_api_key(tx: &Transaction<'_>, k: &ApiKeyRecord) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO api_keys (id, partner_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![k.id, k.partner_id, k.name, k.hash.as_bytes(), k.created_at],
+    )?;
+    Ok(())
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 
     async fn admin_token_hash(&self) -> StoreResult<Option<ApiKeyHash>> {
-        let v: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'admin_token_hash'")
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(v.and_then(|b| ApiKeyHash::from_bytes(&b)))
+        self.read(|c| {
+            let v: Option<Vec<u8>> = c
+                .query_row(
+                    "SELECT value FROM settings WHERE key = 'admin_token_hash'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(v.and_then(|b| ApiKeyHash::from_bytes(&b)))
+        })
+        .await
     }
 
     async fn is_fresh(&self) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partners")
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(n == 0)
+        self.write(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM partners", [], |r| r.get(0))?;
+            Ok(n == 0)
+        })
+        .await
     }
 
     async fn bootstrap(
@@ -155,114 +241,143 @@ impl Store for SqliteStore {
         partner: &Partner,
         key: &ApiKeyRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(hash) = admin_hash {
-            sqlx::query(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES ('admin_token_hash', ?)",
-            )
-            .bind(hash.as_bytes())
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_partner(&mut tx, partner).await?;
-        insert_api_key(&mut tx, key).await?;
-        tx.commit().await?;
-        Ok(())
+        let (hash, partner, key) = (admin_hash.cloned(), partner.clone(), key.clone());
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            if let Some(hash) = hash {
+                tx.execute(
+                    "INSERT OR REPLACE INTO settings (key, value) VALUES ('admin_token_hash', ?1)",
+                    [hash.as_bytes()],
+                )?;
+            }
+            insert_partner(&tx, &partner)?;
+            insert_api_key(&tx, &key)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn create_partner(&self, partner: &Partner) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        insert_partner(&mut tx, partner).await?;
-        tx.commit().await?;
-        Ok(())
+        let partner = partner.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            insert_partner(&tx, &partner)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn list_partners(&self) -> StoreResult<Vec<Partner>> {
-        let rows: Vec<PartnerRow> =
-            sqlx::query_as("SELECT id, name, created_at FROM partners ORDER BY created_at, id")
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(rows.into_iter().map(Partner::from).collect())
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name, created_at FROM partners ORDER BY created_at, id",
+            )?;
+            let rows = stmt
+                .query_map([], sqlite_rows::partner)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM partners WHERE id = ?")
-            .bind(partner_id)
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(n > 0)
+        let id = partner_id.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
+                .exists([id])?)
+        })
+        .await
     }
 
     async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        insert_api_key(&mut tx, key).await?;
-        tx.commit().await?;
-        Ok(())
+        let key = key.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            insert_api_key(&tx, &key)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND partner_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(key_id)
-        .bind(partner_id)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (partner_id, key_id) = (partner_id.to_owned(), key_id.to_owned());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND partner_id = ?3 AND revoked_at IS NULL",
+                params![now, key_id, partner_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT partner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-        )
-        .bind(hash.as_bytes())
-        .fetch_optional(&self.reader)
-        .await?)
+        let hash = hash.clone();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT partner_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+            )?
+            .query_row([hash.as_bytes()], |r| r.get(0))
+            .optional()?)
+        })
+        .await
     }
 
     async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
-        let s = &new.subscription;
-        let mut tx = self.writer.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
-             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.id)
-        .bind(&s.partner_id)
-        .bind(s.target_url.as_str())
-        .bind(events_column(s))
-        .bind(phones_column(&s.phone_numbers))
-        .bind(s.is_active)
-        .bind(&new.signing_secret)
-        .bind(&s.routing_id_header)
-        .bind(&s.routing_key_header)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Err(e) if is_unique_violation(&e) => {
-                Err(existing_url_owner(&mut tx, &s.partner_id, s.target_url.as_str()).await?)
+        let s = new.subscription.clone();
+        let secret = new.signing_secret.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let res = tx.execute(
+                "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
+                 is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    s.id,
+                    s.partner_id,
+                    s.target_url.as_str(),
+                    events_column(&s),
+                    phones_column(&s.phone_numbers),
+                    s.is_active,
+                    secret,
+                    s.routing_id_header,
+                    s.routing_key_header,
+                    s.created_at,
+                    s.updated_at
+                ],
+            );
+            match res {
+                Err(e) if is_unique_violation(&e) => {
+                    Err(existing_url_owner(&tx, &s.partner_id, s.target_url.as_str())?)
+                }
+                Err(e) => Err(e.into()),
+                Ok(_) => {
+                    tx.commit()?;
+                    Ok(())
+                }
             }
-            Err(e) => Err(e.into()),
-            Ok(_) => {
-                tx.commit().await?;
-                Ok(())
-            }
-        }
+        })
+        .await
     }
 
     async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
-        let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-             WHERE partner_id = ? AND deleted_at IS NULL ORDER BY created_at, id"
-        ))
-        .bind(partner_id)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows::subscriptions(rows)?)
+        let partner_id = partner_id.to_owned();
+        self.read(move |c| {
+            let rows = load_subscriptions(
+                c,
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                     WHERE partner_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id"
+                ),
+                &[&partner_id],
+                false,
+            )?;
+            Ok(rows::subscriptions(rows)?)
+        })
+        .await
     }
 
     async fn get_subscription(
@@ -270,59 +385,71 @@ impl Store for SqliteStore {
         partner_id: &str,
         id: &str,
     ) -> StoreResult<Option<Subscription>> {
-        let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-             WHERE partner_id = ? AND id = ? AND deleted_at IS NULL"
-        ))
-        .bind(partner_id)
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.map(SubscriptionRow::into_domain).transpose()?)
+        let (partner_id, id) = (partner_id.to_owned(), id.to_owned());
+        self.read(move |c| {
+            let rows = load_subscriptions(
+                c,
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+                     WHERE partner_id = ?1 AND id = ?2 AND deleted_at IS NULL"
+                ),
+                &[&partner_id, &id],
+                false,
+            )?;
+            Ok(rows
+                .into_iter()
+                .next()
+                .map(SubscriptionRow::into_domain)
+                .transpose()?)
+        })
+        .await
     }
 
     async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
-        let res = sqlx::query(
-            "UPDATE subscriptions SET target_url = ?, subscribed_events = ?, phone_numbers = ?, \
-             is_active = ?, routing_id_header = ?, routing_key_header = ?, updated_at = ? \
-             WHERE partner_id = ? AND id = ? AND deleted_at IS NULL",
-        )
-        .bind(s.target_url.as_str())
-        .bind(events_column(s))
-        .bind(phones_column(&s.phone_numbers))
-        .bind(s.is_active)
-        .bind(&s.routing_id_header)
-        .bind(&s.routing_key_header)
-        .bind(s.updated_at)
-        .bind(&s.partner_id)
-        .bind(&s.id)
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Err(e) if is_unique_violation(&e) => {
-                Err(existing_url_owner(&mut tx, &s.partner_id, s.target_url.as_str()).await?)
+        let s = s.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let res = tx.execute(
+                "UPDATE subscriptions SET target_url = ?1, subscribed_events = ?2, phone_numbers = ?3, \
+                 is_active = ?4, routing_id_header = ?5, routing_key_header = ?6, updated_at = ?7 \
+                 WHERE partner_id = ?8 AND id = ?9 AND deleted_at IS NULL",
+                params![
+                    s.target_url.as_str(),
+                    events_column(&s),
+                    phones_column(&s.phone_numbers),
+                    s.is_active,
+                    s.routing_id_header,
+                    s.routing_key_header,
+                    s.updated_at,
+                    s.partner_id,
+                    s.id
+                ],
+            );
+            match res {
+                Err(e) if is_unique_violation(&e) => {
+                    Err(existing_url_owner(&tx, &s.partner_id, s.target_url.as_str())?)
+                }
+                Err(e) => Err(e.into()),
+                Ok(n) => {
+                    tx.commit()?;
+                    Ok(n == 1)
+                }
             }
-            Err(e) => Err(e.into()),
-            Ok(done) => {
-                tx.commit().await?;
-                Ok(done.rows_affected() == 1)
-            }
-        }
+        })
+        .await
     }
 
     async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE subscriptions SET deleted_at = ?, is_active = 0, updated_at = ? \
-             WHERE partner_id = ? AND id = ? AND deleted_at IS NULL",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(partner_id)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (partner_id, id) = (partner_id.to_owned(), id.to_owned());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE subscriptions SET deleted_at = ?1, is_active = 0, updated_at = ?1 \
+                 WHERE partner_id = ?2 AND id = ?3 AND deleted_at IS NULL",
+                params![now, partner_id, id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn publish(
@@ -331,101 +458,145 @@ impl Store for SqliteStore {
         now: i64,
         claimer: Option<&mut Claimer<'_>>,
     ) -> StoreResult<PublishBatch> {
-        // A handful of statements per batch, whatever its size: each statement is a round trip
-        // to SQLite's worker thread, which is what bounds throughput here.
         // Subscriptions come from a reader, outside the write transaction: the single writer
         // only writes. A subscription changed in between is caught at claim time.
-        let mut subs: HashMap<String, Vec<Target>> = HashMap::new();
-        for e in events {
-            if subs.contains_key(&e.partner_id) {
-                continue;
-            }
-            let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
-                "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
-                 WHERE partner_id = ? AND deleted_at IS NULL AND is_active = 1"
-            ))
-            .bind(&e.partner_id)
-            .fetch_all(&self.reader)
+        let partners: Vec<String> = events
+            .iter()
+            .map(|e| e.partner_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let subs: HashMap<String, Vec<Target>> = self
+            .read(move |c| {
+                let mut out = HashMap::new();
+                for p in partners {
+                    let rows = load_subscriptions(
+                        c,
+                        &format!(
+                            "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
+                             WHERE partner_id = ?1 AND deleted_at IS NULL AND is_active = 1"
+                        ),
+                        &[&p],
+                        true,
+                    )?;
+                    out.insert(p, rows::targets(rows)?);
+                }
+                Ok(out)
+            })
             .await?;
-            subs.insert(e.partner_id.clone(), rows::targets(rows)?);
-        }
-        let mut tx = self.writer.begin().await?;
+
+        // Slots are reserved before the transaction (the writer thread cannot call back into the
+        // dispatcher); a reservation for an event that turns out to be a repeat goes unused and
+        // the publisher gives it back.
         let targets = fan_out(events, &subs);
-        let batch: Vec<_> = events
+        let mut first_seen: HashSet<EventKey> = HashSet::new();
+        let mut claimer = claimer;
+        let plan: Vec<Option<Vec<(String, bool)>>> = events
             .iter()
             .zip(&targets)
-            .map(|(e, t)| {
-                (
-                    &e.partner_id,
-                    &e.event_id,
-                    e.event_type.as_str(),
-                    e.phone_number.as_ref().map(|p| p.as_str()),
-                    &e.created_at,
-                    &e.trace_id,
-                    &e.data,
-                    t.len(),
+            .map(|(e, ts)| {
+                if !first_seen.insert(event_key(e)) {
+                    return None; // repeated within this batch: answered from its first occurrence
+                }
+                Some(
+                    ts.iter()
+                        .map(|t| {
+                            let id = t.subscription.id.clone();
+                            let claimed = claimer.as_mut().is_some_and(|c| (c.reserve)(&id));
+                            (id, claimed)
+                        })
+                        .collect(),
                 )
             })
             .collect();
-        let inserted: Vec<(i64, String, String)> = sqlx::query_as(
-            "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-             trace_id, data, deliveries, accepted_at) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
-                    value->>7, ?2 FROM json_each(?1) WHERE true \
-             ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq, partner_id, event_id",
-        )
-        .bind(serde_json::to_string(&batch).map_err(anyhow::Error::from)?)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let inserted: HashMap<EventKey, i64> = inserted
-            .into_iter()
-            .map(|(seq, p, e)| ((p, e), seq))
-            .collect();
-        let mut prior: HashMap<EventKey, i64> = HashMap::new();
-        if inserted.len() < events.len() {
-            let keys: Vec<(&str, &str)> = events
-                .iter()
-                .map(|e| (e.partner_id.as_str(), e.event_id.as_str()))
-                .collect();
-            let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT partner_id, event_id, deliveries FROM events \
-                 WHERE (partner_id, event_id) IN (SELECT value->>0, value->>1 FROM json_each(?))",
-            )
-            .bind(serde_json::to_string(&keys).map_err(anyhow::Error::from)?)
-            .fetch_all(&mut *tx)
-            .await?;
-            prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
-        }
         let lease_until = claimer.as_ref().map(|c| c.lease_until).unwrap_or(now);
-        let settled = settle_publish(events, &targets, &inserted, &prior, claimer);
-        let mut claimed = Vec::new();
-        if !settled.deliveries.is_empty() {
-            let rows: Vec<_> = settled
-                .deliveries
-                .iter()
-                .map(|d| {
-                    let (attempts, due) = if d.claimed {
-                        (1, lease_until)
-                    } else {
-                        (0, now)
-                    };
-                    (d.seq, &d.target.subscription.id, attempts, due)
-                })
-                .collect();
-            let ids: Vec<(i64, i64, String)> = sqlx::query_as(
-                "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
-                 next_attempt_at, created_at, updated_at) \
-                 SELECT value->>0, value->>1, 'pending', value->>2, value->>3, ?2, ?2 \
-                 FROM json_each(?1) RETURNING id, event_seq, subscription_id",
-            )
-            .bind(serde_json::to_string(&rows).map_err(anyhow::Error::from)?)
-            .bind(now)
-            .fetch_all(&mut *tx)
+        let owned_events = events.to_vec();
+        let (new_events, prior, ids) = self
+            .write(move |c| {
+                let tx = c.transaction()?;
+                // For each event: Some(seq) when inserted now, else None.
+                let mut new_events: Vec<Option<i64>> = Vec::with_capacity(owned_events.len());
+                let mut prior: HashMap<EventKey, i64> = HashMap::new();
+                // (event index, target index) → delivery id, for the deliveries inserted leased.
+                let mut ids: Vec<(usize, usize, i64)> = Vec::new();
+                {
+                    let mut insert_event = tx.prepare_cached(
+                        "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+                         trace_id, data, deliveries, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                         ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq",
+                    )?;
+                    let mut existing = tx.prepare_cached(
+                        "SELECT deliveries FROM events WHERE partner_id = ?1 AND event_id = ?2",
+                    )?;
+                    let mut insert_delivery = tx.prepare_cached(
+                        "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+                         next_attempt_at, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5) \
+                         RETURNING id",
+                    )?;
+                    for (i, (e, plan)) in owned_events.iter().zip(&plan).enumerate() {
+                        let Some(targets) = plan else {
+                            new_events.push(None);
+                            continue;
+                        };
+                        let seq: Option<i64> = insert_event
+                            .query_row(
+                                params![
+                                    e.partner_id,
+                                    e.event_id,
+                                    e.event_type.as_str(),
+                                    e.phone_number.as_ref().map(|p| p.as_str()),
+                                    e.created_at,
+                                    e.trace_id,
+                                    e.data,
+                                    targets.len() as i64,
+                                    now
+                                ],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        new_events.push(seq);
+                        let Some(seq) = seq else {
+                            let n: i64 = existing
+                                .query_row(params![e.partner_id, e.event_id], |r| r.get(0))?;
+                            prior.insert(event_key(e), n);
+                            continue;
+                        };
+                        for (j, (sub, claimed)) in targets.iter().enumerate() {
+                            let (attempts, due) = if *claimed { (1, lease_until) } else { (0, now) };
+                            let id: i64 = insert_delivery
+                                .query_row(params![seq, sub, attempts, due, now], |r| r.get(0))?;
+                            if *claimed {
+                                ids.push((i, j, id));
+                            }
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok((new_events, prior, ids))
+            })
             .await?;
-            claimed = claimed_deliveries(ids, &settled.deliveries);
+
+        let mut inserted: HashMap<EventKey, i64> = HashMap::new();
+        for (e, seq) in events.iter().zip(&new_events) {
+            if let Some(seq) = seq {
+                inserted.insert(event_key(e), *seq);
+            }
         }
-        tx.commit().await?;
+        let settled = settle_publish(events, &targets, &inserted, &prior, None);
+        let claimed: Vec<DueDelivery> = ids
+            .into_iter()
+            .map(|(i, j, id)| {
+                due_from(
+                    id,
+                    &NewDelivery {
+                        seq: 0,
+                        event: &events[i],
+                        target: targets[i][j],
+                        claimed: true,
+                    },
+                )
+            })
+            .collect();
         Ok(PublishBatch {
             queued: settled.deliveries.len() - claimed.len(),
             published: settled.published,
@@ -435,144 +606,137 @@ impl Store for SqliteStore {
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
         let in_flight = serde_json::to_string(req.in_flight).expect("map serialises");
-        let mut tx = self.writer.begin().await?;
-        // Look at a bounded window of the oldest due rows (index scan, independent of backlog
-        // size), then keep per subscription only what fits under its in-flight cap.
-        let claimed: Vec<(i64,)> = sqlx::query_as(
-            "WITH due AS ( \
-                SELECT id, subscription_id, next_attempt_at FROM deliveries \
-                WHERE state = 'pending' AND next_attempt_at <= ?1 \
-                  AND subscription_id NOT IN (SELECT key FROM json_each(?2) WHERE value >= ?3) \
-                ORDER BY next_attempt_at LIMIT ?4), \
-             ranked AS ( \
-                SELECT id, next_attempt_at, \
-                       ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
-                       + COALESCE(json_extract(?2, '$.\"' || subscription_id || '\"'), 0) AS slot \
-                FROM due) \
-             UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?5, updated_at = ?1 \
-             WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?6) \
-             RETURNING id",
-        )
-        .bind(req.now)
-        .bind(&in_flight)
-        .bind(req.per_subscription_cap as i64)
-        .bind(req.limit as i64 * 4)
-        .bind(req.lease_until)
-        .bind(req.limit as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The rows are leased to us now; read what is needed to send them on a reader.
-        let ids = serde_json::to_string(&claimed.iter().map(|r| r.0).collect::<Vec<_>>())
-            .expect("ints serialise");
-        let rows: Vec<DueRow> = sqlx::query_as(&format!(
-            "SELECT {DUE_COLUMNS} \
-             FROM deliveries d JOIN events e ON e.seq = d.event_seq \
-                  JOIN subscriptions s ON s.id = d.subscription_id \
-             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id"
-        ))
-        .bind(&ids)
-        .fetch_all(&self.reader)
-        .await?;
-        let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
-        if !dead.is_empty() {
-            let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
-            sqlx::query(
-                "UPDATE deliveries SET state = 'cancelled', updated_at = ? \
-                 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'",
-            )
-            .bind(req.now)
-            .bind(serde_json::to_string(&dead).expect("ints serialise"))
-            .execute(&self.writer)
-            .await?;
-        }
-        Ok(live.into_iter().map(DueDelivery::from).collect())
+        let (now, lease_until, limit, cap) = (
+            req.now,
+            req.lease_until,
+            req.limit as i64,
+            req.per_subscription_cap as i64,
+        );
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            // Look at a bounded window of the oldest due rows (index scan, independent of backlog
+            // size), then keep per subscription only what fits under its in-flight cap.
+            let claimed: Vec<i64> = tx
+                .prepare_cached(
+                    "WITH due AS ( \
+                        SELECT id, subscription_id, next_attempt_at FROM deliveries \
+                        WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                          AND subscription_id NOT IN (SELECT key FROM json_each(?2) WHERE value >= ?3) \
+                        ORDER BY next_attempt_at LIMIT ?4), \
+                     ranked AS ( \
+                        SELECT id, next_attempt_at, \
+                               ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
+                               + COALESCE(json_extract(?2, '$.\"' || subscription_id || '\"'), 0) AS slot \
+                        FROM due) \
+                     UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?5, updated_at = ?1 \
+                     WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?6) \
+                     RETURNING id",
+                )?
+                .query_map(
+                    params![now, in_flight, cap, limit * 4, lease_until, limit],
+                    |r| r.get(0),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            if claimed.is_empty() {
+                tx.commit()?;
+                return Ok(Vec::new());
+            }
+            let ids = serde_json::to_string(&claimed).expect("ints serialise");
+            let rows: Vec<DueRow> = tx
+                .prepare_cached(&format!(
+                    "SELECT {DUE_COLUMNS} \
+                     FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                          JOIN subscriptions s ON s.id = d.subscription_id \
+                     WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.next_attempt_at, d.id"
+                ))?
+                .query_map([&ids], sqlite_rows::due)?
+                .collect::<rusqlite::Result<_>>()?;
+            let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
+            {
+                let mut cancel = tx.prepare_cached(
+                    "UPDATE deliveries SET state = 'cancelled', updated_at = ?1 WHERE id = ?2",
+                )?;
+                for d in &dead {
+                    cancel.execute(params![now, d.id()])?;
+                }
+            }
+            tx.commit()?;
+            Ok(live.into_iter().map(DueDelivery::from).collect())
+        })
+        .await
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
-        let mut tx = self.writer.begin().await?;
-        let updates: Vec<_> = outcomes.iter().map(outcome_row).collect();
-        // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
-        let applied: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE deliveries SET state = o.value->>2, \
-                    next_attempt_at = COALESCE(o.value->>3, deliveries.next_attempt_at), updated_at = ?2 \
-             FROM json_each(?1) AS o \
-             WHERE deliveries.id = o.value->>0 AND deliveries.attempts = o.value->>1 \
-               AND deliveries.state = 'pending' \
-             RETURNING deliveries.id, deliveries.attempts",
-        )
-        .bind(serde_json::to_string(&updates).map_err(anyhow::Error::from)?)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let applied: std::collections::HashSet<(i64, i64)> = applied.into_iter().collect();
-        let attempts: Vec<_> = outcomes
-            .iter()
-            .filter(|o| applied.contains(&applied_key(o)))
-            .map(|o| {
-                let a = &o.attempt;
-                (
-                    a.delivery_id,
-                    a.attempt,
-                    a.started_at,
-                    a.duration_ms,
-                    a.status_code,
-                    a.error_kind,
-                    &a.error_message,
-                    &a.response_body,
-                )
-            })
-            .collect();
-        if attempts.len() < outcomes.len() {
-            tracing::warn!(
-                skipped = outcomes.len() - attempts.len(),
-                "outcomes fenced off: their deliveries were re-claimed after the lease expired"
-            );
-        }
-        if !attempts.is_empty() {
-            sqlx::query(
-                "INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, \
-                 duration_ms, status_code, error_kind, error_message, response_body) \
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
-                        value->>6, value->>7 FROM json_each(?)",
-            )
-            .bind(serde_json::to_string(&attempts).map_err(anyhow::Error::from)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for o in outcomes
-            .iter()
-            .filter(|o| applied.contains(&applied_key(o)))
-        {
-            if let Some(sub_id) = &o.deactivate_subscription {
-                sqlx::query("UPDATE subscriptions SET is_active = 0, updated_at = ? WHERE id = ?")
-                    .bind(now)
-                    .bind(sub_id)
-                    .execute(&mut *tx)
-                    .await?;
+        let outcomes = outcomes.to_vec();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let mut applied = 0;
+            {
+                // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
+                let mut update = tx.prepare_cached(
+                    "UPDATE deliveries SET state = ?1, next_attempt_at = COALESCE(?2, next_attempt_at), \
+                     updated_at = ?3 WHERE id = ?4 AND attempts = ?5 AND state = 'pending'",
+                )?;
+                let mut log = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, \
+                     duration_ms, status_code, error_kind, error_message, response_body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                let mut deactivate = tx.prepare_cached(
+                    "UPDATE subscriptions SET is_active = 0, updated_at = ?1 WHERE id = ?2",
+                )?;
+                for o in &outcomes {
+                    let a = &o.attempt;
+                    let (state, next_at) = next_state_columns(o.next);
+                    if update.execute(params![state, next_at, now, a.delivery_id, a.attempt])? != 1 {
+                        tracing::warn!(
+                            delivery_id = a.delivery_id,
+                            attempt = a.attempt,
+                            "outcome fenced off: the delivery was re-claimed after its lease expired"
+                        );
+                        continue;
+                    }
+                    applied += 1;
+                    log.execute(params![
+                        a.delivery_id,
+                        a.attempt,
+                        a.started_at,
+                        a.duration_ms,
+                        a.status_code,
+                        a.error_kind,
+                        a.error_message,
+                        a.response_body
+                    ])?;
+                    if let Some(sub) = &o.deactivate_subscription {
+                        deactivate.execute(params![now, sub])?;
+                    }
+                }
             }
-        }
-        tx.commit().await?;
-        Ok(applied.len())
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
-        )
-        .fetch_one(&self.reader)
-        .await?)
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+            )?
+            .query_row([], |r| r.get(0))?)
+        })
+        .await
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(counts_from(rows))
+        self.read(|c| {
+            let rows: Vec<(String, i64)> = c
+                .prepare_cached("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(counts_from(rows))
+        })
+        .await
     }
 
     async fn attempts_for_event(
@@ -580,40 +744,17 @@ impl Store for SqliteStore {
         partner_id: &str,
         event_id: &str,
     ) -> StoreResult<Vec<AttemptRecord>> {
-        let rows: Vec<AttemptRow> = sqlx::query_as(&format!(
-            "SELECT {ATTEMPT_COLUMNS} \
-             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
-                  JOIN events e ON e.seq = d.event_seq \
-             WHERE e.partner_id = ? AND e.event_id = ? ORDER BY a.delivery_id, a.attempt"
-        ))
-        .bind(partner_id)
-        .bind(event_id)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(AttemptRecord::from).collect())
+        let (partner_id, event_id) = (partner_id.to_owned(), event_id.to_owned());
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLUMNS} \
+                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+                      JOIN events e ON e.seq = d.event_seq \
+                 WHERE e.partner_id = ?1 AND e.event_id = ?2 ORDER BY a.delivery_id, a.attempt"
+            ))?
+            .query_map(params![partner_id, event_id], sqlite_rows::attempt)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
     }
-}
-
-async fn insert_partner(tx: &mut Transaction<'_, Sqlite>, p: &Partner) -> StoreResult<()> {
-    sqlx::query("INSERT INTO partners (id, name, created_at) VALUES (?, ?, ?)")
-        .bind(&p.id)
-        .bind(&p.name)
-        .bind(p.created_at)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn insert_api_key(tx: &mut Transaction<'_, Sqlite>, k: &ApiKeyRecord) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, partner_id, name, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(&k.id)
-    .bind(&k.partner_id)
-    .bind(&k.name)
-    .bind(k.hash.as_bytes())
-    .bind(k.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
