@@ -41,10 +41,11 @@ impl fmt::Debug for PhoneNumber {
 
 /// Parses a filter list, keeping first-seen order and dropping repeats.
 pub fn parse_list<S: AsRef<str>>(raw: &[S]) -> Result<Vec<PhoneNumber>, InvalidPhoneNumber> {
+    let mut seen = std::collections::HashSet::with_capacity(raw.len());
     let mut out: Vec<PhoneNumber> = Vec::with_capacity(raw.len());
     for r in raw {
         let p = PhoneNumber::parse(r.as_ref())?;
-        if !out.contains(&p) {
+        if seen.insert(p.clone()) {
             out.push(p);
         }
     }

@@ -28,6 +28,8 @@ pub enum TargetUrlError {
     HasFragment,
     #[error("target_url must name a host")]
     NoHost,
+    #[error("target_url must not contain whitespace or control characters")]
+    InvalidCharacters,
     #[error("target_url has an unsupported version '{0}' (supported: 2025-01-01, 2026-02-03)")]
     UnknownVersion(String),
 }
@@ -65,6 +67,11 @@ impl TargetUrl {
         }
         if trimmed.len() > MAX_TARGET_URL_LEN {
             return Err(TargetUrlError::TooLong);
+        }
+        // The URL parser would silently drop or escape these, so the stored string (returned,
+        // compared for uniqueness) would differ from where deliveries go.
+        if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(TargetUrlError::InvalidCharacters);
         }
         let parsed =
             Url::parse(trimmed).map_err(|_| TargetUrlError::Malformed(trimmed.to_owned()))?;
@@ -162,7 +169,10 @@ mod tests {
             ("https://u:p@example.com", TargetUrlError::HasCredentials),
             ("https://u@example.com", TargetUrlError::HasCredentials),
             ("https://example.com/#frag", TargetUrlError::HasFragment),
-            ("not a url", TargetUrlError::Malformed("not a url".into())),
+            ("not-a-url", TargetUrlError::Malformed("not-a-url".into())),
+            ("https://e.com/ho\nok", TargetUrlError::InvalidCharacters),
+            ("https://e.com/h\u{0}", TargetUrlError::InvalidCharacters),
+            ("https://e.com/a b", TargetUrlError::InvalidCharacters),
         ];
         for (raw, want) in cases {
             assert_eq!(TargetUrl::parse(raw, false), Err(want), "{raw}");

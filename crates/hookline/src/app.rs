@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use hookline_core::ApiKeyHash;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -88,10 +88,18 @@ pub async fn serve(
         stop.cancel();
     });
     let server_stop = cancel.clone();
-    axum::serve(listener, app)
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move { server_stop.cancelled().await })
-        .await
-        .context("HTTP server failed")?;
+        .into_future();
+    tokio::pin!(server);
+    // Graceful, but bounded: a client trickling a request body must not keep the process alive.
+    tokio::select! {
+        done = &mut server => done.context("HTTP server failed")?,
+        _ = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(settings.shutdown_grace).await;
+        } => tracing::warn!("open HTTP connections did not finish within the grace period; closing them"),
+    }
     if let Some(d) = dispatcher {
         d.await.context("dispatcher panicked")?;
     }

@@ -117,3 +117,34 @@ impl FromRequestParts<AppState> for AdminAuth {
         }
     }
 }
+
+/// Path parameters. A path that does not decode (bad percent-escapes, invalid UTF-8) or holds
+/// control characters names nothing that can exist: 404 in our envelope.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let path = parts.uri.path().to_owned();
+        let not_found = || ApiError::NotFound(format!("No resource at {path}"));
+        let axum::extract::Path(params) =
+            axum::extract::Path::<Vec<String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| not_found())?;
+        if params
+            .iter()
+            .any(|p| p.is_empty() || p.len() > 128 || p.chars().any(char::is_control))
+        {
+            return Err(not_found());
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        Ok(ApiPath(value))
+    }
+}

@@ -1,7 +1,7 @@
 //! The operator API (`/admin/v1`): partners, their API keys, and event publishing.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookline_core::time::{now_micros, parse_rfc3339, rfc3339};
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_json, AdminAuth, ApiJson};
+use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
 use crate::store::{ApiKeyRecord, NewEvent, Partner, Published};
 
 pub const MAX_BATCH: usize = 1000;
@@ -100,9 +100,9 @@ pub struct PublishBatchResult {
 
 fn new_partner(name: &str) -> ApiResult<Partner> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::InvalidParameter(
-            "name must be 1 to 200 characters".into(),
+            "name must be 1 to 200 characters, without control characters".into(),
         ));
     }
     Ok(Partner {
@@ -170,7 +170,7 @@ fn partner_not_found(id: &str) -> ApiError {
 pub async fn create_api_key(
     State(state): State<AppState>,
     _: AdminAuth,
-    Path(partner_id): Path<String>,
+    ApiPath(partner_id): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let req: CreateApiKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -206,7 +206,7 @@ pub async fn create_api_key(
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     _: AdminAuth,
-    Path((partner_id, key_id)): Path<(String, String)>,
+    ApiPath((partner_id, key_id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     if state
         .store
@@ -288,6 +288,12 @@ async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> 
     let mut checked: Vec<&str> = Vec::new();
     for e in events {
         let id = e.partner_id.as_str();
+        if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+            return Err(ApiError::InvalidParameter(format!(
+                "Unknown partner_id '{}'",
+                id.escape_debug()
+            )));
+        }
         if checked.contains(&id)
             || state
                 .known_partners

@@ -19,7 +19,11 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     // Answer within a load balancer's health-check timeout even when the store hangs.
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ApiError::Unavailable(format!("store not reachable: {e}"))),
+        Ok(Err(e)) => {
+            // The cause goes to the log, not to an unauthenticated caller.
+            tracing::warn!(error = %e, "readiness check: store not reachable");
+            return Err(ApiError::Unavailable("store not reachable".into()));
+        }
         Err(_) => {
             return Err(ApiError::Unavailable(format!(
                 "store did not answer within {READY_TIMEOUT:?}"

@@ -1,6 +1,6 @@
 //! Linq's partner API for webhook subscriptions (`/v3/webhook-subscriptions`, `/v3/webhook-events`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{ApiJson, PartnerAuth};
+use crate::extract::{ApiJson, ApiPath, PartnerAuth};
 use crate::store::{NewSubscription, Subscription};
 
 pub const EVENTS_DOC_URL: &str = "https://docs.linqapp.com/channel/imessage/guides/webhooks/events";
@@ -143,7 +143,15 @@ fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
     })
 }
 
+/// Bounds the work one subscription adds to every publish of its partner.
+pub const MAX_PHONE_NUMBERS: usize = 1000;
+
 fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNumber>> {
+    if raw.is_some_and(|r| r.len() > MAX_PHONE_NUMBERS) {
+        return Err(ApiError::InvalidParameter(format!(
+            "phone_numbers may list at most {MAX_PHONE_NUMBERS} numbers"
+        )));
+    }
     phone::parse_list(raw.unwrap_or_default()).map_err(|e| ApiError::InvalidPhone(e.to_string()))
 }
 
@@ -264,7 +272,7 @@ pub async fn list(
 pub async fn retrieve(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookSubscription>> {
     let sub = load(&state, &partner, &id).await?;
     Ok(Json(WebhookSubscription::from(&sub)))
@@ -280,7 +288,7 @@ pub async fn retrieve(
 pub async fn update(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateSubscriptionRequest>,
 ) -> ApiResult<Json<WebhookSubscription>> {
     let mut sub = load(&state, &partner, &id).await?;
@@ -319,7 +327,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     if uuid::Uuid::parse_str(&id).is_err()
         || !state

@@ -116,18 +116,19 @@ impl Dispatcher {
 
     /// Sends a delivery whose slot is already reserved.
     pub fn start_reserved(&self, delivery: DueDelivery) {
-        let outcomes = self.shared.outcomes.lock().expect("not poisoned").clone();
+        let Some(outcomes) = self.shared.outcomes.lock().expect("not poisoned").clone() else {
+            // Shutting down: an outcome could not be recorded, so do not send at all; the lease
+            // expires and the delivery goes out once, from the next process.
+            self.release(&delivery.subscription_id);
+            return;
+        };
         let this = self.clone();
         tokio::spawn(async move {
             let s = &this.shared;
             let result = s.sender.send(&delivery).await;
             let outcome = to_outcome(&delivery, result, &s.settings.retry_schedule);
             log_attempt(&delivery, &outcome);
-            let recorded = match outcomes {
-                Some(tx) => tx.send(outcome).await.is_ok(),
-                None => false,
-            };
-            if !recorded {
+            if outcomes.send(outcome).await.is_err() {
                 tracing::warn!(
                     delivery_id = delivery.delivery_id,
                     "shutting down: outcome not recorded; the delivery is retried after its lease"
@@ -178,9 +179,10 @@ impl Dispatcher {
                         _ = cancel.cancelled() => break,
                     }
                 }
-                if s.slots.available_permits() == 0 {
-                    continue;
-                }
+            }
+            let free = s.slots.available_permits();
+            if free == 0 {
+                continue;
             }
             let limit = (free as u32).min(CLAIM_BATCH);
             let cap = s.settings.max_in_flight_per_subscription;
@@ -298,7 +300,8 @@ fn to_outcome(
             response_body: r.response_body,
         },
         next,
-        deactivate_subscription: (r.verdict == Verdict::Gone).then(|| d.subscription_id.clone()),
+        deactivate_subscription: (r.verdict == Verdict::Gone)
+            .then(|| (d.subscription_id.clone(), d.target_url.clone())),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::store::DueDelivery;
 
 /// How much of a receiver's answer the attempt log keeps; nothing past it is read.
 pub const RESPONSE_BODY_CAP: usize = 4096;
+pub const DEFAULT_ROUTING_ID_HEADER: &str = "Linq-Chat-Id";
 pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug)]
@@ -113,6 +114,8 @@ impl Sender {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the target itself, around the guarded resolver.
+            .no_proxy()
             .timeout(settings.delivery_timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -211,7 +214,7 @@ impl Sender {
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                let (kind, message) = classify_error(&e);
+                let (kind, message) = classify_error(&e.without_url());
                 return failed(kind, message);
             }
         };
@@ -273,14 +276,16 @@ pub fn signed_headers(
         "x-webhook-signature",
         value(&secret.sign_legacy(timestamp, body)),
     );
-    if let Some(name) = d
-        .routing_key_header
-        .as_ref()
-        .and(d.routing_id_header.as_deref())
-        .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-    {
-        // Delivery affinity: the chat id, when the event belongs to a chat.
-        if let Some(chat_id) = chat_id(&d.data) {
+    // Delivery affinity (routing_key_header set): the chat id goes in routing_id_header,
+    // `Linq-Chat-Id` unless the subscription names another.
+    if d.routing_key_header.is_some() {
+        let name = d
+            .routing_id_header
+            .as_deref()
+            .unwrap_or(DEFAULT_ROUTING_ID_HEADER);
+        if let (Ok(name), Some(chat_id)) =
+            (HeaderName::from_bytes(name.as_bytes()), chat_id(&d.data))
+        {
             h.insert(name, value(&chat_id));
         }
     }

@@ -138,8 +138,9 @@ pub enum NextState {
 pub struct Outcome {
     pub attempt: AttemptRecord,
     pub next: NextState,
-    /// `410 Gone`: the receiver asked us to stop.
-    pub deactivate_subscription: Option<String>,
+    /// `410 Gone`: the receiver asked us to stop. `(subscription id, target URL attempted)`:
+    /// only deactivated if the subscription still points there.
+    pub deactivate_subscription: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -345,12 +345,20 @@ impl Store for PostgresStore {
             subs.insert(e.partner_id.clone(), rows::targets(rows)?);
         }
         let targets = fan_out(events, &subs);
-        let column = |f: fn(&NewEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
-        let phones: Vec<Option<&str>> = events
+        // Rows go in (partner_id, event_id) order: two nodes inserting overlapping ids then wait
+        // on each other in the same order instead of deadlocking.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|a, b| {
+            (&events[*a].partner_id, &events[*a].event_id)
+                .cmp(&(&events[*b].partner_id, &events[*b].event_id))
+        });
+        let column =
+            |f: fn(&NewEvent) -> &str| order.iter().map(|i| f(&events[*i])).collect::<Vec<&str>>();
+        let phones: Vec<Option<&str>> = order
             .iter()
-            .map(|e| e.phone_number.as_ref().map(|p| p.as_str()))
+            .map(|i| events[*i].phone_number.as_ref().map(|p| p.as_str()))
             .collect();
-        let counts: Vec<i64> = targets.iter().map(|t| t.len() as i64).collect();
+        let counts: Vec<i64> = order.iter().map(|i| targets[*i].len() as i64).collect();
         // ON CONFLICT makes concurrent publishes of one event_id on two nodes create one event:
         // the second waits on the unique index, then skips the row the first committed.
         let inserted: Vec<(i64, String, String)> = sqlx::query_as(
@@ -542,12 +550,14 @@ impl Store for PostgresStore {
             .iter()
             .filter(|o| applied.contains(&applied_key(o)))
         {
-            if let Some(sub_id) = &o.deactivate_subscription {
+            if let Some((sub_id, url)) = &o.deactivate_subscription {
                 sqlx::query(
-                    "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 WHERE id = $2",
+                    "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 \
+                     WHERE id = $2 AND target_url = $3",
                 )
                 .bind(now)
                 .bind(sub_id)
+                .bind(url)
                 .execute(&mut *tx)
                 .await?;
             }

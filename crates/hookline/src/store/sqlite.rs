@@ -111,7 +111,14 @@ impl SqliteStore {
                 };
                 // Ends when every sender (the store) is gone.
                 while let Ok(job) = inbox.recv() {
-                    job(&mut conn);
+                    // A panicking job fails its own caller (its reply channel is dropped) and
+                    // must not take the writer down with it.
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!(
+                            "a SQLite write job panicked; its transaction was rolled back"
+                        );
+                    }
                 }
             })
             .context("starting the SQLite writer thread")?;
@@ -683,7 +690,8 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
                 let mut deactivate = tx.prepare_cached(
-                    "UPDATE subscriptions SET is_active = 0, updated_at = ?1 WHERE id = ?2",
+                    "UPDATE subscriptions SET is_active = 0, updated_at = ?1 \
+                     WHERE id = ?2 AND target_url = ?3",
                 )?;
                 for o in &outcomes {
                     let a = &o.attempt;
@@ -707,8 +715,8 @@ impl Store for SqliteStore {
                         a.error_message,
                         a.response_body
                     ])?;
-                    if let Some(sub) = &o.deactivate_subscription {
-                        deactivate.execute(params![now, sub])?;
+                    if let Some((sub, url)) = &o.deactivate_subscription {
+                        deactivate.execute(params![now, sub, url])?;
                     }
                 }
             }

@@ -419,10 +419,23 @@ async fn validation_errors_name_the_problem(backend: Backend) {
             "2048",
         ),
         (
-            json!({"target_url": "not a url", "subscribed_events": ["message.sent"]}),
+            json!({"target_url": "not-a-url", "subscribed_events": ["message.sent"]}),
             400,
             1005,
-            "not a url",
+            "not-a-url",
+        ),
+        (
+            json!({"target_url": "https://example.com/a\nb", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "whitespace",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"],
+                   "phone_numbers": (0..1001).map(|i| format!("+1202555{i:04}")).collect::<Vec<_>>()}),
+            400,
+            1005,
+            "at most 1000",
         ),
         (
             json!({"target_url": "https://example.com/v", "subscribed_events": []}),
@@ -631,6 +644,14 @@ async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope(backend: Back
     }
     let (s, v) = app.call(&key, Method::GET, "/v3/nothing-here", None).await;
     assert_error(s, &v, 404, 2001);
+    // Ids that do not even decode are unknown ids too, in the envelope.
+    for bad in [
+        "/v3/webhook-subscriptions/%FF",
+        "/v3/webhook-subscriptions/a%00b",
+    ] {
+        let (s, v) = app.call(&key, Method::GET, bad, None).await;
+        assert_error(s, &v, 404, 2001);
+    }
     let (s, v) = app
         .call(&key, Method::PATCH, "/v3/webhook-subscriptions", None)
         .await;
