@@ -244,16 +244,17 @@ pub fn event_key(e: &NewEvent) -> EventKey {
 
 /// The subscriptions each event goes to, by the fan-out rule; `subs` holds every partner's
 /// active subscriptions.
-pub fn fan_out<'a>(
+pub fn fan_out<'a, T: AsRef<[Target]>>(
     events: &[NewEvent],
-    subs: &'a HashMap<String, Vec<Target>>,
+    subs: &'a HashMap<String, T>,
 ) -> Vec<Vec<&'a Target>> {
     events
         .iter()
         .map(|e| {
             subs.get(&e.partner_id)
                 .map(|list| {
-                    list.iter()
+                    list.as_ref()
+                        .iter()
                         .filter(|t| matches(&t.subscription, e))
                         .collect()
                 })

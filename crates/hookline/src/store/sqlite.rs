@@ -17,6 +17,8 @@ use tokio::sync::oneshot;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
 /// Read connections kept open for reuse.
 const READERS: usize = 4;
+/// Page cache of the writer connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -24,6 +26,17 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    /// Each partner's active subscriptions as publish needs them. Every subscription write goes
+    /// through this store (one process per SQLite file), which clears the cache, so it is never
+    /// stale; it saves a read per publish.
+    fan_out_cache: Mutex<FanOutCache>,
+}
+
+#[derive(Default)]
+struct FanOutCache {
+    /// Bumped after every subscription write commits: a read that raced a write is not cached.
+    generation: u64,
+    by_partner: HashMap<String, Arc<[Target]>>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -51,6 +64,10 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The writer walks the delivery indexes on every job; with the default 2 MiB cache a
+        // large backlog turned each lookup into page reads (drain of 1M pending fell to ~4k/s).
+        // Pages are only allocated as touched, so a small store stays small.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -127,7 +144,15 @@ impl SqliteStore {
             jobs,
             readers: Arc::default(),
             path,
+            fan_out_cache: Mutex::default(),
         })
+    }
+
+    /// Called after a subscription write commits.
+    fn subscriptions_changed(&self) {
+        let mut cache = self.fan_out_cache.lock().expect("not poisoned");
+        cache.generation += 1;
+        cache.by_partner.clear();
     }
 
     /// Runs `f` on the writer thread. `f` is the whole transaction.
@@ -336,7 +361,7 @@ impl Store for SqliteStore {
     async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
         let s = new.subscription.clone();
         let secret = new.signing_secret.clone();
-        self.write(move |c| {
+        let result = self.write(move |c| {
             let tx = c.transaction()?;
             let res = tx.execute(
                 "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
@@ -367,7 +392,9 @@ impl Store for SqliteStore {
                 }
             }
         })
-        .await
+        .await;
+        self.subscriptions_changed();
+        result
     }
 
     async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
@@ -414,7 +441,7 @@ impl Store for SqliteStore {
 
     async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
         let s = s.clone();
-        self.write(move |c| {
+        let result = self.write(move |c| {
             let tx = c.transaction()?;
             let res = tx.execute(
                 "UPDATE subscriptions SET target_url = ?1, subscribed_events = ?2, phone_numbers = ?3, \
@@ -443,20 +470,25 @@ impl Store for SqliteStore {
                 }
             }
         })
-        .await
+        .await;
+        self.subscriptions_changed();
+        result
     }
 
     async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
         let (partner_id, id) = (partner_id.to_owned(), id.to_owned());
-        self.write(move |c| {
-            let n = c.execute(
-                "UPDATE subscriptions SET deleted_at = ?1, is_active = 0, updated_at = ?1 \
+        let result = self
+            .write(move |c| {
+                let n = c.execute(
+                    "UPDATE subscriptions SET deleted_at = ?1, is_active = 0, updated_at = ?1 \
                  WHERE partner_id = ?2 AND id = ?3 AND deleted_at IS NULL",
-                params![now, partner_id, id],
-            )?;
-            Ok(n == 1)
-        })
-        .await
+                    params![now, partner_id, id],
+                )?;
+                Ok(n == 1)
+            })
+            .await;
+        self.subscriptions_changed();
+        result
     }
 
     async fn publish(
@@ -467,31 +499,52 @@ impl Store for SqliteStore {
     ) -> StoreResult<PublishBatch> {
         // Subscriptions come from a reader, outside the write transaction: the single writer
         // only writes. A subscription changed in between is caught at claim time.
-        let partners: Vec<String> = events
-            .iter()
-            .map(|e| e.partner_id.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let subs: HashMap<String, Vec<Target>> = self
-            .read(move |c| {
-                let mut out = HashMap::new();
-                for p in partners {
-                    let rows = load_subscriptions(
-                        c,
-                        &format!(
-                            "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
-                             WHERE partner_id = ?1 AND deleted_at IS NULL AND is_active = 1"
-                        ),
-                        &[&p],
-                        true,
-                    )?;
-                    out.insert(p, rows::targets(rows)?);
+        let mut subs: HashMap<String, Arc<[Target]>> = HashMap::new();
+        let mut missing: Vec<String> = Vec::new();
+        let generation = {
+            let cache = self.fan_out_cache.lock().expect("not poisoned");
+            for e in events {
+                if subs.contains_key(&e.partner_id) || missing.contains(&e.partner_id) {
+                    continue;
                 }
-                Ok(out)
-            })
-            .await?;
-
+                match cache.by_partner.get(&e.partner_id) {
+                    Some(t) => {
+                        subs.insert(e.partner_id.clone(), t.clone());
+                    }
+                    None => missing.push(e.partner_id.clone()),
+                }
+            }
+            cache.generation
+        };
+        if !missing.is_empty() {
+            let loaded: Vec<(String, Vec<Target>)> = self
+                .read(move |c| {
+                    let mut out = Vec::new();
+                    for p in missing {
+                        let rows = load_subscriptions(
+                            c,
+                            &format!(
+                                "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
+                                 WHERE partner_id = ?1 AND deleted_at IS NULL AND is_active = 1"
+                            ),
+                            &[&p],
+                            true,
+                        )?;
+                        out.push((p, rows::targets(rows)?));
+                    }
+                    Ok(out)
+                })
+                .await?;
+            let mut cache = self.fan_out_cache.lock().expect("not poisoned");
+            let fresh = cache.generation == generation;
+            for (p, t) in loaded {
+                let t: Arc<[Target]> = t.into();
+                if fresh {
+                    cache.by_partner.insert(p.clone(), t.clone());
+                }
+                subs.insert(p, t);
+            }
+        }
         // Slots are reserved before the transaction (the writer thread cannot call back into the
         // dispatcher); a reservation for an event that turns out to be a repeat goes unused and
         // the publisher gives it back.
@@ -674,8 +727,9 @@ impl Store for SqliteStore {
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
+        let deactivates = outcomes.iter().any(|o| o.deactivate_subscription.is_some());
         let outcomes = outcomes.to_vec();
-        self.write(move |c| {
+        let result = self.write(move |c| {
             let tx = c.transaction()?;
             let mut applied = 0;
             {
@@ -723,7 +777,11 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(applied)
         })
-        .await
+        .await;
+        if deactivates {
+            self.subscriptions_changed();
+        }
+        result
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
