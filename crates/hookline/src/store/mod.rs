@@ -106,12 +106,6 @@ pub struct PublishBatch {
     pub queued: usize,
 }
 
-/// How many of the oldest due deliveries a claim examines at most. Without a bound, a claim
-/// while the subscriptions holding the backlog are at their in-flight cap walked every due row
-/// (a 1M backlog drained at ~4k/s). The cost of the bound: due deliveries of other subscriptions
-/// wait while more than this many older ones belong to saturated subscriptions.
-pub const CLAIM_SCAN_WINDOW: i64 = 65_536;
-
 pub struct ClaimRequest<'a> {
     pub now: i64,
     pub lease_until: i64,

@@ -435,15 +435,11 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each other.
         let claimed: Vec<i64> = sqlx::query_scalar(
-            "WITH oldest AS ( \
-                SELECT id FROM deliveries \
+            "WITH due AS ( \
+                SELECT id, subscription_id, next_attempt_at FROM deliveries \
                 WHERE state = 'pending' AND next_attempt_at <= $1 \
-                ORDER BY next_attempt_at LIMIT $7), \
-             due AS ( \
-                SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN oldest USING (id) \
-                WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
-                  AND COALESCE(($2::jsonb ->> d.subscription_id)::bigint, 0) < $3 \
-                ORDER BY d.next_attempt_at LIMIT $4 FOR UPDATE OF d SKIP LOCKED), \
+                  AND COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) < $3 \
+                ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
              ranked AS ( \
                 SELECT id, next_attempt_at, \
                        ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
@@ -459,7 +455,6 @@ impl Store for PostgresStore {
         .bind(req.limit as i64 * 4)
         .bind(req.lease_until)
         .bind(req.limit as i64)
-        .bind(CLAIM_SCAN_WINDOW)
         .fetch_all(&mut *tx)
         .await?;
         if claimed.is_empty() {

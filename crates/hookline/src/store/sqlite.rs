@@ -678,13 +678,10 @@ impl Store for SqliteStore {
             // size), then keep per subscription only what fits under its in-flight cap.
             let claimed: Vec<i64> = tx
                 .prepare_cached(
-                    "WITH oldest AS ( \
+                    "WITH due AS ( \
                         SELECT id, subscription_id, next_attempt_at FROM deliveries \
                         WHERE state = 'pending' AND next_attempt_at <= ?1 \
-                        ORDER BY next_attempt_at LIMIT ?7), \
-                     due AS ( \
-                        SELECT id, subscription_id, next_attempt_at FROM oldest \
-                        WHERE subscription_id NOT IN (SELECT key FROM json_each(?2) WHERE value >= ?3) \
+                          AND subscription_id NOT IN (SELECT key FROM json_each(?2) WHERE value >= ?3) \
                         ORDER BY next_attempt_at LIMIT ?4), \
                      ranked AS ( \
                         SELECT id, next_attempt_at, \
@@ -696,7 +693,7 @@ impl Store for SqliteStore {
                      RETURNING id",
                 )?
                 .query_map(
-                    params![now, in_flight, cap, limit * 4, lease_until, limit, CLAIM_SCAN_WINDOW],
+                    params![now, in_flight, cap, limit * 4, lease_until, limit],
                     |r| r.get(0),
                 )?
                 .collect::<rusqlite::Result<_>>()?;
