@@ -20,18 +20,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub admin_hash: Arc<ApiKeyHash>,
     pub publisher: Publisher,
-    /// Wakes the dispatcher when new deliveries are committed.
-    pub wake: Arc<Notify>,
     /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
     /// this takes a store read off every publish request.
     pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
-}
-
-impl AppState {
-    /// Called after a subscription changes, so cached views elsewhere refresh.
-    pub fn subscriptions_changed(&self) {
-        self.wake.notify_one();
-    }
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
@@ -74,7 +65,6 @@ pub async fn serve(
         settings: settings.clone(),
         admin_hash: Arc::new(admin_hash),
         publisher,
-        wake: wake.clone(),
         known_partners: Arc::default(),
     };
     let dispatcher = dispatcher.map(|d| tokio::spawn(d.run(cancel.clone())));

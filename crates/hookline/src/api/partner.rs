@@ -315,7 +315,6 @@ pub async fn update(
     if !state.store.update_subscription(&sub).await? {
         return Err(not_found(&id));
     }
-    state.subscriptions_changed();
     Ok(Json(WebhookSubscription::from(&sub)))
 }
 
@@ -337,7 +336,6 @@ pub async fn delete(
     {
         return Err(not_found(&id));
     }
-    state.subscriptions_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

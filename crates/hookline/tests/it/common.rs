@@ -234,6 +234,19 @@ impl TestApp {
             .clone()
     }
 
+    /// The attempt log of one event, as the server recorded it.
+    pub async fn attempts(
+        &self,
+        partner: &str,
+        event_id: &str,
+    ) -> Vec<hookline::store::AttemptRecord> {
+        self.store()
+            .await
+            .attempts_for_event(partner, event_id)
+            .await
+            .unwrap()
+    }
+
     pub async fn admin(
         &self,
         method: reqwest::Method,

@@ -306,11 +306,8 @@ async fn retries_5xx_and_429_honouring_retry_after_with_the_same_webhook_id(back
         }
     );
     let attempts = app
-        .store()
-        .await
-        .attempts_for_event(&partner, p["event_id"].as_str().unwrap())
-        .await
-        .unwrap();
+        .attempts(&partner, p["event_id"].as_str().unwrap())
+        .await;
     let codes: Vec<Option<u16>> = attempts.iter().map(|a| a.status_code).collect();
     assert_eq!(codes, vec![Some(500), Some(429), Some(200)]);
     assert_eq!(
@@ -345,11 +342,8 @@ async fn gives_up_after_the_last_retry_and_never_retries_other_4xx(backend: Back
     assert_eq!(rx.received_at("/bad").len(), 1);
     assert_eq!(rx.received_at("/missing").len(), 1);
     let attempts = app
-        .store()
-        .await
-        .attempts_for_event(&partner, p["event_id"].as_str().unwrap())
-        .await
-        .unwrap();
+        .attempts(&partner, p["event_id"].as_str().unwrap())
+        .await;
     assert!(attempts
         .iter()
         .any(|a| a.response_body.as_deref() == Some("maintenance")));
@@ -388,11 +382,8 @@ async fn gone_deactivates_the_subscription_and_redirects_are_not_followed(backen
         .await;
     assert_eq!(sub["is_active"], json!(false));
     let attempts = app
-        .store()
-        .await
-        .attempts_for_event(&partner, p["event_id"].as_str().unwrap())
-        .await
-        .unwrap();
+        .attempts(&partner, p["event_id"].as_str().unwrap())
+        .await;
     assert!(attempts
         .iter()
         .any(|a| a.error_kind == Some("redirect") && a.status_code == Some(302)));
@@ -469,11 +460,8 @@ async fn ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list(backend
         }
     );
     let attempts = app
-        .store()
-        .await
-        .attempts_for_event(&partner, p["event_id"].as_str().unwrap())
-        .await
-        .unwrap();
+        .attempts(&partner, p["event_id"].as_str().unwrap())
+        .await;
     assert_eq!(attempts.len(), 2, "refusals are not retried: {attempts:?}");
     assert!(
         attempts
