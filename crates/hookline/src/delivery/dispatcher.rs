@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::outcome::Verdict;
 use super::sender::{AttemptResult, Sender};
 use crate::config::Settings;
-use crate::store::{AttemptRecord, ClaimRequest, DueDelivery, DynStore, NextState, Outcome};
+use crate::store::{
+    AttemptRecord, Capacity, ClaimRequest, DueDelivery, DynStore, NextState, Outcome,
+};
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: u32 = 256;
@@ -186,15 +188,16 @@ impl Dispatcher {
             }
             let limit = (free as u32).min(CLAIM_BATCH);
             let cap = s.settings.max_in_flight_per_subscription;
-            let in_flight = s.per_subscription.lock().expect("not poisoned").clone();
-            let saturated = in_flight.values().any(|n| *n >= cap);
+            let in_flight = self.in_flight();
             let now = now_micros();
             let request = ClaimRequest {
                 now,
                 lease_until: now + micros(s.settings.lease),
                 limit,
-                per_subscription_cap: cap,
-                in_flight: &in_flight,
+                capacity: Capacity {
+                    per_subscription_cap: cap,
+                    in_flight: &in_flight,
+                },
             };
             let claimed = match s.store.claim_due(&request).await {
                 Ok(c) => {
@@ -219,10 +222,24 @@ impl Dispatcher {
             if full_batch {
                 continue;
             }
-            let sleep = self.until_next_due(saturated).await;
+            let in_flight = self.in_flight();
+            let saturated = in_flight.values().any(|n| *n >= cap);
+            let sleep = self
+                .until_next_due(&Capacity {
+                    per_subscription_cap: cap,
+                    in_flight: &in_flight,
+                })
+                .await;
             tokio::select! {
                 _ = s.wake.notified() => {}
-                _ = s.slot_freed.notified(), if saturated => {}
+                _ = s.slot_freed.notified(), if saturated => {
+                    // A full subscription may have room now. Let a few more of its deliveries
+                    // finish so the claim takes a batch, not one row per transaction.
+                    tokio::select! {
+                        _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                        _ = cancel.cancelled() => break,
+                    }
+                }
                 _ = tokio::time::sleep(sleep) => {}
                 _ = cancel.cancelled() => break,
             }
@@ -240,14 +257,19 @@ impl Dispatcher {
         }
     }
 
-    /// How long to sleep when nothing wakes us: until the earliest due delivery, at most the poll interval.
-    async fn until_next_due(&self, saturated: bool) -> Duration {
-        let s = &self.shared;
-        let poll = s.settings.poll_interval;
-        if saturated {
-            return poll;
-        }
-        match s.store.next_due_at().await {
+    fn in_flight(&self) -> HashMap<String, usize> {
+        self.shared
+            .per_subscription
+            .lock()
+            .expect("not poisoned")
+            .clone()
+    }
+
+    /// How long to sleep when nothing wakes us: until the earliest due delivery of a subscription
+    /// with room, at most the poll interval.
+    async fn until_next_due(&self, capacity: &Capacity<'_>) -> Duration {
+        let poll = self.shared.settings.poll_interval;
+        match self.shared.store.next_due_at(capacity).await {
             Ok(Some(at)) => {
                 let wait = at - now_micros();
                 if wait <= 0 {

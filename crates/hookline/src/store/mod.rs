@@ -3,6 +3,7 @@
 //! Everything that must be atomic is one method here (an event and its deliveries; an attempt
 //! and the delivery's next state), so no caller can split a transaction by accident.
 
+mod db_clock;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -106,13 +107,30 @@ pub struct PublishBatch {
     pub queued: usize,
 }
 
+/// How many more deliveries this worker may start per subscription.
+pub struct Capacity<'a> {
+    pub per_subscription_cap: usize,
+    /// Deliveries this worker has in flight, by subscription id.
+    pub in_flight: &'a std::collections::HashMap<String, usize>,
+}
+
+impl Capacity<'_> {
+    pub fn room(&self, subscription_id: &str) -> usize {
+        let busy = self.in_flight.get(subscription_id).copied().unwrap_or(0);
+        self.per_subscription_cap.saturating_sub(busy)
+    }
+
+    /// The in-flight map as a JSON object, for SQL that looks counts up by subscription id.
+    pub fn in_flight_json(&self) -> String {
+        serde_json::to_string(self.in_flight).expect("map serialises")
+    }
+}
+
 pub struct ClaimRequest<'a> {
     pub now: i64,
     pub lease_until: i64,
     pub limit: u32,
-    pub per_subscription_cap: usize,
-    /// Deliveries this worker has in flight, by subscription id.
-    pub in_flight: &'a std::collections::HashMap<String, usize>,
+    pub capacity: Capacity<'a>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,14 +239,16 @@ pub trait Store: Send + Sync + 'static {
         claimer: Option<&mut Claimer<'_>>,
     ) -> StoreResult<PublishBatch>;
     /// Leases due deliveries (oldest first) until `lease_until`, at most `limit` in all and no
-    /// more per subscription than its cap minus what is already in flight.
+    /// more per subscription than its room. The cost depends on how many subscriptions have
+    /// pending deliveries, not on how many deliveries are pending.
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>>;
     /// Writes each attempt and its delivery's next state, fenced by attempt number.
     /// Returns how many outcomes were applied (a stale fence is skipped, not an error).
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize>;
-    /// The earliest `next_attempt_at` among pending deliveries, to sleep until then.
-    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    /// The earliest `next_attempt_at` among pending deliveries of subscriptions with room, to
+    /// sleep until then (a full subscription's work waits for one of its slots instead).
+    async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
     async fn attempts_for_event(
         &self,

@@ -2,6 +2,7 @@
 //! queue: claims use `FOR UPDATE SKIP LOCKED` in short transactions, and `NOTIFY` wakes the
 //! dispatchers of every node when deliveries are committed.
 
+use super::db_clock::DbClock;
 use super::rows::{self, *};
 use super::*;
 use anyhow::Context;
@@ -12,7 +13,25 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_subscription_queues.sql"),
+    ),
+];
+
+/// `queues(subscription_id, first_due)`: each subscription with pending deliveries and its
+/// earliest `next_attempt_at`. A loose index scan of `deliveries_due` (PostgreSQL has no skip
+/// scan): one probe per subscription, however long its queue.
+const PENDING_QUEUES: &str = "queues(subscription_id, first_due) AS ( \
+        (SELECT subscription_id, next_attempt_at FROM deliveries WHERE state = 'pending' \
+         ORDER BY subscription_id, next_attempt_at LIMIT 1) \
+      UNION ALL \
+        SELECT n.subscription_id, n.next_attempt_at FROM queues, LATERAL ( \
+            SELECT subscription_id, next_attempt_at FROM deliveries \
+            WHERE state = 'pending' AND subscription_id > queues.subscription_id \
+            ORDER BY subscription_id, next_attempt_at LIMIT 1) n)";
 /// Serialises migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x686f6f6b6c696e65; // "hookline"
 const WAKE_CHANNEL: &str = "hookline_wake";
@@ -20,6 +39,7 @@ const WAKE_CHANNEL: &str = "hookline_wake";
 pub struct PostgresStore {
     pool: PgPool,
     url: String,
+    clock: DbClock,
 }
 
 impl PostgresStore {
@@ -34,6 +54,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             url: url.to_owned(),
+            clock: DbClock::default(),
         })
     }
 }
@@ -328,6 +349,9 @@ impl Store for PostgresStore {
         now: i64,
         claimer: Option<&mut Claimer<'_>>,
     ) -> StoreResult<PublishBatch> {
+        // Due times and leases are on the database's clock (see `DbClock`).
+        let shift = self.clock.offset(&self.pool).await;
+        let now = now + shift;
         // A fixed number of statements per batch: each is a network round trip.
         let mut tx = self.pool.begin().await?;
         let mut subs: HashMap<String, Vec<Target>> = HashMap::new();
@@ -395,7 +419,7 @@ impl Store for PostgresStore {
             .await?;
             prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
         }
-        let lease_until = claimer.as_ref().map(|c| c.lease_until).unwrap_or(now);
+        let lease_until = claimer.as_ref().map_or(now, |c| c.lease_until + shift);
         let settled = settle_publish(events, &targets, &inserted, &prior, claimer);
         let mut claimed = Vec::new();
         if !settled.deliveries.is_empty() {
@@ -431,30 +455,33 @@ impl Store for PostgresStore {
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
-        let in_flight = serde_json::to_string(req.in_flight).expect("map serialises");
+        let shift = self.clock.offset(&self.pool).await;
+        let (now, lease_until) = (req.now + shift, req.lease_until + shift);
         let mut tx = self.pool.begin().await?;
+        // Per subscription with room, its oldest due rows; then the oldest `limit` of those.
         // SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each other.
-        let claimed: Vec<i64> = sqlx::query_scalar(
-            "WITH due AS ( \
-                SELECT id, subscription_id, next_attempt_at FROM deliveries \
-                WHERE state = 'pending' AND next_attempt_at <= $1 \
-                  AND COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) < $3 \
-                ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
-             ranked AS ( \
-                SELECT id, next_attempt_at, \
-                       ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
-                       + COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) AS slot \
-                FROM due), \
-             chosen AS (SELECT id FROM ranked WHERE slot <= $3 ORDER BY next_attempt_at LIMIT $6) \
+        let claimed: Vec<i64> = sqlx::query_scalar(&format!(
+            "WITH RECURSIVE {PENDING_QUEUES}, \
+             with_room AS ( \
+                SELECT subscription_id, \
+                       $3 - COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) AS room \
+                FROM queues WHERE first_due <= $1), \
+             due AS ( \
+                SELECT d.id, d.next_attempt_at FROM with_room q, LATERAL ( \
+                    SELECT id, next_attempt_at FROM deliveries \
+                    WHERE state = 'pending' AND subscription_id = q.subscription_id \
+                      AND next_attempt_at <= $1 \
+                    ORDER BY next_attempt_at LIMIT GREATEST(LEAST(q.room, $4), 0) \
+                    FOR UPDATE SKIP LOCKED) d), \
+             chosen AS (SELECT id FROM due ORDER BY next_attempt_at, id LIMIT $4) \
              UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $5, updated_at = $1 \
-             FROM chosen WHERE d.id = chosen.id RETURNING d.id",
-        )
-        .bind(req.now)
-        .bind(&in_flight)
-        .bind(req.per_subscription_cap as i64)
-        .bind(req.limit as i64 * 4)
-        .bind(req.lease_until)
+             FROM chosen WHERE d.id = chosen.id RETURNING d.id"
+        ))
+        .bind(now)
+        .bind(req.capacity.in_flight_json())
+        .bind(req.capacity.per_subscription_cap as i64)
         .bind(req.limit as i64)
+        .bind(lease_until)
         .fetch_all(&mut *tx)
         .await?;
         if claimed.is_empty() {
@@ -476,7 +503,7 @@ impl Store for PostgresStore {
             sqlx::query(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = $1 WHERE id = ANY($2)",
             )
-            .bind(req.now)
+            .bind(now)
             .bind(&dead)
             .execute(&mut *tx)
             .await?;
@@ -486,6 +513,8 @@ impl Store for PostgresStore {
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
+        let shift = self.clock.offset(&self.pool).await;
+        let now = now + shift;
         let mut tx = self.pool.begin().await?;
         let rows: Vec<_> = outcomes.iter().map(outcome_row).collect();
         // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
@@ -499,7 +528,7 @@ impl Store for PostgresStore {
         .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.3.map(|at| at + shift)).collect::<Vec<_>>())
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
@@ -566,12 +595,18 @@ impl Store for PostgresStore {
         Ok(applied.len())
     }
 
-    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
-        )
+    async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>> {
+        let shift = self.clock.offset(&self.pool).await;
+        let first_due: Option<i64> = sqlx::query_scalar(&format!(
+            "WITH RECURSIVE {PENDING_QUEUES} \
+             SELECT MIN(first_due) FROM queues \
+             WHERE COALESCE(($1::jsonb ->> subscription_id)::bigint, 0) < $2"
+        ))
+        .bind(capacity.in_flight_json())
+        .bind(capacity.per_subscription_cap as i64)
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok(first_due.map(|at| at - shift))
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {

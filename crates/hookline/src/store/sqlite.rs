@@ -14,7 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use tokio::sync::oneshot;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_subscription_queues.sql"),
+    ),
+];
 /// Read connections kept open for reuse.
 const READERS: usize = 4;
 /// Page cache of the writer connection, in KiB.
@@ -72,6 +78,27 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Each subscription with pending deliveries, with its earliest `next_attempt_at`: a loose scan
+/// of `deliveries_due`, one index probe per subscription however long its queue.
+fn pending_queues(c: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut next_queue = c.prepare_cached(
+        "SELECT subscription_id, next_attempt_at FROM deliveries \
+         WHERE state = 'pending' AND subscription_id > ?1 \
+         ORDER BY subscription_id, next_attempt_at LIMIT 1",
+    )?;
+    let mut queues: Vec<(String, i64)> = Vec::new();
+    loop {
+        let after = queues.last().map_or("", |(sub, _)| sub.as_str());
+        match next_queue
+            .query_row([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
+            Some(queue) => queues.push(queue),
+            None => return Ok(queues),
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
@@ -665,43 +692,47 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
-        let in_flight = serde_json::to_string(req.in_flight).expect("map serialises");
-        let (now, lease_until, limit, cap) = (
-            req.now,
-            req.lease_until,
-            req.limit as i64,
-            req.per_subscription_cap as i64,
-        );
+        let (now, lease_until, limit) = (req.now, req.lease_until, req.limit as usize);
+        let cap = req.capacity.per_subscription_cap;
+        let in_flight = req.capacity.in_flight.clone();
         self.write(move |c| {
+            let capacity = Capacity {
+                per_subscription_cap: cap,
+                in_flight: &in_flight,
+            };
             let tx = c.transaction()?;
-            // Look at a bounded window of the oldest due rows (index scan, independent of backlog
-            // size), then keep per subscription only what fits under its in-flight cap.
-            let claimed: Vec<i64> = tx
-                .prepare_cached(
-                    "WITH due AS ( \
-                        SELECT id, subscription_id, next_attempt_at FROM deliveries \
-                        WHERE state = 'pending' AND next_attempt_at <= ?1 \
-                          AND subscription_id NOT IN (SELECT key FROM json_each(?2) WHERE value >= ?3) \
-                        ORDER BY next_attempt_at LIMIT ?4), \
-                     ranked AS ( \
-                        SELECT id, next_attempt_at, \
-                               ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) \
-                               + COALESCE(json_extract(?2, '$.\"' || subscription_id || '\"'), 0) AS slot \
-                        FROM due) \
-                     UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?5, updated_at = ?1 \
-                     WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?6) \
-                     RETURNING id",
-                )?
-                .query_map(
-                    params![now, in_flight, cap, limit * 4, lease_until, limit],
-                    |r| r.get(0),
-                )?
-                .collect::<rusqlite::Result<_>>()?;
+            let mut due: Vec<(i64, i64)> = Vec::new();
+            {
+                let mut oldest = tx.prepare_cached(
+                    "SELECT next_attempt_at, id FROM deliveries \
+                     WHERE state = 'pending' AND subscription_id = ?1 AND next_attempt_at <= ?2 \
+                     ORDER BY next_attempt_at LIMIT ?3",
+                )?;
+                for (sub, first_due) in pending_queues(&tx)? {
+                    let room = capacity.room(&sub).min(limit);
+                    if first_due > now || room == 0 {
+                        continue;
+                    }
+                    for row in oldest.query_map(params![sub, now, room as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })? {
+                        due.push(row?);
+                    }
+                }
+            }
+            due.sort_unstable();
+            due.truncate(limit);
+            let claimed: Vec<i64> = due.into_iter().map(|(_, id)| id).collect();
             if claimed.is_empty() {
                 tx.commit()?;
                 return Ok(Vec::new());
             }
             let ids = serde_json::to_string(&claimed).expect("ints serialise");
+            tx.prepare_cached(
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2 \
+                 WHERE id IN (SELECT value FROM json_each(?3))",
+            )?
+            .execute(params![lease_until, now, ids])?;
             let rows: Vec<DueRow> = tx
                 .prepare_cached(&format!(
                     "SELECT {DUE_COLUMNS} \
@@ -784,14 +815,13 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
-            )?
-            .query_row([], |r| r.get(0))?)
-        })
-        .await
+    async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>> {
+        let queues = self.read(|c| Ok(pending_queues(c)?)).await?;
+        Ok(queues
+            .into_iter()
+            .filter(|(sub, _)| capacity.room(sub) > 0)
+            .map(|(_, first_due)| first_due)
+            .min())
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {

@@ -2,10 +2,12 @@
 
 use super::common::*;
 use super::python;
-use hookline::store::DeliveryCounts;
+use hookline::config::Role;
+use hookline::store::{Capacity, ClaimRequest, DeliveryCounts};
 use hookline_core::SigningSecret;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -666,6 +668,80 @@ async fn publish_validation_errors(backend: Backend) {
     assert_eq!(counts(&app).await, DeliveryCounts::default());
 }
 
+/// The claim walks per-subscription queues: a subscription at its in-flight cap, however deep its
+/// backlog, neither blocks the others nor gets more than its room.
+async fn a_full_subscription_neither_blocks_others_nor_exceeds_its_room(backend: Backend) {
+    let mut opts = Options::default();
+    // No dispatcher: this test claims by hand.
+    opts.raw.role = Some(Role::Api);
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (partner, key) = app.partner("acme").await;
+    let busy = subscribe(
+        &app,
+        &key,
+        "https://busy.example/h",
+        &["message.sent"],
+        None,
+    )
+    .await;
+    let idle = subscribe(
+        &app,
+        &key,
+        "https://idle.example/h",
+        &["message.read"],
+        None,
+    )
+    .await;
+    let (busy, idle) = (busy["id"].as_str().unwrap(), idle["id"].as_str().unwrap());
+    let mut busy_events = Vec::new();
+    for _ in 0..30 {
+        let p = app.publish(event(&partner, "message.sent", None)).await;
+        busy_events.push(p["event_id"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..3 {
+        app.publish(event(&partner, "message.read", None)).await;
+    }
+    let store = app.store().await;
+    let claim = |in_flight: HashMap<String, usize>| {
+        let store = store.clone();
+        async move {
+            let now = hookline_core::time::now_micros();
+            let capacity = Capacity {
+                per_subscription_cap: 4,
+                in_flight: &in_flight,
+            };
+            let request = ClaimRequest {
+                now,
+                lease_until: now + 60_000_000,
+                limit: 10,
+                capacity,
+            };
+            store.claim_due(&request).await.unwrap()
+        }
+    };
+
+    let full = HashMap::from([(busy.to_owned(), 4)]);
+    let claimed = claim(full.clone()).await;
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    assert!(claimed.iter().all(|d| d.subscription_id == idle));
+    let capacity = Capacity {
+        per_subscription_cap: 4,
+        in_flight: &full,
+    };
+    let next = store.next_due_at(&capacity).await.unwrap();
+    assert!(
+        next.is_some_and(|at| at > hookline_core::time::now_micros()),
+        "only leased work is left for subscriptions with room: {next:?}"
+    );
+
+    let claimed = claim(HashMap::from([(busy.to_owned(), 1)])).await;
+    let ids: Vec<&str> = claimed.iter().map(|d| d.event_id.as_str()).collect();
+    assert_eq!(ids, busy_events[..3], "the room (3), oldest first");
+    let claimed = claim(HashMap::new()).await;
+    let ids: Vec<&str> = claimed.iter().map(|d| d.event_id.as_str()).collect();
+    assert_eq!(ids, busy_events[3..7], "the whole cap (4), oldest first");
+}
+
 crate::per_backend!(
     fans_out_to_matching_subscriptions_only,
     deliveries_carry_both_signatures_and_the_linq_envelope,
@@ -678,4 +754,5 @@ crate::per_backend!(
     deactivating_or_deleting_stops_remaining_attempts,
     publish_is_idempotent_per_partner_event_id,
     publish_validation_errors,
+    a_full_subscription_neither_blocks_others_nor_exceeds_its_room,
 );
