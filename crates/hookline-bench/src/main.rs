@@ -222,6 +222,8 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
     )
     .await?;
     let mut idle = srv.stats();
+    let is_postgres = database_url.starts_with("postgres");
+    let database_cpu_start = is_postgres.then(server::postgres_cpu_s);
 
     log(quiet, format!("publishing {} events", args.events));
     let outcome = publisher::run(publisher::Plan {
@@ -279,6 +281,7 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let end = srv.stats();
+    let database_cpu_s = database_cpu_start.map(|start| server::postgres_cpu_s() - start);
     let own = server::proc_stats(std::process::id()).unwrap_or_default();
     let store_bytes = server::store_size(&database_url);
     let snap = received.snapshot();
@@ -347,6 +350,11 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
         server_cpu_s: end.cpu_s,
         server_cpu_ms_per_delivery: (snap.unique > 0)
             .then(|| end.cpu_s * 1000.0 / snap.unique as f64),
+        database_cpu_s,
+        total_cpu_ms_per_delivery: (snap.unique > 0).then(|| {
+            (end.cpu_s + ingest.map_or(0.0, |s| s.cpu_s) + database_cpu_s.unwrap_or(0.0)) * 1000.0
+                / snap.unique as f64
+        }),
         ingest_server_peak_rss_mb: ingest.map(|s| mib(s.hwm_kb)),
         ingest_server_cpu_s: ingest.map(|s| s.cpu_s),
         bench_cpu_s: own.cpu_s,

@@ -63,6 +63,11 @@ pub struct Report {
     pub server_peak_rss_mb: f64,
     pub server_cpu_s: f64,
     pub server_cpu_ms_per_delivery: Option<f64>,
+    /// PostgreSQL: CPU seconds of the local database's processes during the run.
+    pub database_cpu_s: Option<f64>,
+    /// Everything the store side spent per delivery: hookline (both servers in backlog mode)
+    /// plus the database's processes.
+    pub total_cpu_ms_per_delivery: Option<f64>,
     /// Backlog mode: the `--role api` server that took the events in.
     pub ingest_server_peak_rss_mb: Option<f64>,
     pub ingest_server_cpu_s: Option<f64>,
@@ -161,6 +166,12 @@ impl Report {
                 opt(self.server_cpu_ms_per_delivery, |m| format!("{m:.3} ms"))
             ),
         ));
+        if let Some(db) = self.database_cpu_s {
+            rows.push((
+                "database CPU",
+                format!("{db:.2} s  (local PostgreSQL processes)"),
+            ));
+        }
         if self.backlog {
             rows.push((
                 "ingest server (api)",
@@ -171,6 +182,21 @@ impl Report {
                 ),
             ));
         }
+        let mut parts = vec!["hookline"];
+        if self.backlog {
+            parts.push("ingest server");
+        }
+        if self.database_cpu_s.is_some() {
+            parts.push("PostgreSQL");
+        }
+        rows.push((
+            "CPU per delivery, all",
+            format!(
+                "{}  ({})",
+                opt(self.total_cpu_ms_per_delivery, |m| format!("{m:.3} ms")),
+                parts.join(" + ")
+            ),
+        ));
         rows.push(("bench CPU (pub+recv)", format!("{:.2} s", self.bench_cpu_s)));
         rows.push((
             "store size",

@@ -152,6 +152,23 @@ pub fn proc_stats(pid: u32) -> anyhow::Result<ProcStats> {
     })
 }
 
+/// CPU seconds used so far by every PostgreSQL server process on this machine (`comm` is
+/// `postgres`). Meaningful for a local database that nothing else is using; a backend that exits
+/// between two samples takes its CPU time with it.
+pub fn postgres_cpu_s() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(|pid| proc_stats(pid).ok())
+        .map(|s| s.cpu_s)
+        .sum()
+}
+
 /// Bytes on disk of a SQLite store (file + `-wal` + `-shm`); `None` for PostgreSQL.
 pub fn store_size(database_url: &str) -> Option<u64> {
     let path = database_url
