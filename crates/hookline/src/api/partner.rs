@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, PartnerAuth};
-use crate::store::{NewSubscription, Subscription};
+use crate::store::{NewSubscription, Subscription, UpdateResult};
 
 pub const EVENTS_DOC_URL: &str = "https://docs.linqapp.com/channel/imessage/guides/webhooks/events";
 
@@ -291,31 +291,91 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateSubscriptionRequest>,
 ) -> ApiResult<Json<WebhookSubscription>> {
-    let mut sub = load(&state, &partner, &id).await?;
-    if let Some(url) = &req.target_url {
-        sub.target_url = parse_target(url, &state)?;
+    let mut current = load(&state, &partner, &id).await?;
+    let patch = SubscriptionPatch::parse(req, &state)?;
+    // Compare-and-set on `updated_at`: a concurrent update in between makes us reapply this
+    // patch to the newer row instead of overwriting the other update's fields.
+    for _ in 0..UPDATE_ATTEMPTS {
+        let mut sub = current.clone();
+        patch.apply(&mut sub);
+        // Strictly after the previous value, so clients can rely on `updated_at` moving.
+        sub.updated_at = now_micros().max(current.updated_at + 1);
+        let forget_tokens = sub.routing_key_header != current.routing_key_header;
+        match state
+            .store
+            .update_subscription(&sub, current.updated_at, forget_tokens)
+            .await?
+        {
+            UpdateResult::Updated => return Ok(Json(WebhookSubscription::from(&sub))),
+            UpdateResult::Gone => return Err(not_found(&id)),
+            UpdateResult::Stale => current = load(&state, &partner, &id).await?,
+        }
     }
-    if let Some(events) = &req.subscribed_events {
-        sub.subscribed_events = parse_events(events)?;
+    Err(ApiError::Unavailable(format!(
+        "webhook subscription '{id}' is being changed by other requests; retry"
+    )))
+}
+
+/// Attempts of one PUT against concurrent writers before it gives up with a 503.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// A validated PUT body: `None` leaves a field as it is.
+struct SubscriptionPatch {
+    target_url: Option<TargetUrl>,
+    subscribed_events: Option<Vec<hookline_core::EventType>>,
+    is_active: Option<bool>,
+    phone_numbers: Option<Vec<hookline_core::PhoneNumber>>,
+    routing_id_header: Option<Option<String>>,
+    routing_key_header: Option<Option<String>>,
+}
+
+impl SubscriptionPatch {
+    fn parse(req: UpdateSubscriptionRequest, state: &AppState) -> ApiResult<Self> {
+        Ok(SubscriptionPatch {
+            target_url: req
+                .target_url
+                .map(|url| parse_target(&url, state))
+                .transpose()?,
+            subscribed_events: req
+                .subscribed_events
+                .map(|events| parse_events(&events))
+                .transpose()?,
+            is_active: req.is_active,
+            phone_numbers: req
+                .phone_numbers
+                .map(|phones| parse_phones(phones.as_deref()))
+                .transpose()?,
+            routing_id_header: req
+                .routing_id_header
+                .map(|h| parse_header_name("routing_id_header", h))
+                .transpose()?,
+            routing_key_header: req
+                .routing_key_header
+                .map(|h| parse_header_name("routing_key_header", h))
+                .transpose()?,
+        })
     }
-    if let Some(active) = req.is_active {
-        sub.is_active = active;
+
+    fn apply(&self, sub: &mut Subscription) {
+        if let Some(url) = &self.target_url {
+            sub.target_url = url.clone();
+        }
+        if let Some(events) = &self.subscribed_events {
+            sub.subscribed_events = events.clone();
+        }
+        if let Some(active) = self.is_active {
+            sub.is_active = active;
+        }
+        if let Some(phones) = &self.phone_numbers {
+            sub.phone_numbers = phones.clone();
+        }
+        if let Some(h) = &self.routing_id_header {
+            sub.routing_id_header = h.clone();
+        }
+        if let Some(h) = &self.routing_key_header {
+            sub.routing_key_header = h.clone();
+        }
     }
-    if let Some(phones) = &req.phone_numbers {
-        sub.phone_numbers = parse_phones(phones.as_deref())?;
-    }
-    if let Some(h) = req.routing_id_header {
-        sub.routing_id_header = parse_header_name("routing_id_header", h)?;
-    }
-    if let Some(h) = req.routing_key_header {
-        sub.routing_key_header = parse_header_name("routing_key_header", h)?;
-    }
-    // Strictly after the previous value, so clients can rely on `updated_at` moving.
-    sub.updated_at = now_micros().max(sub.updated_at + 1);
-    if !state.store.update_subscription(&sub).await? {
-        return Err(not_found(&id));
-    }
-    Ok(Json(WebhookSubscription::from(&sub)))
 }
 
 #[utoipa::path(delete, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",

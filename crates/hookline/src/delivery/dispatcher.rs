@@ -10,10 +10,11 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::outcome::Verdict;
-use super::sender::{AttemptResult, Sender};
+use super::sender::{affinity_chat, Affinity, AttemptResult, Sender};
 use crate::config::Settings;
 use crate::store::{
-    AttemptRecord, Capacity, ClaimRequest, DueDelivery, DynStore, NextState, Outcome,
+    AttemptRecord, Capacity, ClaimRequest, DueDelivery, DynStore, LearnedRoutingToken, NextState,
+    Outcome,
 };
 
 /// Most deliveries claimed in one query.
@@ -127,8 +128,9 @@ impl Dispatcher {
         let this = self.clone();
         tokio::spawn(async move {
             let s = &this.shared;
-            let result = s.sender.send(&delivery).await;
-            let outcome = to_outcome(&delivery, result, &s.settings.retry_schedule);
+            let affinity = this.affinity(&delivery).await;
+            let result = s.sender.send(&delivery, affinity.as_ref()).await;
+            let outcome = to_outcome(&delivery, result, affinity, &s.settings.retry_schedule);
             log_attempt(&delivery, &outcome);
             if outcomes.send(outcome).await.is_err() {
                 tracing::warn!(
@@ -257,6 +259,25 @@ impl Dispatcher {
         }
     }
 
+    /// The chat and its learned routing token, for subscriptions with delivery affinity. A
+    /// failed lookup sends without the token rather than holding the delivery back.
+    async fn affinity(&self, d: &DueDelivery) -> Option<Affinity> {
+        let chat_id = affinity_chat(d)?;
+        let token = match self
+            .shared
+            .store
+            .routing_token(&d.subscription_id, &chat_id)
+            .await
+        {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(error = %e, subscription_id = %d.subscription_id, "reading the routing token failed; sending without it");
+                None
+            }
+        };
+        Some(Affinity { chat_id, token })
+    }
+
     fn in_flight(&self) -> HashMap<String, usize> {
         self.shared
             .per_subscription
@@ -300,8 +321,18 @@ impl Dispatcher {
 fn to_outcome(
     d: &DueDelivery,
     r: AttemptResult,
+    affinity: Option<Affinity>,
     schedule: &hookline_core::RetrySchedule,
 ) -> Outcome {
+    let learned_routing_token = match (affinity, r.routing_token) {
+        (Some(a), Some(token)) if a.token.as_ref() != Some(&token) => Some(LearnedRoutingToken {
+            subscription_id: d.subscription_id.clone(),
+            header: d.routing_key_header.clone().unwrap_or_default(),
+            chat_id: a.chat_id,
+            token,
+        }),
+        _ => None,
+    };
     let next = match r.verdict {
         Verdict::Delivered => NextState::Succeeded,
         Verdict::Permanent | Verdict::Gone => NextState::Failed,
@@ -324,6 +355,7 @@ fn to_outcome(
         next,
         deactivate_subscription: (r.verdict == Verdict::Gone)
             .then(|| (d.subscription_id.clone(), d.target_url.clone())),
+        learned_routing_token,
     }
 }
 

@@ -89,6 +89,26 @@ pub struct AttemptResult {
     pub error_message: Option<String>,
     pub response_body: Option<String>,
     pub verdict: Verdict,
+    /// Delivery affinity: the routing token in a 2xx answer's `routing_key_header`.
+    pub routing_token: Option<String>,
+}
+
+/// Delivery affinity for one delivery (CONTRACT.md §3.6): the chat it is for and the token
+/// last learned for that chat, if any.
+#[derive(Debug, Clone)]
+pub struct Affinity {
+    pub chat_id: String,
+    pub token: Option<String>,
+}
+
+/// Longest routing token kept; a longer one is ignored rather than echoed.
+const ROUTING_TOKEN_CAP: usize = 1024;
+
+/// The chat a delivery is for, when its subscription asked for delivery affinity
+/// (`routing_key_header` set) and the event concerns a chat.
+pub fn affinity_chat(d: &DueDelivery) -> Option<String> {
+    d.routing_key_header.as_ref()?;
+    chat_id(&d.data)
 }
 
 pub struct Sender {
@@ -161,7 +181,7 @@ impl Sender {
         Ok(p)
     }
 
-    pub async fn send(&self, d: &DueDelivery) -> AttemptResult {
+    pub async fn send(&self, d: &DueDelivery, affinity: Option<&Affinity>) -> AttemptResult {
         let started_at = now_micros();
         let clock = Instant::now();
         let failed = |kind: ErrorKind, message: String| AttemptResult {
@@ -176,6 +196,7 @@ impl Sender {
             } else {
                 Verdict::Permanent
             },
+            routing_token: None,
         };
 
         let prepared = match self.prepare(d) {
@@ -202,7 +223,10 @@ impl Sender {
         }
         .render();
         let timestamp = chrono::Utc::now().timestamp();
-        let headers = signed_headers(d, secret, timestamp, &body);
+        let mut headers = signed_headers(d, secret, timestamp, &body);
+        if let Some(a) = affinity {
+            affinity_headers(&mut headers, d, a);
+        }
 
         let response = self
             .client
@@ -225,6 +249,9 @@ impl Sender {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         let verdict = classify_status(status, retry_after);
+        let routing_token = (verdict == Verdict::Delivered)
+            .then(|| returned_token(d, response.headers()))
+            .flatten();
         let response_body = read_capped(response).await;
         let error_kind = match status {
             200..=299 => None,
@@ -239,6 +266,40 @@ impl Sender {
             error_message: error_kind.map(|_| format!("receiver answered {status}")),
             response_body,
             verdict,
+            routing_token,
+        }
+    }
+}
+
+/// The token a receiver returned in the subscription's `routing_key_header`, if usable.
+fn returned_token(d: &DueDelivery, headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(d.routing_key_header.as_deref()?)?
+        .to_str()
+        .ok()?;
+    (!value.is_empty() && value.len() <= ROUTING_TOKEN_CAP).then(|| value.to_owned())
+}
+
+/// The chat id in `routing_id_header` (`Linq-Chat-Id` unless the subscription names another),
+/// and the learned token, if any, in `routing_key_header`. Before a token is learned the
+/// routing key header is left out.
+fn affinity_headers(h: &mut HeaderMap, d: &DueDelivery, a: &Affinity) {
+    let id_header = d
+        .routing_id_header
+        .as_deref()
+        .unwrap_or(DEFAULT_ROUTING_ID_HEADER);
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(id_header.as_bytes()),
+        HeaderValue::from_str(&a.chat_id),
+    ) {
+        h.insert(name, value);
+    }
+    if let (Some(key_header), Some(token)) = (d.routing_key_header.as_deref(), &a.token) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key_header.as_bytes()),
+            HeaderValue::from_str(token),
+        ) {
+            h.insert(name, value);
         }
     }
 }
@@ -276,19 +337,6 @@ pub fn signed_headers(
         "x-webhook-signature",
         value(&secret.sign_legacy(timestamp, body)),
     );
-    // Delivery affinity (routing_key_header set): the chat id goes in routing_id_header,
-    // `Linq-Chat-Id` unless the subscription names another.
-    if d.routing_key_header.is_some() {
-        let name = d
-            .routing_id_header
-            .as_deref()
-            .unwrap_or(DEFAULT_ROUTING_ID_HEADER);
-        if let (Ok(name), Some(chat_id)) =
-            (HeaderName::from_bytes(name.as_bytes()), chat_id(&d.data))
-        {
-            h.insert(name, value(&chat_id));
-        }
-    }
     h
 }
 

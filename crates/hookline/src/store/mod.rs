@@ -159,6 +159,29 @@ pub struct Outcome {
     /// `410 Gone`: the receiver asked us to stop. `(subscription id, target URL attempted)`:
     /// only deactivated if the subscription still points there.
     pub deactivate_subscription: Option<(String, String)>,
+    /// A routing token the receiver returned that differs from the one sent.
+    pub learned_routing_token: Option<LearnedRoutingToken>,
+}
+
+/// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.
+#[derive(Debug, Clone)]
+pub struct LearnedRoutingToken {
+    pub subscription_id: String,
+    /// The `routing_key_header` the token came back in; stored only while the subscription
+    /// still uses that header (clearing or renaming it drops the tokens).
+    pub header: String,
+    pub chat_id: String,
+    pub token: String,
+}
+
+/// What a conditional subscription update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateResult {
+    Updated,
+    /// Deleted (or never existed for this partner).
+    Gone,
+    /// Changed by someone else since it was read; read again and reapply.
+    Stale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -223,8 +246,15 @@ pub trait Store: Send + Sync + 'static {
         partner_id: &str,
         id: &str,
     ) -> StoreResult<Option<Subscription>>;
-    /// False when the subscription is gone (deleted concurrently).
-    async fn update_subscription(&self, sub: &Subscription) -> StoreResult<bool>;
+    /// Writes `sub` if the stored row still has `read_updated_at` (a compare-and-set, so two
+    /// concurrent partial updates cannot undo each other). `forget_routing_tokens` drops the
+    /// tokens learned under the previous `routing_key_header`.
+    async fn update_subscription(
+        &self,
+        sub: &Subscription,
+        read_updated_at: i64,
+        forget_routing_tokens: bool,
+    ) -> StoreResult<UpdateResult>;
     async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool>;
 
     // The delivery queue.
@@ -250,6 +280,12 @@ pub trait Store: Send + Sync + 'static {
     /// sleep until then (a full subscription's work waits for one of its slots instead).
     async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
+    /// The routing token last learned for this subscription and chat.
+    async fn routing_token(
+        &self,
+        subscription_id: &str,
+        chat_id: &str,
+    ) -> StoreResult<Option<String>>;
     async fn attempts_for_event(
         &self,
         partner_id: &str,

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_subscription_queues.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_routing_tokens.sql"),
+    ),
 ];
 
 /// `queues(subscription_id, first_due)`: each subscription with pending deliveries and its
@@ -304,11 +308,17 @@ impl Store for PostgresStore {
         Ok(row.map(SubscriptionRow::into_domain).transpose()?)
     }
 
-    async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
+    async fn update_subscription(
+        &self,
+        s: &Subscription,
+        read_updated_at: i64,
+        forget_routing_tokens: bool,
+    ) -> StoreResult<UpdateResult> {
+        let mut tx = self.pool.begin().await?;
         let res = sqlx::query(
             "UPDATE subscriptions SET target_url = $1, subscribed_events = $2, phone_numbers = $3, \
              is_active = $4, routing_id_header = $5, routing_key_header = $6, updated_at = $7 \
-             WHERE partner_id = $8 AND id = $9 AND deleted_at IS NULL",
+             WHERE partner_id = $8 AND id = $9 AND deleted_at IS NULL AND updated_at = $10",
         )
         .bind(s.target_url.as_str())
         .bind(events_column(s))
@@ -319,18 +329,46 @@ impl Store for PostgresStore {
         .bind(s.updated_at)
         .bind(&s.partner_id)
         .bind(&s.id)
-        .execute(&self.pool)
+        .bind(read_updated_at)
+        .execute(&mut *tx)
         .await;
-        match res {
-            Err(e) if is_unique_violation(&e) => Err(self
-                .duplicate_url(&s.partner_id, s.target_url.as_str())
-                .await),
-            Err(e) => Err(e.into()),
-            Ok(done) => Ok(done.rows_affected() == 1),
+        let updated = match res {
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                return Err(self
+                    .duplicate_url(&s.partner_id, s.target_url.as_str())
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+            Ok(done) => done.rows_affected() == 1,
+        };
+        if !updated {
+            let live: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM subscriptions \
+                 WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL)",
+            )
+            .bind(&s.partner_id)
+            .bind(&s.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Ok(if live {
+                UpdateResult::Stale
+            } else {
+                UpdateResult::Gone
+            });
         }
+        if forget_routing_tokens {
+            sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = $1")
+                .bind(&s.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(UpdateResult::Updated)
     }
 
     async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE subscriptions SET deleted_at = $1, is_active = FALSE, updated_at = $1 \
              WHERE partner_id = $2 AND id = $3 AND deleted_at IS NULL",
@@ -338,9 +376,17 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(partner_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn publish(
@@ -579,6 +625,23 @@ impl Store for PostgresStore {
             .iter()
             .filter(|o| applied.contains(&applied_key(o)))
         {
+            if let Some(t) = &o.learned_routing_token {
+                // Only while the subscription still uses the header the token came back in.
+                sqlx::query(
+                    "INSERT INTO routing_tokens (subscription_id, chat_id, token, updated_at) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM subscriptions \
+                         WHERE id = $1 AND routing_key_header = $5) \
+                     ON CONFLICT (subscription_id, chat_id) \
+                     DO UPDATE SET token = EXCLUDED.token, updated_at = EXCLUDED.updated_at",
+                )
+                .bind(&t.subscription_id)
+                .bind(&t.chat_id)
+                .bind(&t.token)
+                .bind(now)
+                .bind(&t.header)
+                .execute(&mut *tx)
+                .await?;
+            }
             if let Some((sub_id, url)) = &o.deactivate_subscription {
                 sqlx::query(
                     "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 \
@@ -607,6 +670,20 @@ impl Store for PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(first_due.map(|at| at - shift))
+    }
+
+    async fn routing_token(
+        &self,
+        subscription_id: &str,
+        chat_id: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT token FROM routing_tokens WHERE subscription_id = $1 AND chat_id = $2",
+        )
+        .bind(subscription_id)
+        .bind(chat_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {

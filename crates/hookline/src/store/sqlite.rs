@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_subscription_queues.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_routing_tokens.sql"),
+    ),
 ];
 /// Read connections kept open for reuse.
 const READERS: usize = 4;
@@ -466,14 +470,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_subscription(&self, s: &Subscription) -> StoreResult<bool> {
+    async fn update_subscription(
+        &self,
+        s: &Subscription,
+        read_updated_at: i64,
+        forget_routing_tokens: bool,
+    ) -> StoreResult<UpdateResult> {
         let s = s.clone();
         let result = self.write(move |c| {
             let tx = c.transaction()?;
             let res = tx.execute(
                 "UPDATE subscriptions SET target_url = ?1, subscribed_events = ?2, phone_numbers = ?3, \
                  is_active = ?4, routing_id_header = ?5, routing_key_header = ?6, updated_at = ?7 \
-                 WHERE partner_id = ?8 AND id = ?9 AND deleted_at IS NULL",
+                 WHERE partner_id = ?8 AND id = ?9 AND deleted_at IS NULL AND updated_at = ?10",
                 params![
                     s.target_url.as_str(),
                     events_column(&s),
@@ -483,7 +492,8 @@ impl Store for SqliteStore {
                     s.routing_key_header,
                     s.updated_at,
                     s.partner_id,
-                    s.id
+                    s.id,
+                    read_updated_at
                 ],
             );
             match res {
@@ -491,9 +501,28 @@ impl Store for SqliteStore {
                     Err(existing_url_owner(&tx, &s.partner_id, s.target_url.as_str())?)
                 }
                 Err(e) => Err(e.into()),
-                Ok(n) => {
+                Ok(1) => {
+                    if forget_routing_tokens {
+                        tx.execute(
+                            "DELETE FROM routing_tokens WHERE subscription_id = ?1",
+                            [&s.id],
+                        )?;
+                    }
                     tx.commit()?;
-                    Ok(n == 1)
+                    Ok(UpdateResult::Updated)
+                }
+                Ok(_) => {
+                    let live: bool = tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM subscriptions \
+                         WHERE partner_id = ?1 AND id = ?2 AND deleted_at IS NULL)",
+                        params![s.partner_id, s.id],
+                        |r| r.get(0),
+                    )?;
+                    Ok(if live {
+                        UpdateResult::Stale
+                    } else {
+                        UpdateResult::Gone
+                    })
                 }
             }
         })
@@ -506,18 +535,25 @@ impl Store for SqliteStore {
         let (partner_id, id) = (partner_id.to_owned(), id.to_owned());
         let result = self
             .write(move |c| {
-                let n = c.execute(
+                let tx = c.transaction()?;
+                let n = tx.execute(
                     "UPDATE subscriptions SET deleted_at = ?1, is_active = 0, updated_at = ?1 \
                  WHERE partner_id = ?2 AND id = ?3 AND deleted_at IS NULL",
                     params![now, partner_id, id],
                 )?;
+                if n == 1 {
+                    tx.execute(
+                        "DELETE FROM routing_tokens WHERE subscription_id = ?1",
+                        [&id],
+                    )?;
+                }
+                tx.commit()?;
                 Ok(n == 1)
             })
             .await;
         self.subscriptions_changed();
         result
     }
-
     async fn publish(
         &self,
         events: &[NewEvent],
@@ -778,6 +814,14 @@ impl Store for SqliteStore {
                     "UPDATE subscriptions SET is_active = 0, updated_at = ?1 \
                      WHERE id = ?2 AND target_url = ?3",
                 )?;
+                // Only while the subscription still uses the header the token came back in.
+                let mut learn = tx.prepare_cached(
+                    "INSERT INTO routing_tokens (subscription_id, chat_id, token, updated_at) \
+                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM subscriptions \
+                         WHERE id = ?1 AND routing_key_header = ?5) \
+                     ON CONFLICT (subscription_id, chat_id) \
+                     DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+                )?;
                 for o in &outcomes {
                     let a = &o.attempt;
                     let (state, next_at) = next_state_columns(o.next);
@@ -803,6 +847,9 @@ impl Store for SqliteStore {
                     if let Some((sub, url)) = &o.deactivate_subscription {
                         deactivate.execute(params![now, sub, url])?;
                     }
+                    if let Some(t) = &o.learned_routing_token {
+                        learn.execute(params![t.subscription_id, t.chat_id, t.token, now, t.header])?;
+                    }
                 }
             }
             tx.commit()?;
@@ -822,6 +869,22 @@ impl Store for SqliteStore {
             .filter(|(sub, _)| capacity.room(sub) > 0)
             .map(|(_, first_due)| first_due)
             .min())
+    }
+
+    async fn routing_token(
+        &self,
+        subscription_id: &str,
+        chat_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let (subscription_id, chat_id) = (subscription_id.to_owned(), chat_id.to_owned());
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT token FROM routing_tokens WHERE subscription_id = ?1 AND chat_id = ?2",
+            )?
+            .query_row(params![subscription_id, chat_id], |r| r.get(0))
+            .optional()?)
+        })
+        .await
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {

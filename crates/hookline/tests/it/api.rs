@@ -733,6 +733,43 @@ async fn restart_keeps_partners_keys_and_subscriptions(backend: Backend) {
         .any(|p| p["id"] == json!(partner)));
 }
 
+/// PUT is a compare-and-set: concurrent partial updates of different fields all stick.
+async fn concurrent_partial_updates_do_not_undo_each_other(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    for round in 0..5 {
+        let created = app
+            .create_subscription(&key, sub_body(&format!("https://example.com/{round}")))
+            .await;
+        let path = format!(
+            "/v3/webhook-subscriptions/{}",
+            created["id"].as_str().unwrap()
+        );
+        let patches = [
+            json!({"is_active": false}),
+            json!({"subscribed_events": ["message.read"]}),
+            json!({"phone_numbers": ["+13105551234"]}),
+            json!({"routing_id_header": "X-Chat"}),
+            json!({"routing_key_header": "X-Route"}),
+        ];
+        let answers = futures_util::future::join_all(
+            patches
+                .iter()
+                .map(|p| app.call(&key, Method::PUT, &path, Some(p.clone()))),
+        )
+        .await;
+        for (status, body) in &answers {
+            assert_eq!(*status, 200, "{body}");
+        }
+        let (_, got) = app.call(&key, Method::GET, &path, None).await;
+        assert_eq!(got["is_active"], json!(false), "round {round}: {got}");
+        assert_eq!(got["subscribed_events"], json!(["message.read"]), "{got}");
+        assert_eq!(got["phone_numbers"], json!(["+13105551234"]), "{got}");
+        assert_eq!(got["routing_id_header"], json!("X-Chat"), "{got}");
+        assert_eq!(got["routing_key_header"], json!("X-Route"), "{got}");
+    }
+}
+
 crate::per_backend!(
     create_returns_201_with_a_32_byte_whsec_secret_shown_only_once,
     secrets_differ_between_subscriptions,
@@ -747,4 +784,5 @@ crate::per_backend!(
     unknown_ids_paths_methods_and_big_bodies_get_the_envelope,
     health_readiness_and_openapi_need_no_auth,
     restart_keeps_partners_keys_and_subscriptions,
+    concurrent_partial_updates_do_not_undo_each_other,
 );
