@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DatabaseUrl, Settings};
 use crate::publish::Publisher;
 use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{ServeLock as SqliteServeLock, SqliteStore};
 use crate::store::DynStore;
 
 #[derive(Clone)]
@@ -42,6 +42,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
+    let _serve_lock = match &settings.database_url {
+        DatabaseUrl::Sqlite(path) => Some(SqliteServeLock::acquire(path)?),
+        DatabaseUrl::Postgres(_) => None,
+    };
     let store = open_store(&settings).await?;
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings).await?;
     let wake = Arc::new(Notify::new());

@@ -130,6 +130,42 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Held by a serving process for as long as it serves a SQLite file. The store keeps state
+/// that is only right with one process per file (the fan-out cache, the claim bookkeeping), so a
+/// second `hookline serve` on the same file is refused instead of quietly double-sending.
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+impl ServeLock {
+    pub fn acquire(db_path: &Path) -> anyhow::Result<ServeLock> {
+        let mut lock_path = db_path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+        }
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServeLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another hookline process is serving {} (SQLite takes one process per database \
+                 file; run several nodes on PostgreSQL)",
+                db_path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", lock_path.display()))
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {

@@ -770,6 +770,30 @@ async fn concurrent_partial_updates_do_not_undo_each_other(backend: Backend) {
     }
 }
 
+/// SQLite is one process per file: a second server on the same file refuses to start.
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    let mut app = TestApp::spawn(Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second = hookline::serve(listener, app.settings.clone(), std::future::pending()).await;
+    let message = format!("{:#}", second.expect_err("a second server must not start"));
+    assert!(
+        message.contains("another hookline process is serving"),
+        "{message}"
+    );
+    // The first one is unaffected, and the lock goes with it.
+    let (s, _) = app
+        .call(ADMIN_TOKEN, Method::GET, "/admin/v1/partners", None)
+        .await;
+    assert_eq!(s, 200);
+    app.shutdown().await;
+    let app = app.restart().await;
+    let (s, _) = app
+        .call(ADMIN_TOKEN, Method::GET, "/admin/v1/partners", None)
+        .await;
+    assert_eq!(s, 200);
+}
+
 crate::per_backend!(
     create_returns_201_with_a_32_byte_whsec_secret_shown_only_once,
     secrets_differ_between_subscriptions,
