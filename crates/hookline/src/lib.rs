@@ -1,6 +1,7 @@
 //! hookline: a webhook subscription and delivery server compatible with Linq's v3 API.
 #![forbid(unsafe_code)]
 
+pub mod account_events;
 pub mod api;
 pub mod app;
 pub mod bootstrap;

@@ -9,6 +9,7 @@ use hookline_core::{event_type, phone, SigningSecret, TargetUrl};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use crate::account_events;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, PartnerAuth};
@@ -183,6 +184,18 @@ fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<Strin
     Ok(Some(name))
 }
 
+/// Publishes the account events of a committed change (see [`account_events`]). They report the
+/// change rather than make it, so a failure here is logged and the change still stands.
+async fn announce(state: &AppState, before: Option<&Subscription>, after: Option<&Subscription>) {
+    let events = account_events::for_change(before, after);
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = state.publisher.publish(events).await {
+        tracing::error!(error = %e, "publishing webhook_subscription account events failed");
+    }
+}
+
 /// Subscription ids are UUIDs; anything else cannot exist, so it is a 404 like an unknown id.
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
@@ -234,6 +247,7 @@ pub async fn create(
         signing_secret: secret.expose().to_owned(),
     };
     state.store.insert_subscription(&new).await?;
+    announce(&state, None, Some(&new.subscription)).await;
     let view = WebhookSubscription::from(&new.subscription);
     tracing::info!(subscription_id = %view.id, "subscription created");
     let body = CreatedWebhookSubscription {
@@ -306,7 +320,10 @@ pub async fn update(
             .update_subscription(&sub, current.updated_at, forget_tokens)
             .await?
         {
-            UpdateResult::Updated => return Ok(Json(WebhookSubscription::from(&sub))),
+            UpdateResult::Updated => {
+                announce(&state, Some(&current), Some(&sub)).await;
+                return Ok(Json(WebhookSubscription::from(&sub)));
+            }
             UpdateResult::Gone => return Err(not_found(&id)),
             UpdateResult::Stale => current = load(&state, &partner, &id).await?,
         }
@@ -388,14 +405,15 @@ pub async fn delete(
     PartnerAuth(partner): PartnerAuth,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    if uuid::Uuid::parse_str(&id).is_err()
-        || !state
-            .store
-            .delete_subscription(&partner, &id, now_micros())
-            .await?
+    let sub = load(&state, &partner, &id).await?;
+    if !state
+        .store
+        .delete_subscription(&partner, &id, now_micros())
+        .await?
     {
         return Err(not_found(&id));
     }
+    announce(&state, Some(&sub), None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

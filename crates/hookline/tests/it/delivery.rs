@@ -812,6 +812,89 @@ async fn routing_tokens_are_learned_per_chat_and_echoed(backend: Backend) {
     assert_eq!(got[3].header("x-route"), "");
 }
 
+/// Subscription changes are account events (CONTRACT.md §4.6): a subscription to
+/// `webhook_subscription.*` hears about its own creation, then about other subscriptions' changes.
+async fn subscription_changes_are_delivered_as_account_events(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    let watched = [
+        "webhook_subscription.created",
+        "webhook_subscription.disabled",
+        "webhook_subscription.events.updated",
+        "webhook_subscription.deleted",
+    ];
+    let watcher = subscribe(&app, &key, &rx.url("/w"), &watched, None).await;
+    let got = rx.wait_for(Some("/w"), 1, WAIT).await;
+    let created = got[0].json();
+    assert_eq!(created["event_type"], json!("webhook_subscription.created"));
+    assert_eq!(created["partner_id"], json!(partner));
+    assert_eq!(created["data"]["webhook_subscription"]["id"], watcher["id"]);
+    assert_eq!(created["data"]["actor"], json!({"type": "api"}));
+    assert_eq!(created["data"]["origin"], json!("api"));
+
+    // Another subscription (never delivered to: it takes no account events) changes, then goes.
+    let other = subscribe(
+        &app,
+        &key,
+        "https://other.example/h",
+        &["message.sent"],
+        None,
+    )
+    .await;
+    let path = format!(
+        "/v3/webhook-subscriptions/{}",
+        other["id"].as_str().unwrap()
+    );
+    let (s, body) = app
+        .call(
+            &key,
+            Method::PUT,
+            &path,
+            Some(json!({"is_active": false, "subscribed_events": ["message.read"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _) = app.call(&key, Method::DELETE, &path, None).await;
+    assert_eq!(s, 204);
+    let got = rx.wait_for(Some("/w"), 5, WAIT).await;
+    let about_other: Vec<Value> = got
+        .iter()
+        .map(|r| r.json())
+        .filter(|e| e["data"]["webhook_subscription"]["id"] == other["id"])
+        .collect();
+    let mut types: Vec<&str> = about_other
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [
+            "webhook_subscription.created",
+            "webhook_subscription.deleted",
+            "webhook_subscription.disabled",
+            "webhook_subscription.events.updated"
+        ]
+    );
+    let disabled = about_other
+        .iter()
+        .find(|e| e["event_type"] == json!("webhook_subscription.disabled"))
+        .unwrap();
+    assert_eq!(
+        disabled["data"]["change"],
+        json!({"from": true, "to": false})
+    );
+    let updated = about_other
+        .iter()
+        .find(|e| e["event_type"] == json!("webhook_subscription.events.updated"))
+        .unwrap();
+    assert_eq!(
+        updated["data"]["change"],
+        json!({"from": ["message.sent"], "to": ["message.read"]})
+    );
+}
+
 crate::per_backend!(
     fans_out_to_matching_subscriptions_only,
     deliveries_carry_both_signatures_and_the_linq_envelope,
@@ -826,4 +909,5 @@ crate::per_backend!(
     publish_validation_errors,
     a_full_subscription_neither_blocks_others_nor_exceeds_its_room,
     routing_tokens_are_learned_per_chat_and_echoed,
+    subscription_changes_are_delivered_as_account_events,
 );

@@ -1,0 +1,256 @@
+//! Account events (CONTRACT.md §4.6): a change to a partner's webhook subscriptions is itself an
+//! event, delivered to that partner's subscriptions like any other. As Linq documents it, "a
+//! subscription to `webhook_subscription.*` events receives an event about the subscription that
+//! was just created or edited".
+
+use hookline_core::time::{now_micros, rfc3339};
+use hookline_core::EventType;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::store::{NewEvent, Subscription};
+
+/// The events a partner-API change produces: `before` is `None` for a creation, `after` is
+/// `None` for a deletion. An update yields one event per aspect that changed.
+pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -> Vec<NewEvent> {
+    let occurred_at = rfc3339(now_micros());
+    let event = |name: &str, summary: &str, sub: &Subscription, change: Option<Change>| {
+        account_event(name, summary, &occurred_at, sub, change)
+    };
+    match (before, after) {
+        (None, Some(new)) => vec![event(
+            "webhook_subscription.created",
+            "Webhook subscription created",
+            new,
+            None,
+        )],
+        (Some(old), None) => vec![event(
+            "webhook_subscription.deleted",
+            "Webhook subscription deleted",
+            old,
+            None,
+        )],
+        (Some(old), Some(new)) => {
+            let mut events = Vec::new();
+            if old.target_url.as_str() != new.target_url.as_str() {
+                events.push(event(
+                    "webhook_subscription.target_url_changed",
+                    "Webhook subscription target URL changed",
+                    new,
+                    Some(Change::of(old.target_url.as_str(), new.target_url.as_str())),
+                ));
+            }
+            if old.is_active != new.is_active {
+                let (name, summary) = if new.is_active {
+                    (
+                        "webhook_subscription.enabled",
+                        "Webhook subscription enabled",
+                    )
+                } else {
+                    (
+                        "webhook_subscription.disabled",
+                        "Webhook subscription disabled",
+                    )
+                };
+                events.push(event(
+                    name,
+                    summary,
+                    new,
+                    Some(Change::of(old.is_active, new.is_active)),
+                ));
+            }
+            if old.subscribed_events != new.subscribed_events {
+                events.push(event(
+                    "webhook_subscription.events.updated",
+                    "Webhook subscription events updated",
+                    new,
+                    Some(Change::of(event_names(old), event_names(new))),
+                ));
+            }
+            if old.phone_numbers != new.phone_numbers {
+                events.push(event(
+                    "webhook_subscription.phone_numbers.updated",
+                    "Webhook subscription phone numbers updated",
+                    new,
+                    Some(Change::of(phones(old), phones(new))),
+                ));
+            }
+            let routing = |s: &Subscription| {
+                json!({"routing_id_header": s.routing_id_header,
+                       "routing_key_header": s.routing_key_header})
+            };
+            if routing(old) != routing(new) {
+                let (name, summary) = if new.routing_key_header.is_some() {
+                    (
+                        "webhook_subscription.routing_headers_set",
+                        "Webhook subscription routing headers set",
+                    )
+                } else {
+                    (
+                        "webhook_subscription.routing_headers_cleared",
+                        "Webhook subscription routing headers cleared",
+                    )
+                };
+                events.push(event(
+                    name,
+                    summary,
+                    new,
+                    Some(Change::of(routing(old), routing(new))),
+                ));
+            }
+            events
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+#[derive(Serialize)]
+struct Change {
+    from: Value,
+    to: Value,
+}
+
+impl Change {
+    fn of(from: impl Into<Value>, to: impl Into<Value>) -> Change {
+        Change {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+}
+
+/// The common `data` of account events, in the field order of Linq's SDK models.
+#[derive(Serialize)]
+struct AccountEventData<'a> {
+    summary: &'a str,
+    occurred_at: &'a str,
+    actor: Actor,
+    origin: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<Change>,
+    webhook_subscription: SubscriptionRef<'a>,
+}
+
+#[derive(Serialize)]
+struct Actor {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct SubscriptionRef<'a> {
+    id: &'a str,
+    target_url: &'a str,
+    events: Vec<&'static str>,
+}
+
+fn event_names(s: &Subscription) -> Vec<&'static str> {
+    s.subscribed_events.iter().map(EventType::as_str).collect()
+}
+
+/// `null` when the subscription takes every line, as the API shows it.
+fn phones(s: &Subscription) -> Value {
+    if s.phone_numbers.is_empty() {
+        Value::Null
+    } else {
+        s.phone_numbers.iter().map(|p| p.as_str()).collect()
+    }
+}
+
+fn account_event(
+    name: &str,
+    summary: &str,
+    occurred_at: &str,
+    sub: &Subscription,
+    change: Option<Change>,
+) -> NewEvent {
+    let data = AccountEventData {
+        summary,
+        occurred_at,
+        actor: Actor { kind: "api" },
+        origin: "api",
+        change,
+        webhook_subscription: SubscriptionRef {
+            id: &sub.id,
+            target_url: sub.target_url.as_str(),
+            events: event_names(sub),
+        },
+    };
+    NewEvent {
+        partner_id: sub.partner_id.clone(),
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: EventType::parse(name).expect("account event names are known event types"),
+        phone_number: None,
+        created_at: occurred_at.to_owned(),
+        trace_id: crate::error::new_trace_id(),
+        data: serde_json::to_string(&data).expect("account event data serialises"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_core::TargetUrl;
+
+    fn sub() -> Subscription {
+        Subscription {
+            id: "sub-1".into(),
+            partner_id: "p".into(),
+            target_url: TargetUrl::parse("https://example.com/a", false).unwrap(),
+            subscribed_events: vec![EventType::parse("message.sent").unwrap()],
+            phone_numbers: Vec::new(),
+            is_active: true,
+            routing_id_header: None,
+            routing_key_header: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    fn types(events: &[NewEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.event_type.as_str()).collect()
+    }
+
+    #[test]
+    fn one_event_per_aspect_that_changed() {
+        let old = sub();
+        let mut new = sub();
+        assert!(for_change(Some(&old), Some(&new)).is_empty());
+        new.is_active = false;
+        new.target_url = TargetUrl::parse("https://example.com/b", false).unwrap();
+        new.routing_key_header = Some("X-Route".into());
+        let events = for_change(Some(&old), Some(&new));
+        assert_eq!(
+            types(&events),
+            [
+                "webhook_subscription.target_url_changed",
+                "webhook_subscription.disabled",
+                "webhook_subscription.routing_headers_set"
+            ]
+        );
+        let data: Value = serde_json::from_str(&events[0].data).unwrap();
+        assert_eq!(
+            data["change"],
+            json!({"from": "https://example.com/a", "to": "https://example.com/b"})
+        );
+        assert_eq!(data["actor"], json!({"type": "api"}));
+        assert_eq!(data["webhook_subscription"]["id"], json!("sub-1"));
+        assert_eq!(
+            types(&for_change(Some(&new), Some(&old)))[2],
+            "webhook_subscription.routing_headers_cleared"
+        );
+    }
+
+    #[test]
+    fn creation_and_deletion_have_no_change() {
+        let s = sub();
+        let created = for_change(None, Some(&s));
+        assert_eq!(types(&created), ["webhook_subscription.created"]);
+        let data: Value = serde_json::from_str(&created[0].data).unwrap();
+        assert!(data.get("change").is_none());
+        assert_eq!(
+            types(&for_change(Some(&s), None)),
+            ["webhook_subscription.deleted"]
+        );
+    }
+}
