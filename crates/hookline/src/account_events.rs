@@ -15,7 +15,7 @@ use crate::store::{NewEvent, Subscription};
 pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -> Vec<NewEvent> {
     let occurred_at = rfc3339(now_micros());
     let event = |name: &str, summary: &str, sub: &Subscription, change: Option<Change>| {
-        account_event(name, summary, &occurred_at, sub, change)
+        account_event(name, summary, &occurred_at, BY_API, sub, change)
     };
     match (before, after) {
         (None, Some(new)) => vec![event(
@@ -104,6 +104,25 @@ pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -
     }
 }
 
+/// `webhook_subscription.disabled` for a subscription hookline itself deactivated because its
+/// endpoint answered `410 Gone`: a change made by the platform (`actor.type` `system`, `origin`
+/// `linq`, the values Linq's SDK models give such changes).
+pub fn disabled_by_receiver(sub: &Subscription) -> Vec<NewEvent> {
+    vec![account_event(
+        "webhook_subscription.disabled",
+        "Webhook subscription disabled: its endpoint answered 410 Gone",
+        &rfc3339(now_micros()),
+        BY_PLATFORM,
+        sub,
+        Some(Change::of(true, false)),
+    )]
+}
+
+/// Who made a change: `(actor.type, origin)`.
+type Source = (&'static str, &'static str);
+const BY_API: Source = ("api", "api");
+const BY_PLATFORM: Source = ("system", "linq");
+
 #[derive(Serialize)]
 struct Change {
     from: Value,
@@ -161,14 +180,15 @@ fn account_event(
     name: &str,
     summary: &str,
     occurred_at: &str,
+    (actor, origin): Source,
     sub: &Subscription,
     change: Option<Change>,
 ) -> NewEvent {
     let data = AccountEventData {
         summary,
         occurred_at,
-        actor: Actor { kind: "api" },
-        origin: "api",
+        actor: Actor { kind: actor },
+        origin,
         change,
         webhook_subscription: SubscriptionRef {
             id: &sub.id,

@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::outcome::Verdict;
 use super::sender::{affinity_chat, Affinity, AttemptResult, Sender};
+use crate::account_events;
 use crate::config::Settings;
 use crate::store::{
-    AttemptRecord, Capacity, ClaimRequest, DueDelivery, DynStore, LearnedRoutingToken, NextState,
-    Outcome,
+    AttemptRecord, Capacity, ClaimRequest, Deactivation, DueDelivery, DynStore,
+    LearnedRoutingToken, NextState, Outcome,
 };
 
 /// Most deliveries claimed in one query.
@@ -353,8 +354,11 @@ fn to_outcome(
             response_body: r.response_body,
         },
         next,
-        deactivate_subscription: (r.verdict == Verdict::Gone)
-            .then(|| (d.subscription_id.clone(), d.target_url.clone())),
+        deactivate_subscription: (r.verdict == Verdict::Gone).then(|| Deactivation {
+            partner_id: d.partner_id.clone(),
+            subscription_id: d.subscription_id.clone(),
+            target_url: d.target_url.clone(),
+        }),
         learned_routing_token,
     }
 }
@@ -376,13 +380,37 @@ fn log_attempt(d: &DueDelivery, o: &Outcome) {
 
 /// Commits outcomes in batches. A failed write is retried; if the store stays down past the
 /// retries the outcomes are dropped and their leases expire, so the deliveries are sent again.
+/// Tells the partner (an account event) that a subscription was deactivated by a `410 Gone`.
+/// The deactivation is committed already; a failure here only loses the notification.
+async fn announce_deactivation(store: &DynStore, d: &Deactivation, wake: &Notify) {
+    tracing::warn!(subscription_id = %d.subscription_id, "receiver answered 410 Gone; subscription deactivated");
+    let published = match store
+        .get_subscription(&d.partner_id, &d.subscription_id)
+        .await
+    {
+        Ok(Some(sub)) => {
+            let events = account_events::disabled_by_receiver(&sub);
+            store.publish(&events, now_micros(), None).await.map(|_| ())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match published {
+        Ok(()) => wake.notify_one(),
+        Err(e) => tracing::error!(error = %e, "publishing webhook_subscription.disabled failed"),
+    }
+}
+
 async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>, wake: Arc<Notify>) {
     let mut batch = Vec::with_capacity(OUTCOME_BATCH);
     while rx.recv_many(&mut batch, OUTCOME_BATCH).await > 0 {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=8 {
             match store.record_outcomes(&batch, now_micros()).await {
-                Ok(_) => {
+                Ok(recorded) => {
+                    for d in recorded.deactivated {
+                        announce_deactivation(&store, &d, &wake).await;
+                    }
                     // A retry may now be due before the claim loop's planned wake-up.
                     if batch
                         .iter()

@@ -156,11 +156,28 @@ pub enum NextState {
 pub struct Outcome {
     pub attempt: AttemptRecord,
     pub next: NextState,
-    /// `410 Gone`: the receiver asked us to stop. `(subscription id, target URL attempted)`:
-    /// only deactivated if the subscription still points there.
-    pub deactivate_subscription: Option<(String, String)>,
+    /// `410 Gone`: the receiver asked us to stop.
+    pub deactivate_subscription: Option<Deactivation>,
     /// A routing token the receiver returned that differs from the one sent.
     pub learned_routing_token: Option<LearnedRoutingToken>,
+}
+
+/// A subscription to deactivate because its receiver answered `410 Gone`; only while it still
+/// points at the target that answered.
+#[derive(Debug, Clone)]
+pub struct Deactivation {
+    pub partner_id: String,
+    pub subscription_id: String,
+    pub target_url: String,
+}
+
+/// What [`Store::record_outcomes`] wrote.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Outcomes applied (a stale fence is skipped, not an error).
+    pub applied: usize,
+    /// Subscriptions this call deactivated (they were active and still at the target).
+    pub deactivated: Vec<Deactivation>,
 }
 
 /// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.
@@ -274,8 +291,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>>;
     /// Writes each attempt and its delivery's next state, fenced by attempt number.
-    /// Returns how many outcomes were applied (a stale fence is skipped, not an error).
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize>;
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded>;
     /// The earliest `next_attempt_at` among pending deliveries of subscriptions with room, to
     /// sleep until then (a full subscription's work waits for one of its slots instead).
     async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>>;

@@ -558,7 +558,7 @@ impl Store for PostgresStore {
         Ok(live.into_iter().map(DueDelivery::from).collect())
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded> {
         let shift = self.clock.offset(&self.pool).await;
         let now = now + shift;
         let mut tx = self.pool.begin().await?;
@@ -621,6 +621,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        let mut deactivated = Vec::new();
         for o in outcomes
             .iter()
             .filter(|o| applied.contains(&applied_key(o)))
@@ -642,20 +643,26 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            if let Some((sub_id, url)) = &o.deactivate_subscription {
-                sqlx::query(
+            if let Some(d) = &o.deactivate_subscription {
+                let done = sqlx::query(
                     "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 \
-                     WHERE id = $2 AND target_url = $3",
+                     WHERE id = $2 AND target_url = $3 AND is_active AND deleted_at IS NULL",
                 )
                 .bind(now)
-                .bind(sub_id)
-                .bind(url)
+                .bind(&d.subscription_id)
+                .bind(&d.target_url)
                 .execute(&mut *tx)
                 .await?;
+                if done.rows_affected() == 1 {
+                    deactivated.push(d.clone());
+                }
             }
         }
         tx.commit().await?;
-        Ok(applied.len())
+        Ok(Recorded {
+            applied: applied.len(),
+            deactivated,
+        })
     }
 
     async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>> {

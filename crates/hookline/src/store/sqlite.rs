@@ -829,12 +829,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<usize> {
+    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded> {
         let deactivates = outcomes.iter().any(|o| o.deactivate_subscription.is_some());
         let outcomes = outcomes.to_vec();
         let result = self.write(move |c| {
             let tx = c.transaction()?;
-            let mut applied = 0;
+            let mut recorded = Recorded::default();
             {
                 // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
                 let mut update = tx.prepare_cached(
@@ -848,7 +848,7 @@ impl Store for SqliteStore {
                 )?;
                 let mut deactivate = tx.prepare_cached(
                     "UPDATE subscriptions SET is_active = 0, updated_at = ?1 \
-                     WHERE id = ?2 AND target_url = ?3",
+                     WHERE id = ?2 AND target_url = ?3 AND is_active = 1 AND deleted_at IS NULL",
                 )?;
                 // Only while the subscription still uses the header the token came back in.
                 let mut learn = tx.prepare_cached(
@@ -869,7 +869,7 @@ impl Store for SqliteStore {
                         );
                         continue;
                     }
-                    applied += 1;
+                    recorded.applied += 1;
                     log.execute(params![
                         a.delivery_id,
                         a.attempt,
@@ -880,8 +880,10 @@ impl Store for SqliteStore {
                         a.error_message,
                         a.response_body
                     ])?;
-                    if let Some((sub, url)) = &o.deactivate_subscription {
-                        deactivate.execute(params![now, sub, url])?;
+                    if let Some(d) = &o.deactivate_subscription {
+                        if deactivate.execute(params![now, d.subscription_id, d.target_url])? == 1 {
+                            recorded.deactivated.push(d.clone());
+                        }
                     }
                     if let Some(t) = &o.learned_routing_token {
                         learn.execute(params![t.subscription_id, t.chat_id, t.token, now, t.header])?;
@@ -889,7 +891,7 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(applied)
+            Ok(recorded)
         })
         .await;
         if deactivates {

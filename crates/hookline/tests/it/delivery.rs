@@ -895,6 +895,32 @@ async fn subscription_changes_are_delivered_as_account_events(backend: Backend) 
     );
 }
 
+/// A subscription deactivated by `410 Gone` is announced as `webhook_subscription.disabled`, a
+/// change made by the platform (actor `system`, origin `linq`).
+async fn gone_is_announced_as_a_platform_disable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    subscribe(
+        &app,
+        &key,
+        &rx.url("/w"),
+        &["webhook_subscription.disabled"],
+        None,
+    )
+    .await;
+    let gone = subscribe(&app, &key, &rx.url("/gone"), &["message.sent"], None).await;
+    rx.set_default("/gone", Reply::status(410));
+    app.publish(event(&partner, "message.sent", None)).await;
+    let got = rx.wait_for(Some("/w"), 1, WAIT).await;
+    let e = got[0].json();
+    assert_eq!(e["event_type"], json!("webhook_subscription.disabled"));
+    assert_eq!(e["data"]["actor"], json!({"type": "system"}));
+    assert_eq!(e["data"]["origin"], json!("linq"));
+    assert_eq!(e["data"]["change"], json!({"from": true, "to": false}));
+    assert_eq!(e["data"]["webhook_subscription"]["id"], gone["id"]);
+}
+
 crate::per_backend!(
     fans_out_to_matching_subscriptions_only,
     deliveries_carry_both_signatures_and_the_linq_envelope,
@@ -910,4 +936,5 @@ crate::per_backend!(
     a_full_subscription_neither_blocks_others_nor_exceeds_its_room,
     routing_tokens_are_learned_per_chat_and_echoed,
     subscription_changes_are_delivered_as_account_events,
+    gone_is_announced_as_a_platform_disable,
 );
