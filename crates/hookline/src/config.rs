@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use hookline_core::retry::{DEFAULT_DELAYS, DEFAULT_JITTER};
 use hookline_core::time::parse_duration;
-use hookline_core::{ApiKey, RetrySchedule};
+use hookline_core::{ApiKey, RetrySchedule, SealingKey};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -59,6 +59,9 @@ pub struct RawConfig {
     /// Operator API token (generated and printed once on first start when unset).
     #[arg(long, env = "HOOKLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Base64 of 32 random bytes: seals signing secrets at rest (`openssl rand -base64 32`).
+    #[arg(long, env = "HOOKLINE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
     /// Allow `http://` target URLs (development only).
     #[arg(long, env = "HOOKLINE_ALLOW_HTTP_TARGETS")]
     pub allow_http_targets: Option<bool>,
@@ -110,6 +113,7 @@ impl RawConfig {
             database_url: self.database_url.or(file.database_url),
             database_pool_size: self.database_pool_size.or(file.database_pool_size),
             admin_token: self.admin_token.or(file.admin_token),
+            secret_key: self.secret_key.or(file.secret_key),
             allow_http_targets: self.allow_http_targets.or(file.allow_http_targets),
             ssrf_allow: self.ssrf_allow.or(file.ssrf_allow),
             extra_root_certs: self.extra_root_certs.or(file.extra_root_certs),
@@ -167,6 +171,8 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     pub database_pool_size: u32,
     pub admin_token: Option<ApiKey>,
+    /// Seals signing secrets in the store; `None` stores them as issued.
+    pub secret_key: Option<SealingKey>,
     pub allow_http_targets: bool,
     pub ssrf_allow: Vec<IpNet>,
     pub extra_root_certs: Option<PathBuf>,
@@ -210,6 +216,12 @@ impl Settings {
             Some(t) => Some(ApiKey::from_presented(t.trim())),
             None => None,
         };
+        let secret_key = raw
+            .secret_key
+            .as_deref()
+            .map(SealingKey::parse)
+            .transpose()
+            .context("HOOKLINE_SECRET_KEY")?;
         let ssrf_allow = raw
             .ssrf_allow
             .as_deref()
@@ -261,6 +273,7 @@ impl Settings {
             database_url,
             database_pool_size: raw.database_pool_size.unwrap_or(16).max(2),
             admin_token,
+            secret_key,
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             ssrf_allow,
             extra_root_certs: raw.extra_root_certs,

@@ -242,9 +242,14 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    // Sealed at rest when a key is configured; the answer below shows the secret as issued.
+    let stored_secret = match &state.settings.secret_key {
+        Some(key) => key.seal(secret.expose(), &sub.id),
+        None => secret.expose().to_owned(),
+    };
     let new = NewSubscription {
         subscription: sub,
-        signing_secret: secret.expose().to_owned(),
+        signing_secret: stored_secret,
     };
     state.store.insert_subscription(&new).await?;
     announce(&state, None, Some(&new.subscription)).await;
@@ -260,7 +265,7 @@ pub async fn create(
         phone_numbers: view.phone_numbers,
         routing_id_header: view.routing_id_header,
         routing_key_header: view.routing_key_header,
-        signing_secret: new.signing_secret,
+        signing_secret: secret.expose().to_owned(),
     };
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use hookline_core::envelope::Envelope;
+use hookline_core::sealing::{self, SealingKey};
 use hookline_core::ssrf::AddressPolicy;
 use hookline_core::time::now_micros;
 use hookline_core::{SigningSecret, TargetUrl};
@@ -114,6 +115,7 @@ pub fn affinity_chat(d: &DueDelivery) -> Option<String> {
 pub struct Sender {
     client: reqwest::Client,
     policy: AddressPolicy,
+    sealing: Option<SealingKey>,
     /// Parsed target and key per subscription: parsing both on every attempt is measurable.
     prepared: std::sync::Mutex<HashMap<String, Arc<Prepared>>>,
 }
@@ -153,6 +155,7 @@ impl Sender {
         Ok(Sender {
             client: builder.build()?,
             policy,
+            sealing: settings.secret_key.clone(),
             prepared: Default::default(),
         })
     }
@@ -166,8 +169,10 @@ impl Sender {
         }
         let target = TargetUrl::parse(&d.target_url, true)
             .map_err(|e| (ErrorKind::InvalidTarget, e.to_string()))?;
-        let secret = SigningSecret::parse(&d.signing_secret)
-            .map_err(|e| (ErrorKind::InvalidTarget, e.to_string()))?;
+        let secret = self
+            .unseal(d)
+            .and_then(|plain| SigningSecret::parse(&plain).map_err(|e| e.to_string()))
+            .map_err(|message| (ErrorKind::InvalidTarget, message))?;
         let p = Arc::new(Prepared {
             raw_url: d.target_url.clone(),
             raw_secret: d.signing_secret.clone(),
@@ -179,6 +184,18 @@ impl Sender {
         }
         cache.insert(d.subscription_id.clone(), p.clone());
         Ok(p)
+    }
+
+    /// The signing secret as issued: opened when it is stored sealed (see `hookline_core::sealing`).
+    fn unseal(&self, d: &DueDelivery) -> Result<String, String> {
+        if !sealing::is_sealed(&d.signing_secret) {
+            return Ok(d.signing_secret.clone());
+        }
+        let key = self.sealing.as_ref().ok_or_else(|| {
+            "the signing secret is sealed and HOOKLINE_SECRET_KEY is not set".to_owned()
+        })?;
+        key.open(&d.signing_secret, &d.subscription_id)
+            .map_err(|e| e.to_string())
     }
 
     pub async fn send(&self, d: &DueDelivery, affinity: Option<&Affinity>) -> AttemptResult {

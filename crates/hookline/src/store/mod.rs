@@ -273,6 +273,10 @@ pub trait Store: Send + Sync + 'static {
         forget_routing_tokens: bool,
     ) -> StoreResult<UpdateResult>;
     async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool>;
+    /// Every subscription's stored signing secret, deleted ones included: `(id, stored value)`.
+    async fn signing_secrets(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Replaces a stored signing secret if it still is `old`; false when it changed meanwhile.
+    async fn replace_signing_secret(&self, id: &str, old: &str, new: &str) -> StoreResult<bool>;
 
     // The delivery queue.
     /// Commits every event and one delivery per matching subscription in one transaction.

@@ -389,6 +389,26 @@ impl Store for PostgresStore {
         Ok(deleted)
     }
 
+    async fn signing_secrets(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT id, signing_secret FROM subscriptions ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn replace_signing_secret(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET signing_secret = $1 WHERE id = $2 AND signing_secret = $3",
+        )
+        .bind(new)
+        .bind(id)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn publish(
         &self,
         events: &[NewEvent],

@@ -590,6 +590,31 @@ impl Store for SqliteStore {
         self.subscriptions_changed();
         result
     }
+    async fn signing_secrets(&self) -> StoreResult<Vec<(String, String)>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT id, signing_secret FROM subscriptions ORDER BY id")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?,
+            )
+        })
+        .await
+    }
+
+    async fn replace_signing_secret(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+        let (id, old, new) = (id.to_owned(), old.to_owned(), new.to_owned());
+        let result = self
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE subscriptions SET signing_secret = ?1 WHERE id = ?2 AND signing_secret = ?3",
+                    params![new, id, old],
+                )? == 1)
+            })
+            .await;
+        self.subscriptions_changed();
+        result
+    }
+
     async fn publish(
         &self,
         events: &[NewEvent],

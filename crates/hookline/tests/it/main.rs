@@ -9,3 +9,4 @@ mod process;
 mod python;
 mod receiver;
 mod sdk;
+mod secrets;

@@ -1,0 +1,115 @@
+//! Signing secrets at rest (`HOOKLINE_SECRET_KEY`): sealed in the store, still signing deliveries.
+
+use super::common::*;
+use super::receiver::TestReceiver;
+use hookline_core::sealing::{is_sealed, SealingKey};
+use hookline_core::SigningSecret;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+/// Base64 of 32 bytes; a test key, nothing else.
+const KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+const OTHER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn sealing_key() -> SealingKey {
+    SealingKey::parse(KEY).unwrap()
+}
+
+/// The stored value of one subscription's signing secret.
+async fn stored_secret(app: &TestApp, id: &str) -> String {
+    let all = app.store().await.signing_secrets().await.unwrap();
+    all.into_iter()
+        .find(|(sub, _)| sub == id)
+        .map(|(_, stored)| stored)
+        .expect("subscription stored")
+}
+
+/// Publishes one event and checks the delivery verifies with the secret shown at creation.
+async fn delivery_verifies(app: &TestApp, rx: &TestReceiver, partner: &str, sub: &Value, n: usize) {
+    app.publish(json!({"partner_id": partner, "event_type": "message.sent", "data": {"n": n}}))
+        .await;
+    let got = rx.wait_for(Some("/s"), n, WAIT).await;
+    let r = &got[n - 1];
+    let secret = SigningSecret::parse(sub["signing_secret"].as_str().unwrap()).unwrap();
+    let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert_eq!(
+        r.header("webhook-signature"),
+        secret.sign_standard(r.header("webhook-id"), ts, &r.body)
+    );
+}
+
+async fn secrets_are_sealed_at_rest_and_still_sign(backend: Backend) {
+    let mut opts = Options::default();
+    opts.raw.secret_key = Some(KEY.into());
+    let app = TestApp::spawn_with(backend, opts).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    let sub = app
+        .create_subscription(
+            &key,
+            json!({"target_url": rx.url("/s"), "subscribed_events": ["message.sent"]}),
+        )
+        .await;
+    let secret = sub["signing_secret"].as_str().unwrap();
+    assert!(
+        secret.starts_with("whsec_"),
+        "the answer shows the secret as issued"
+    );
+    let stored = stored_secret(&app, sub["id"].as_str().unwrap()).await;
+    assert!(is_sealed(&stored) && !stored.contains(secret), "{stored}");
+    assert_eq!(
+        sealing_key()
+            .open(&stored, sub["id"].as_str().unwrap())
+            .unwrap(),
+        secret
+    );
+    delivery_verifies(&app, &rx, &partner, &sub, 1).await;
+}
+
+async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    let sub = app
+        .create_subscription(
+            &key,
+            json!({"target_url": rx.url("/s"), "subscribed_events": ["message.sent"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    assert_eq!(
+        stored_secret(&app, id).await,
+        sub["signing_secret"].as_str().unwrap()
+    );
+    delivery_verifies(&app, &rx, &partner, &sub, 1).await;
+
+    // Restarted with a key: the plain secret is sealed, deliveries still verify.
+    let mut app = app;
+    app.settings.secret_key = Some(sealing_key());
+    let mut app = app.restart().await;
+    assert!(is_sealed(&stored_secret(&app, id).await));
+    delivery_verifies(&app, &rx, &partner, &sub, 2).await;
+
+    // Without the key (or with another one) the server refuses to start.
+    app.shutdown().await;
+    for (secret_key, expected) in [
+        (None, "HOOKLINE_SECRET_KEY"),
+        (
+            Some(SealingKey::parse(OTHER_KEY).unwrap()),
+            "is HOOKLINE_SECRET_KEY the key",
+        ),
+    ] {
+        let mut settings = app.settings.clone();
+        settings.secret_key = secret_key;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let started = hookline::serve(listener, settings, std::future::pending()).await;
+        let message = format!("{:#}", started.expect_err("must refuse to start"));
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+crate::per_backend!(
+    secrets_are_sealed_at_rest_and_still_sign,
+    a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start,
+);
