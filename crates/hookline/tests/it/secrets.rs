@@ -39,9 +39,8 @@ async fn delivery_verifies(app: &TestApp, rx: &TestReceiver, partner: &str, sub:
     );
 }
 
-async fn secrets_are_sealed_at_rest_and_still_sign(backend: Backend) {
-    let mut opts = Options::default();
-    opts.raw.secret_key = Some(KEY.into());
+/// A server, a receiver and one subscription of partner `acme` to `message.sent` at `/s`.
+async fn set_up(backend: Backend, opts: Options) -> (TestApp, TestReceiver, String, Value) {
     let app = TestApp::spawn_with(backend, opts).await;
     let rx = TestReceiver::start().await;
     let (partner, key) = app.partner("acme").await;
@@ -51,6 +50,13 @@ async fn secrets_are_sealed_at_rest_and_still_sign(backend: Backend) {
             json!({"target_url": rx.url("/s"), "subscribed_events": ["message.sent"]}),
         )
         .await;
+    (app, rx, partner, sub)
+}
+
+async fn secrets_are_sealed_at_rest_and_still_sign(backend: Backend) {
+    let mut opts = Options::default();
+    opts.raw.secret_key = Some(KEY.into());
+    let (app, rx, partner, sub) = set_up(backend, opts).await;
     let secret = sub["signing_secret"].as_str().unwrap();
     assert!(
         secret.starts_with("whsec_"),
@@ -68,15 +74,7 @@ async fn secrets_are_sealed_at_rest_and_still_sign(backend: Backend) {
 }
 
 async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let rx = TestReceiver::start().await;
-    let (partner, key) = app.partner("acme").await;
-    let sub = app
-        .create_subscription(
-            &key,
-            json!({"target_url": rx.url("/s"), "subscribed_events": ["message.sent"]}),
-        )
-        .await;
+    let (app, rx, partner, sub) = set_up(backend, Options::default()).await;
     let id = sub["id"].as_str().unwrap();
     assert_eq!(
         stored_secret(&app, id).await,
