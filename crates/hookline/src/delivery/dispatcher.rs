@@ -217,25 +217,19 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let full_batch = claimed.len() as u32 == limit;
-            for delivery in claimed {
+            let full_batch = claimed.taken as u32 == limit;
+            let held_back = claimed.held_back;
+            for delivery in claimed.deliveries {
                 self.occupy(&delivery.subscription_id);
                 self.start_reserved(delivery);
             }
             if full_batch {
                 continue;
             }
-            let in_flight = self.in_flight();
-            let saturated = in_flight.values().any(|n| *n >= cap);
-            let sleep = self
-                .until_next_due(&Capacity {
-                    per_subscription_cap: cap,
-                    in_flight: &in_flight,
-                })
-                .await;
+            let sleep = self.until_next_due(now).await;
             tokio::select! {
                 _ = s.wake.notified() => {}
-                _ = s.slot_freed.notified(), if saturated => {
+                _ = s.slot_freed.notified(), if held_back => {
                     // A full subscription may have room now. Let a few more of its deliveries
                     // finish so the claim takes a batch, not one row per transaction.
                     tokio::select! {
@@ -287,11 +281,11 @@ impl Dispatcher {
             .clone()
     }
 
-    /// How long to sleep when nothing wakes us: until the earliest due delivery of a subscription
-    /// with room, at most the poll interval.
-    async fn until_next_due(&self, capacity: &Capacity<'_>) -> Duration {
+    /// How long to sleep when nothing wakes us: until the earliest delivery due after the claim
+    /// at `claimed_at`, at most the poll interval.
+    async fn until_next_due(&self, claimed_at: i64) -> Duration {
         let poll = self.shared.settings.poll_interval;
-        match self.shared.store.next_due_at(capacity).await {
+        match self.shared.store.next_due_after(claimed_at).await {
             Ok(Some(at)) => {
                 let wait = at - now_micros();
                 if wait <= 0 {

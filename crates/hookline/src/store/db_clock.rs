@@ -2,6 +2,7 @@
 //! they are written on the database's clock: a node whose own clock runs ahead would otherwise
 //! take over deliveries whose lease has not expired yet, and send them twice.
 
+use super::StoreResult;
 use hookline_core::time::now_micros;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,31 +20,48 @@ pub struct DbClock {
 
 impl DbClock {
     /// What to add to this node's time to read the database's clock; measured again when the
-    /// last measurement is old. A failed measurement keeps the last offset.
-    pub async fn offset(&self, pool: &PgPool) -> i64 {
+    /// last measurement is old. A failed re-measurement keeps the last offset; with no
+    /// measurement at all this fails, so the node claims nothing on its own clock.
+    pub async fn offset(&self, pool: &PgPool) -> StoreResult<i64> {
         let now = now_micros();
-        if now - self.measured_at.load(Ordering::Relaxed) > REFRESH_MICROS {
+        let measured_at = self.measured_at.load(Ordering::Relaxed);
+        if now - measured_at > REFRESH_MICROS {
             match measure(pool).await {
                 Ok(offset) => {
                     self.offset.store(offset, Ordering::Relaxed);
                     self.measured_at.store(now, Ordering::Relaxed);
                 }
-                Err(e) => tracing::warn!(error = %e, "measuring PostgreSQL's clock failed"),
+                Err(e) if measured_at == 0 => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "measuring PostgreSQL's clock failed; keeping the last offset")
+                }
             }
         }
-        self.offset.load(Ordering::Relaxed)
+        Ok(self.offset.load(Ordering::Relaxed))
     }
 }
 
+/// Samples per measurement; the one with the shortest round trip is kept.
+const SAMPLES: usize = 3;
+
 async fn measure(pool: &PgPool) -> sqlx::Result<i64> {
-    let before = now_micros();
-    let db: i64 =
-        sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
-            .fetch_one(pool)
-            .await?;
-    let after = now_micros();
-    // The database read its clock somewhere in the round trip; the middle is the best guess.
-    Ok(offset_from(before, db, after))
+    // Timed on a connection already in hand: waiting for one would widen the window in which
+    // the database read its clock.
+    let mut conn = pool.acquire().await?;
+    let mut best: Option<(i64, i64)> = None;
+    for _ in 0..SAMPLES {
+        let before = now_micros();
+        let db: i64 =
+            sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
+                .fetch_one(&mut *conn)
+                .await?;
+        let after = now_micros();
+        let round_trip = after - before;
+        if best.is_none_or(|(rtt, _)| round_trip < rtt) {
+            best = Some((round_trip, offset_from(before, db, after)));
+        }
+    }
+    Ok(best.expect("at least one sample").1)
 }
 
 fn offset_from(before: i64, db: i64, after: i64) -> i64 {

@@ -3,6 +3,7 @@
 //! Everything that must be atomic is one method here (an event and its deliveries; an attempt
 //! and the delivery's next state), so no caller can split a transaction by accident.
 
+pub mod claim;
 mod db_clock;
 pub mod postgres;
 mod rows;
@@ -124,6 +125,16 @@ impl Capacity<'_> {
     pub fn in_flight_json(&self) -> String {
         serde_json::to_string(self.in_flight).expect("map serialises")
     }
+}
+
+pub struct Claimed {
+    /// Leased and ready to send.
+    pub deliveries: Vec<DueDelivery>,
+    /// Rows this claim took, including those it cancelled (subscription inactive or deleted):
+    /// equal to the limit means more may be due right away.
+    pub taken: usize,
+    /// Due work was left because its subscription had no room: claim again when a slot frees.
+    pub held_back: bool,
 }
 
 pub struct ClaimRequest<'a> {
@@ -290,15 +301,16 @@ pub trait Store: Send + Sync + 'static {
         claimer: Option<&mut Claimer<'_>>,
     ) -> StoreResult<PublishBatch>;
     /// Leases due deliveries (oldest first) until `lease_until`, at most `limit` in all and no
-    /// more per subscription than its room. The cost depends on how many subscriptions have
-    /// pending deliveries, not on how many deliveries are pending.
+    /// more per subscription than its room (see [`claim`]); the cost does not grow with the
+    /// backlog.
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
-    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>>;
+    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed>;
     /// Writes each attempt and its delivery's next state, fenced by attempt number.
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded>;
-    /// The earliest `next_attempt_at` among pending deliveries of subscriptions with room, to
-    /// sleep until then (a full subscription's work waits for one of its slots instead).
-    async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>>;
+    /// The earliest `next_attempt_at` after `after` among pending deliveries, to sleep until
+    /// then. Work due already is the claim's: after a claim that did not fill its batch, what is
+    /// still due belongs to full subscriptions, which wait for a freed slot instead.
+    async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
     /// The routing token last learned for this subscription and chat.
     async fn routing_token(
@@ -311,4 +323,46 @@ pub trait Store: Send + Sync + 'static {
         partner_id: &str,
         event_id: &str,
     ) -> StoreResult<Vec<AttemptRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every migration file is embedded and applied, in order, on both backends: a file added to
+    /// `migrations/` but not listed would silently never run.
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        for (backend, listed) in [
+            ("sqlite", super::sqlite::MIGRATIONS),
+            ("postgres", super::postgres::MIGRATIONS),
+        ] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(backend);
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            assert_eq!(files.len(), listed.len(), "{backend}: {files:?}");
+            for (n, ((version, sql), file)) in listed.iter().zip(&files).enumerate() {
+                assert_eq!(
+                    *version,
+                    n as i64 + 1,
+                    "{backend}: versions count up from 1"
+                );
+                let name = file.file_name().unwrap().to_string_lossy();
+                assert!(
+                    name.starts_with(&format!("{version:04}_")),
+                    "{backend}: {name}"
+                );
+                assert_eq!(
+                    *sql,
+                    std::fs::read_to_string(file).unwrap(),
+                    "{backend}: {name}"
+                );
+            }
+        }
+    }
 }

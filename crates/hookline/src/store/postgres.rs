@@ -2,6 +2,7 @@
 //! queue: claims use `FOR UPDATE SKIP LOCKED` in short transactions, and `NOTIFY` wakes the
 //! dispatchers of every node when deliveries are committed.
 
+use super::claim::{self, Candidate};
 use super::db_clock::DbClock;
 use super::rows::{self, *};
 use super::*;
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
@@ -22,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_routing_tokens.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_global_due_index.sql"),
     ),
 ];
 
@@ -416,7 +421,7 @@ impl Store for PostgresStore {
         claimer: Option<&mut Claimer<'_>>,
     ) -> StoreResult<PublishBatch> {
         // Due times and leases are on the database's clock (see `DbClock`).
-        let shift = self.clock.offset(&self.pool).await;
+        let shift = self.clock.offset(&self.pool).await?;
         let now = now + shift;
         // A fixed number of statements per batch: each is a network round trip.
         let mut tx = self.pool.begin().await?;
@@ -520,39 +525,93 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
-        let shift = self.clock.offset(&self.pool).await;
+    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
+        let shift = self.clock.offset(&self.pool).await?;
         let (now, lease_until) = (req.now + shift, req.lease_until + shift);
+        let limit = req.limit as usize;
         let mut tx = self.pool.begin().await?;
-        // Per subscription with room, its oldest due rows; then the oldest `limit` of those.
-        // SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each other.
-        let claimed: Vec<i64> = sqlx::query_scalar(&format!(
-            "WITH RECURSIVE {PENDING_QUEUES}, \
-             with_room AS ( \
-                SELECT subscription_id, \
-                       $3 - COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) AS room \
-                FROM queues WHERE first_due <= $1), \
-             due AS ( \
-                SELECT d.id, d.next_attempt_at FROM with_room q, LATERAL ( \
+        // The head of the due index, locked: SKIP LOCKED lets nodes claiming at once take
+        // disjoint rows instead of waiting on each other.
+        let head: Vec<Candidate> = sqlx::query_as(
+            "SELECT next_attempt_at, id, subscription_id FROM deliveries \
+             WHERE state = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(next_attempt_at, id, subscription_id)| Candidate {
+            next_attempt_at,
+            id,
+            subscription_id,
+        })
+        .collect();
+        let head_len = head.len();
+        let first = claim::choose(head, &req.capacity, limit);
+        let held_back = first.held_back;
+        let mut chosen = first.ids;
+        if claim::needs_queue_walk(head_len, chosen.len(), limit) {
+            // Read without locks (a subscription's whole room would be locked, for `limit` rows
+            // taken); only the chosen rows are locked below.
+            let heads: Vec<(i64, i64, String)> = sqlx::query_as(&format!(
+                "WITH RECURSIVE {PENDING_QUEUES}, \
+                 with_room AS ( \
+                    SELECT subscription_id, \
+                           $3 - COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) AS room \
+                    FROM queues WHERE first_due <= $1) \
+                 SELECT d.next_attempt_at, d.id, q.subscription_id FROM with_room q, LATERAL ( \
                     SELECT id, next_attempt_at FROM deliveries \
                     WHERE state = 'pending' AND subscription_id = q.subscription_id \
                       AND next_attempt_at <= $1 \
-                    ORDER BY next_attempt_at LIMIT GREATEST(LEAST(q.room, $4), 0) \
-                    FOR UPDATE SKIP LOCKED) d), \
-             chosen AS (SELECT id FROM due ORDER BY next_attempt_at, id LIMIT $4) \
-             UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $5, updated_at = $1 \
-             FROM chosen WHERE d.id = chosen.id RETURNING d.id"
-        ))
+                    ORDER BY next_attempt_at LIMIT GREATEST(LEAST(q.room, $4), 0)) d"
+            ))
+            .bind(now)
+            .bind(req.capacity.in_flight_json())
+            .bind(req.capacity.per_subscription_cap as i64)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            let heads = heads
+                .into_iter()
+                .map(|(next_attempt_at, id, subscription_id)| Candidate {
+                    next_attempt_at,
+                    id,
+                    subscription_id,
+                })
+                .collect();
+            chosen = claim::choose(heads, &req.capacity, limit).ids;
+        }
+        if chosen.is_empty() {
+            tx.commit().await?;
+            return Ok(Claimed {
+                deliveries: Vec::new(),
+                taken: 0,
+                held_back,
+            });
+        }
+        // Rows from the head are ours already; rows from the walk another node may have taken
+        // since: the state and due checks under the lock skip those.
+        let claimed: Vec<i64> = sqlx::query_scalar(
+            "WITH locked AS ( \
+                SELECT id FROM deliveries WHERE id = ANY($1) AND state = 'pending' \
+                  AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3, updated_at = $2 \
+             FROM locked WHERE d.id = locked.id RETURNING d.id",
+        )
+        .bind(&chosen)
         .bind(now)
-        .bind(req.capacity.in_flight_json())
-        .bind(req.capacity.per_subscription_cap as i64)
-        .bind(req.limit as i64)
         .bind(lease_until)
         .fetch_all(&mut *tx)
         .await?;
         if claimed.is_empty() {
             tx.commit().await?;
-            return Ok(Vec::new());
+            return Ok(Claimed {
+                deliveries: Vec::new(),
+                taken: 0,
+                held_back,
+            });
         }
         let rows: Vec<DueRow> = sqlx::query_as(&format!(
             "SELECT {DUE_COLUMNS} \
@@ -563,6 +622,7 @@ impl Store for PostgresStore {
         .bind(&claimed)
         .fetch_all(&mut *tx)
         .await?;
+        let taken = rows.len();
         let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
         let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
         if !dead.is_empty() {
@@ -575,11 +635,15 @@ impl Store for PostgresStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(live.into_iter().map(DueDelivery::from).collect())
+        Ok(Claimed {
+            deliveries: live.into_iter().map(DueDelivery::from).collect(),
+            taken,
+            held_back,
+        })
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded> {
-        let shift = self.clock.offset(&self.pool).await;
+        let shift = self.clock.offset(&self.pool).await?;
         let now = now + shift;
         let mut tx = self.pool.begin().await?;
         let rows: Vec<_> = outcomes.iter().map(outcome_row).collect();
@@ -685,15 +749,13 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>> {
-        let shift = self.clock.offset(&self.pool).await;
-        let first_due: Option<i64> = sqlx::query_scalar(&format!(
-            "WITH RECURSIVE {PENDING_QUEUES} \
-             SELECT MIN(first_due) FROM queues \
-             WHERE COALESCE(($1::jsonb ->> subscription_id)::bigint, 0) < $2"
-        ))
-        .bind(capacity.in_flight_json())
-        .bind(capacity.per_subscription_cap as i64)
+    async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>> {
+        let shift = self.clock.offset(&self.pool).await?;
+        let first_due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries \
+             WHERE state = 'pending' AND next_attempt_at > $1",
+        )
+        .bind(after + shift)
         .fetch_one(&self.pool)
         .await?;
         Ok(first_due.map(|at| at - shift))

@@ -5,6 +5,7 @@
 //! blocking threads. An operation therefore costs one thread hand-off, not one per statement:
 //! with per-statement hand-offs, context switches were the largest cost in the profiles.
 
+use super::claim::{self, Candidate};
 use super::rows::{self, sqlite_rows, *};
 use super::*;
 use anyhow::Context;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use tokio::sync::oneshot;
 
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (
         2,
@@ -23,6 +24,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/sqlite/0003_routing_tokens.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_global_due_index.sql"),
     ),
 ];
 /// Read connections kept open for reuse.
@@ -82,6 +87,38 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        next_attempt_at: r.get(0)?,
+        id: r.get(1)?,
+        subscription_id: r.get(2)?,
+    })
+}
+
+/// The oldest due rows of each subscription with room, up to its room (see [`claim`]).
+fn queue_heads(
+    c: &Connection,
+    now: i64,
+    capacity: &Capacity<'_>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Candidate>> {
+    let mut oldest = c.prepare_cached(
+        "SELECT next_attempt_at, id, subscription_id FROM deliveries \
+         WHERE state = 'pending' AND subscription_id = ?1 AND next_attempt_at <= ?2 \
+         ORDER BY next_attempt_at LIMIT ?3",
+    )?;
+    let mut heads = Vec::new();
+    for (sub, first_due) in pending_queues(c)? {
+        let room = capacity.room(&sub).min(limit);
+        if first_due <= now && room > 0 {
+            for row in oldest.query_map(params![sub, now, room as i64], candidate)? {
+                heads.push(row?);
+            }
+        }
+    }
+    Ok(heads)
 }
 
 /// Each subscription with pending deliveries, with its earliest `next_attempt_at`: a loose scan
@@ -788,7 +825,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Vec<DueDelivery>> {
+    async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
         let (now, lease_until, limit) = (req.now, req.lease_until, req.limit as usize);
         let cap = req.capacity.per_subscription_cap;
         let in_flight = req.capacity.in_flight.clone();
@@ -798,31 +835,29 @@ impl Store for SqliteStore {
                 in_flight: &in_flight,
             };
             let tx = c.transaction()?;
-            let mut due: Vec<(i64, i64)> = Vec::new();
-            {
-                let mut oldest = tx.prepare_cached(
-                    "SELECT next_attempt_at, id FROM deliveries \
-                     WHERE state = 'pending' AND subscription_id = ?1 AND next_attempt_at <= ?2 \
-                     ORDER BY next_attempt_at LIMIT ?3",
-                )?;
-                for (sub, first_due) in pending_queues(&tx)? {
-                    let room = capacity.room(&sub).min(limit);
-                    if first_due > now || room == 0 {
-                        continue;
-                    }
-                    for row in oldest.query_map(params![sub, now, room as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })? {
-                        due.push(row?);
-                    }
-                }
+            let head: Vec<Candidate> = tx
+                .prepare_cached(
+                    "SELECT next_attempt_at, id, subscription_id FROM deliveries \
+                     WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                     ORDER BY next_attempt_at LIMIT ?2",
+                )?
+                .query_map(params![now, limit as i64], candidate)?
+                .collect::<rusqlite::Result<_>>()?;
+            let head_len = head.len();
+            let first = claim::choose(head, &capacity, limit);
+            let held_back = first.held_back;
+            let mut claimed = first.ids;
+            if claim::needs_queue_walk(head_len, claimed.len(), limit) {
+                let heads = queue_heads(&tx, now, &capacity, limit)?;
+                claimed = claim::choose(heads, &capacity, limit).ids;
             }
-            due.sort_unstable();
-            due.truncate(limit);
-            let claimed: Vec<i64> = due.into_iter().map(|(_, id)| id).collect();
             if claimed.is_empty() {
                 tx.commit()?;
-                return Ok(Vec::new());
+                return Ok(Claimed {
+                    deliveries: Vec::new(),
+                    taken: 0,
+                    held_back,
+                });
             }
             let ids = serde_json::to_string(&claimed).expect("ints serialise");
             tx.prepare_cached(
@@ -839,6 +874,7 @@ impl Store for SqliteStore {
                 ))?
                 .query_map([&ids], sqlite_rows::due)?
                 .collect::<rusqlite::Result<_>>()?;
+            let taken = rows.len();
             let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
             {
                 let mut cancel = tx.prepare_cached(
@@ -849,7 +885,11 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(live.into_iter().map(DueDelivery::from).collect())
+            Ok(Claimed {
+                deliveries: live.into_iter().map(DueDelivery::from).collect(),
+                taken,
+                held_back,
+            })
         })
         .await
     }
@@ -925,13 +965,15 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn next_due_at(&self, capacity: &Capacity<'_>) -> StoreResult<Option<i64>> {
-        let queues = self.read(|c| Ok(pending_queues(c)?)).await?;
-        Ok(queues
-            .into_iter()
-            .filter(|(sub, _)| capacity.room(sub) > 0)
-            .map(|(_, first_due)| first_due)
-            .min())
+    async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM deliveries \
+                 WHERE state = 'pending' AND next_attempt_at > ?1",
+            )?
+            .query_row([after], |r| r.get(0))?)
+        })
+        .await
     }
 
     async fn routing_token(
