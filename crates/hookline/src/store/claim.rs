@@ -19,6 +19,17 @@ pub struct Candidate {
     pub subscription_id: String,
 }
 
+impl From<(i64, i64, String)> for Candidate {
+    /// `(next_attempt_at, id, subscription_id)`, the column order the backends select.
+    fn from((next_attempt_at, id, subscription_id): (i64, i64, String)) -> Self {
+        Candidate {
+            next_attempt_at,
+            id,
+            subscription_id,
+        }
+    }
+}
+
 /// What [`choose`] picked.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Choice {

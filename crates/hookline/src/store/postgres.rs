@@ -532,7 +532,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // The head of the due index, locked: SKIP LOCKED lets nodes claiming at once take
         // disjoint rows instead of waiting on each other.
-        let head: Vec<Candidate> = sqlx::query_as(
+        let head: Vec<(i64, i64, String)> = sqlx::query_as(
             "SELECT next_attempt_at, id, subscription_id FROM deliveries \
              WHERE state = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
@@ -540,16 +540,13 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(limit as i64)
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(next_attempt_at, id, subscription_id)| Candidate {
-            next_attempt_at,
-            id,
-            subscription_id,
-        })
-        .collect();
+        .await?;
         let head_len = head.len();
-        let first = claim::choose(head, &req.capacity, limit);
+        let first = claim::choose(
+            head.into_iter().map(Candidate::from).collect(),
+            &req.capacity,
+            limit,
+        );
         let held_back = first.held_back;
         let mut chosen = first.ids;
         if claim::needs_queue_walk(head_len, chosen.len(), limit) {
@@ -573,14 +570,7 @@ impl Store for PostgresStore {
             .bind(limit as i64)
             .fetch_all(&mut *tx)
             .await?;
-            let heads = heads
-                .into_iter()
-                .map(|(next_attempt_at, id, subscription_id)| Candidate {
-                    next_attempt_at,
-                    id,
-                    subscription_id,
-                })
-                .collect();
+            let heads = heads.into_iter().map(Candidate::from).collect();
             chosen = claim::choose(heads, &req.capacity, limit).ids;
         }
         if chosen.is_empty() {
