@@ -109,6 +109,25 @@ impl EventType {
         self.0 == "message.edited"
     }
 
+    /// Account events (CONTRACT.md §4.6) concern the whole account, not one line: a
+    /// subscription's phone-number filter does not apply to them.
+    pub fn is_account_event(&self) -> bool {
+        const FAMILIES: [&str; 4] = [
+            "api_token.",
+            "environment.",
+            "webhook_subscription.",
+            "team_member.",
+        ];
+        const SINGLES: [&str; 5] = [
+            "contact_card.created",
+            "contact_card.updated",
+            "contact_card.deleted",
+            "zero_day_retention.updated",
+            "phone_number.forwarding_updated",
+        ];
+        FAMILIES.iter().any(|f| self.0.starts_with(f)) || SINGLES.contains(&self.0)
+    }
+
     pub fn all() -> impl Iterator<Item = EventType> {
         ALL.iter().map(|name| EventType(name))
     }
@@ -158,6 +177,24 @@ mod tests {
             "chat.typing_indicator.stopped",
         ] {
             assert_eq!(EventType::parse(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn account_events_are_the_contract_families() {
+        let account: Vec<&str> = EventType::all()
+            .filter(EventType::is_account_event)
+            .map(|e| e.as_str())
+            .collect();
+        assert_eq!(account.len(), 27, "{account:?}");
+        assert!(account.contains(&"webhook_subscription.routing_headers_cleared"));
+        assert!(account.contains(&"environment.line_moved"));
+        for line_event in [
+            "message.received",
+            "contact_card.received",
+            "phone_number.assigned",
+        ] {
+            assert!(!EventType::parse(line_event).unwrap().is_account_event());
         }
     }
 

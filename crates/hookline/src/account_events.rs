@@ -79,8 +79,11 @@ pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -
                 json!({"routing_id_header": s.routing_id_header,
                        "routing_key_header": s.routing_key_header})
             };
-            if routing(old) != routing(new) {
-                let (name, summary) = if new.routing_key_header.is_some() {
+            // Affinity is on while `routing_key_header` is set; `routing_id_header` alone changes
+            // nothing a receiver sees.
+            let affinity_on = |s: &Subscription| s.routing_key_header.is_some();
+            if routing(old) != routing(new) && (affinity_on(old) || affinity_on(new)) {
+                let (name, summary) = if affinity_on(new) {
                     (
                         "webhook_subscription.routing_headers_set",
                         "Webhook subscription routing headers set",

@@ -168,10 +168,19 @@ fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<Strin
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     let reserved = lower.starts_with("webhook-")
         || lower.starts_with("x-webhook-")
+        || lower.starts_with("proxy-")
         || [
             "host",
             "content-type",
             "content-length",
+            "content-encoding",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "te",
+            "trailer",
+            "upgrade",
+            "expect",
             "user-agent",
             "authorization",
         ]
@@ -193,6 +202,19 @@ async fn announce(state: &AppState, before: Option<&Subscription>, after: Option
     }
     if let Err(e) = state.publisher.publish(events).await {
         tracing::error!(error = %e, "publishing webhook_subscription account events failed");
+    }
+}
+
+/// The chat id and the routing token travel in two headers; one name for both would lose one.
+fn distinct_routing_headers(id_header: Option<&str>, key_header: Option<&str>) -> ApiResult<()> {
+    let id_header = id_header.unwrap_or(crate::delivery::sender::DEFAULT_ROUTING_ID_HEADER);
+    match key_header {
+        Some(key) if key.eq_ignore_ascii_case(id_header) => {
+            Err(ApiError::InvalidParameter(format!(
+                "routing_key_header '{key}' must differ from routing_id_header ('{id_header}')"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -228,6 +250,7 @@ pub async fn create(
     let phone_numbers = parse_phones(req.phone_numbers.as_deref())?;
     let routing_id_header = parse_header_name("routing_id_header", req.routing_id_header)?;
     let routing_key_header = parse_header_name("routing_key_header", req.routing_key_header)?;
+    distinct_routing_headers(routing_id_header.as_deref(), routing_key_header.as_deref())?;
     let now = now_micros();
     let secret = SigningSecret::generate();
     let sub = Subscription {
@@ -317,6 +340,10 @@ pub async fn update(
     for _ in 0..UPDATE_ATTEMPTS {
         let mut sub = current.clone();
         patch.apply(&mut sub);
+        distinct_routing_headers(
+            sub.routing_id_header.as_deref(),
+            sub.routing_key_header.as_deref(),
+        )?;
         // Strictly after the previous value, so clients can rely on `updated_at` moving.
         sub.updated_at = now_micros().max(current.updated_at + 1);
         let forget_tokens = sub.routing_key_header != current.routing_key_header;
@@ -339,7 +366,7 @@ pub async fn update(
 }
 
 /// Attempts of one PUT against concurrent writers before it gives up with a 503.
-const UPDATE_ATTEMPTS: usize = 5;
+const UPDATE_ATTEMPTS: usize = 16;
 
 /// A validated PUT body: `None` leaves a field as it is.
 struct SubscriptionPatch {

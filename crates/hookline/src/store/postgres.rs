@@ -634,7 +634,8 @@ impl Store for PostgresStore {
 
     async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded> {
         let shift = self.clock.offset(&self.pool).await?;
-        let now = now + shift;
+        // Subscription rows keep the API's clock (the node's), deliveries the database's.
+        let (node_now, now) = (now, now + shift);
         let mut tx = self.pool.begin().await?;
         let rows: Vec<_> = outcomes.iter().map(outcome_row).collect();
         // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
@@ -705,7 +706,8 @@ impl Store for PostgresStore {
                 sqlx::query(
                     "INSERT INTO routing_tokens (subscription_id, chat_id, token, updated_at) \
                      SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM subscriptions \
-                         WHERE id = $1 AND routing_key_header = $5) \
+                         WHERE id = $1 AND routing_key_header = $5 AND deleted_at IS NULL \
+                         FOR SHARE) \
                      ON CONFLICT (subscription_id, chat_id) \
                      DO UPDATE SET token = EXCLUDED.token, updated_at = EXCLUDED.updated_at",
                 )
@@ -719,10 +721,10 @@ impl Store for PostgresStore {
             }
             if let Some(d) = &o.deactivate_subscription {
                 let done = sqlx::query(
-                    "UPDATE subscriptions SET is_active = FALSE, updated_at = $1 \
+                    "UPDATE subscriptions SET is_active = FALSE, updated_at = GREATEST($1, updated_at + 1) \
                      WHERE id = $2 AND target_url = $3 AND is_active AND deleted_at IS NULL",
                 )
-                .bind(now)
+                .bind(node_now)
                 .bind(&d.subscription_id)
                 .bind(&d.target_url)
                 .execute(&mut *tx)

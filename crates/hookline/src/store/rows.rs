@@ -199,11 +199,13 @@ pub fn phones_column(phones: &[PhoneNumber]) -> Option<String> {
     (!phones.is_empty()).then(|| json_list(phones.iter().map(|p| p.as_str())))
 }
 
-/// Whether a subscription receives an event: DESIGN.md's filter rule.
+/// Whether a subscription receives an event: DESIGN.md's filter rule. The phone-number filter
+/// selects lines, so account events (about the whole account) pass it.
 pub fn matches(sub: &Subscription, event: &NewEvent) -> bool {
     sub.is_active
         && sub.subscribed_events.contains(&event.event_type)
         && (sub.phone_numbers.is_empty()
+            || event.event_type.is_account_event()
             || event
                 .phone_number
                 .as_ref()

@@ -176,13 +176,21 @@ pub struct ServeLock {
 
 impl ServeLock {
     pub fn acquire(db_path: &Path) -> anyhow::Result<ServeLock> {
+        let dir = db_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        // One lock per database file, however the path to it is spelled (relative, symlinks).
+        let db_path = std::fs::canonicalize(db_path).unwrap_or_else(|_| {
+            std::fs::canonicalize(dir)
+                .unwrap_or_else(|_| dir.to_owned())
+                .join(db_path.file_name().unwrap_or_default())
+        });
         let mut lock_path = db_path.as_os_str().to_owned();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
-        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating data directory {}", dir.display()))?;
-        }
         let file = std::fs::File::options()
             .create(true)
             .truncate(false)
@@ -912,14 +920,14 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
                 let mut deactivate = tx.prepare_cached(
-                    "UPDATE subscriptions SET is_active = 0, updated_at = ?1 \
+                    "UPDATE subscriptions SET is_active = 0, updated_at = MAX(?1, updated_at + 1) \
                      WHERE id = ?2 AND target_url = ?3 AND is_active = 1 AND deleted_at IS NULL",
                 )?;
                 // Only while the subscription still uses the header the token came back in.
                 let mut learn = tx.prepare_cached(
                     "INSERT INTO routing_tokens (subscription_id, chat_id, token, updated_at) \
                      SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM subscriptions \
-                         WHERE id = ?1 AND routing_key_header = ?5) \
+                         WHERE id = ?1 AND routing_key_header = ?5 AND deleted_at IS NULL) \
                      ON CONFLICT (subscription_id, chat_id) \
                      DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
                 )?;

@@ -485,6 +485,18 @@ async fn validation_errors_name_the_problem(backend: Backend) {
             1005,
             "routing_key_header",
         ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "routing_key_header": "Transfer-Encoding"}),
+            400,
+            1005,
+            "routing_key_header 'Transfer-Encoding'",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "routing_key_header": "linq-chat-id"}),
+            400,
+            1005,
+            "must differ from routing_id_header ('Linq-Chat-Id')",
+        ),
         (json!([1, 2]), 400, 1003, "JSON object"),
     ];
     for (body, status, code, needle) in cases {
