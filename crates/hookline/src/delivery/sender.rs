@@ -141,7 +141,9 @@ impl Sender {
             .timeout(settings.delivery_timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(settings.max_in_flight_per_subscription)
+            // Every in-flight attempt may target the same host (many subscriptions on one
+            // provider): keep as many idle connections as attempts, or each extra one reconnects.
+            .pool_max_idle_per_host(settings.max_in_flight)
             .tcp_nodelay(true)
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
