@@ -806,6 +806,34 @@ async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     assert_eq!(s, 200);
 }
 
+/// Concurrent writes share commits (SQLite's group commit): a write that fails rolls back alone.
+async fn concurrent_creates_fail_and_succeed_independently(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    let bodies: Vec<Value> = (0..24)
+        .map(|i| match i % 2 {
+            0 => sub_body("https://example.com/same"),
+            _ => sub_body(&format!("https://example.com/unique-{i}")),
+        })
+        .collect();
+    let answers = futures_util::future::join_all(bodies.iter().map(|b| {
+        app.call(
+            &key,
+            Method::POST,
+            "/v3/webhook-subscriptions",
+            Some(b.clone()),
+        )
+    }))
+    .await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let conflicts = answers.iter().filter(|(s, _)| *s == 409).count();
+    assert_eq!((created, conflicts), (13, 11), "{answers:?}");
+    let (_, list) = app
+        .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 13);
+}
+
 crate::per_backend!(
     create_returns_201_with_a_32_byte_whsec_secret_shown_only_once,
     secrets_differ_between_subscriptions,
@@ -821,4 +849,5 @@ crate::per_backend!(
     health_readiness_and_openapi_need_no_auth,
     restart_keeps_partners_keys_and_subscriptions,
     concurrent_partial_updates_do_not_undo_each_other,
+    concurrent_creates_fail_and_succeed_independently,
 );
