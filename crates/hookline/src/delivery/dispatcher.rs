@@ -27,6 +27,8 @@ fn low_water(settings: &Settings) -> usize {
 const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// Most outcomes committed in one transaction.
 const OUTCOME_BATCH: usize = 512;
+/// How long a small batch of outcomes waits for company before it is written.
+const OUTCOME_GATHER: Duration = Duration::from_millis(5);
 
 /// A cheap handle: the claim loop ([`Dispatcher::run`]) and the publisher (which hands fresh
 /// deliveries over directly, see [`crate::store::Claimer`]) share one set of slots.
@@ -398,6 +400,18 @@ async fn announce_deactivation(store: &DynStore, d: &Deactivation, wake: &Notify
 async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>, wake: Arc<Notify>) {
     let mut batch = Vec::with_capacity(OUTCOME_BATCH);
     while rx.recv_many(&mut batch, OUTCOME_BATCH).await > 0 {
+        if batch.len() < OUTCOME_BATCH / 8 {
+            // A trickle: gather a few milliseconds of outcomes into one commit (one fsync)
+            // rather than one each. An outcome lost to a crash meanwhile only means that
+            // delivery is sent again after its lease, as for any crash mid-delivery.
+            tokio::time::sleep(OUTCOME_GATHER).await;
+            while batch.len() < OUTCOME_BATCH {
+                match rx.try_recv() {
+                    Ok(o) => batch.push(o),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=8 {
             match store.record_outcomes(&batch, now_micros()).await {
