@@ -325,7 +325,8 @@ pub async fn retrieve(
     request_body = UpdateSubscriptionRequest,
     responses((status = 200, body = WebhookSubscription), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-              (status = 409, body = ErrorEnvelope)),
+              (status = 409, body = ErrorEnvelope),
+              (status = 503, description = "Lost the race against concurrent updates; retry", body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
