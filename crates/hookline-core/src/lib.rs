@@ -17,6 +17,6 @@ pub use api_key::{ApiKey, ApiKeyHash};
 pub use event_type::{EventType, UnknownEventType};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};
 pub use retry::RetrySchedule;
-pub use sealing::{SealingError, SealingKey};
+pub use sealing::{Keyring, SealingError, SealingKey};
 pub use secret::SigningSecret;
 pub use target_url::{TargetUrl, TargetUrlError, WebhookVersion};

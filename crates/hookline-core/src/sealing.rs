@@ -95,6 +95,39 @@ impl SealingKey {
     }
 }
 
+/// The key that seals, and during a key change the one it replaces (still opened, never used
+/// to seal).
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    pub current: SealingKey,
+    pub previous: Option<SealingKey>,
+}
+
+impl Keyring {
+    pub fn seal(&self, secret: &str, subscription_id: &str) -> String {
+        self.current.seal(secret, subscription_id)
+    }
+
+    /// Opens with the current key, else the previous one; the flag says the previous one was
+    /// needed (the value should be sealed again with the current key).
+    pub fn open(
+        &self,
+        stored: &str,
+        subscription_id: &str,
+    ) -> Result<(String, bool), SealingError> {
+        match self.current.open(stored, subscription_id) {
+            Ok(plain) => Ok((plain, false)),
+            Err(SealingError::WrongKey) if self.previous.is_some() => self
+                .previous
+                .as_ref()
+                .expect("checked")
+                .open(stored, subscription_id)
+                .map(|plain| (plain, true)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +150,37 @@ mod tests {
         assert_eq!(k.open(&sealed, "sub-1").unwrap(), "whsec_abc");
         assert_eq!(k.open(&sealed, "sub-2"), Err(SealingError::WrongKey));
         assert_eq!(key(8).open(&sealed, "sub-1"), Err(SealingError::WrongKey));
+    }
+
+    #[test]
+    fn a_keyring_opens_with_the_previous_key_and_seals_with_the_current() {
+        let old = Keyring {
+            current: key(1),
+            previous: None,
+        };
+        let sealed_old = old.seal("whsec_abc", "s");
+        let ring = Keyring {
+            current: key(2),
+            previous: Some(key(1)),
+        };
+        assert_eq!(
+            ring.open(&sealed_old, "s").unwrap(),
+            ("whsec_abc".into(), true)
+        );
+        let sealed_new = ring.seal("whsec_abc", "s");
+        assert_eq!(
+            ring.open(&sealed_new, "s").unwrap(),
+            ("whsec_abc".into(), false)
+        );
+        assert_eq!(key(1).open(&sealed_new, "s"), Err(SealingError::WrongKey));
+        let without_previous = Keyring {
+            current: key(2),
+            previous: None,
+        };
+        assert_eq!(
+            without_previous.open(&sealed_old, "s"),
+            Err(SealingError::WrongKey)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use hookline_core::retry::{DEFAULT_DELAYS, DEFAULT_JITTER};
 use hookline_core::time::parse_duration;
-use hookline_core::{ApiKey, RetrySchedule, SealingKey};
+use hookline_core::{ApiKey, Keyring, RetrySchedule, SealingKey};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -62,6 +62,10 @@ pub struct RawConfig {
     /// Base64 of 32 random bytes: seals signing secrets at rest (`openssl rand -base64 32`).
     #[arg(long, env = "HOOKLINE_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// The key HOOKLINE_SECRET_KEY replaces: still opens secrets, which are sealed again with
+    /// the new key on start.
+    #[arg(long, env = "HOOKLINE_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
     /// Allow `http://` target URLs (development only).
     #[arg(long, env = "HOOKLINE_ALLOW_HTTP_TARGETS")]
     pub allow_http_targets: Option<bool>,
@@ -114,6 +118,7 @@ impl RawConfig {
             database_pool_size: self.database_pool_size.or(file.database_pool_size),
             admin_token: self.admin_token.or(file.admin_token),
             secret_key: self.secret_key.or(file.secret_key),
+            secret_key_previous: self.secret_key_previous.or(file.secret_key_previous),
             allow_http_targets: self.allow_http_targets.or(file.allow_http_targets),
             ssrf_allow: self.ssrf_allow.or(file.ssrf_allow),
             extra_root_certs: self.extra_root_certs.or(file.extra_root_certs),
@@ -172,7 +177,7 @@ pub struct Settings {
     pub database_pool_size: u32,
     pub admin_token: Option<ApiKey>,
     /// Seals signing secrets in the store; `None` stores them as issued.
-    pub secret_key: Option<SealingKey>,
+    pub secret_keys: Option<Keyring>,
     pub allow_http_targets: bool,
     pub ssrf_allow: Vec<IpNet>,
     pub extra_root_certs: Option<PathBuf>,
@@ -216,12 +221,21 @@ impl Settings {
             Some(t) => Some(ApiKey::from_presented(t.trim())),
             None => None,
         };
-        let secret_key = raw
-            .secret_key
-            .as_deref()
-            .map(SealingKey::parse)
-            .transpose()
-            .context("HOOKLINE_SECRET_KEY")?;
+        let parse_key = |raw: Option<&str>, name: &'static str| {
+            raw.map(SealingKey::parse).transpose().context(name)
+        };
+        let current = parse_key(raw.secret_key.as_deref(), "HOOKLINE_SECRET_KEY")?;
+        let previous = parse_key(
+            raw.secret_key_previous.as_deref(),
+            "HOOKLINE_SECRET_KEY_PREVIOUS",
+        )?;
+        let secret_keys = match (current, previous) {
+            (Some(current), previous) => Some(Keyring { current, previous }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                bail!("HOOKLINE_SECRET_KEY_PREVIOUS needs HOOKLINE_SECRET_KEY (the new key)")
+            }
+        };
         let ssrf_allow = raw
             .ssrf_allow
             .as_deref()
@@ -273,7 +287,7 @@ impl Settings {
             database_url,
             database_pool_size: raw.database_pool_size.unwrap_or(16).max(2),
             admin_token,
-            secret_key,
+            secret_keys,
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             ssrf_allow,
             extra_root_certs: raw.extra_root_certs,
@@ -346,6 +360,14 @@ mod tests {
             },
             RawConfig {
                 admin_token: Some("short".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                secret_key: Some("c2hvcnQ=".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                secret_key_previous: Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into()),
                 ..Default::default()
             },
         ];

@@ -1,46 +1,51 @@
 //! Brings the stored signing secrets in line with `HOOKLINE_SECRET_KEY` at start-up. With a key,
-//! secrets stored in plain text are sealed and sealed ones must open with it; without a key, a
+//! secrets stored in plain text are sealed, secrets sealed with `HOOKLINE_SECRET_KEY_PREVIOUS`
+//! are sealed again with the current key, and every sealed secret must open; without a key, a
 //! store holding sealed secrets refuses to start rather than fail every delivery.
 
 use anyhow::{bail, Context};
-use hookline_core::sealing::{is_sealed, SealingKey};
+use hookline_core::sealing::{is_sealed, Keyring};
 
 use crate::store::DynStore;
 
-pub async fn reconcile(store: &DynStore, key: Option<&SealingKey>) -> anyhow::Result<()> {
+pub async fn reconcile(store: &DynStore, keys: Option<&Keyring>) -> anyhow::Result<()> {
     let stored = store
         .signing_secrets()
         .await
         .context("reading signing secrets")?;
-    let mut newly_sealed = 0usize;
+    let mut resealed = 0usize;
     for (id, value) in stored {
-        match (key, is_sealed(&value)) {
-            (Some(key), true) => {
-                key.open(&value, &id).with_context(|| {
-                    format!(
-                        "subscription {id}: is HOOKLINE_SECRET_KEY the key its secret was sealed with?"
-                    )
-                })?;
-            }
-            (Some(key), false) => {
-                // Compare-and-set: another node sealing the same row at once is not an error.
-                if store
-                    .replace_signing_secret(&id, &value, &key.seal(&value, &id))
-                    .await?
-                {
-                    newly_sealed += 1;
-                }
-            }
+        let plain = match (keys, is_sealed(&value)) {
+            (None, false) => continue,
             (None, true) => bail!(
                 "the store's signing secrets are sealed: set HOOKLINE_SECRET_KEY to the key they were sealed with"
             ),
-            (None, false) => {}
+            (Some(_), false) => value.clone(),
+            (Some(keys), true) => {
+                let (plain, with_previous) = keys.open(&value, &id).with_context(|| {
+                    format!(
+                        "subscription {id}: is HOOKLINE_SECRET_KEY (or HOOKLINE_SECRET_KEY_PREVIOUS) the key its secret was sealed with?"
+                    )
+                })?;
+                if !with_previous {
+                    continue;
+                }
+                plain
+            }
+        };
+        let keys = keys.expect("only reached with a key");
+        // Compare-and-set: another node resealing the same row at once is not an error.
+        if store
+            .replace_signing_secret(&id, &value, &keys.seal(&plain, &id))
+            .await?
+        {
+            resealed += 1;
         }
     }
-    if newly_sealed > 0 {
+    if resealed > 0 {
         tracing::info!(
-            count = newly_sealed,
-            "sealed signing secrets that were stored in plain text"
+            count = resealed,
+            "sealed signing secrets with the current HOOKLINE_SECRET_KEY"
         );
     }
     Ok(())

@@ -266,8 +266,8 @@ pub async fn create(
         updated_at: now,
     };
     // Sealed at rest when a key is configured; the answer below shows the secret as issued.
-    let stored_secret = match &state.settings.secret_key {
-        Some(key) => key.seal(secret.expose(), &sub.id),
+    let stored_secret = match &state.settings.secret_keys {
+        Some(keys) => keys.seal(secret.expose(), &sub.id),
         None => secret.expose().to_owned(),
     };
     let new = NewSubscription {

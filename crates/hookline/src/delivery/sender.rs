@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use hookline_core::envelope::Envelope;
-use hookline_core::sealing::{self, SealingKey};
+use hookline_core::sealing::{self, Keyring};
 use hookline_core::ssrf::AddressPolicy;
 use hookline_core::time::now_micros;
 use hookline_core::{SigningSecret, TargetUrl};
@@ -115,7 +115,7 @@ pub fn affinity_chat(d: &DueDelivery) -> Option<String> {
 pub struct Sender {
     client: reqwest::Client,
     policy: AddressPolicy,
-    sealing: Option<SealingKey>,
+    sealing: Option<Keyring>,
     /// Parsed target and key per subscription: parsing both on every attempt is measurable.
     prepared: std::sync::Mutex<HashMap<String, Arc<Prepared>>>,
 }
@@ -157,7 +157,7 @@ impl Sender {
         Ok(Sender {
             client: builder.build()?,
             policy,
-            sealing: settings.secret_key.clone(),
+            sealing: settings.secret_keys.clone(),
             prepared: Default::default(),
         })
     }
@@ -193,10 +193,11 @@ impl Sender {
         if !sealing::is_sealed(&d.signing_secret) {
             return Ok(d.signing_secret.clone());
         }
-        let key = self.sealing.as_ref().ok_or_else(|| {
+        let keys = self.sealing.as_ref().ok_or_else(|| {
             "the signing secret is sealed and HOOKLINE_SECRET_KEY is not set".to_owned()
         })?;
-        key.open(&d.signing_secret, &d.subscription_id)
+        keys.open(&d.signing_secret, &d.subscription_id)
+            .map(|(plain, _)| plain)
             .map_err(|e| e.to_string())
     }
 

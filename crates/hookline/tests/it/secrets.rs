@@ -2,7 +2,7 @@
 
 use super::common::*;
 use super::receiver::TestReceiver;
-use hookline_core::sealing::{is_sealed, SealingKey};
+use hookline_core::sealing::{is_sealed, Keyring, SealingKey};
 use hookline_core::SigningSecret;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -14,6 +14,13 @@ const OTHER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn sealing_key() -> SealingKey {
     SealingKey::parse(KEY).unwrap()
+}
+
+fn keyring(current: &str, previous: Option<&str>) -> Keyring {
+    Keyring {
+        current: SealingKey::parse(current).unwrap(),
+        previous: previous.map(|k| SealingKey::parse(k).unwrap()),
+    }
 }
 
 /// The stored value of one subscription's signing secret.
@@ -84,22 +91,22 @@ async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend
 
     // Restarted with a key: the plain secret is sealed, deliveries still verify.
     let mut app = app;
-    app.settings.secret_key = Some(sealing_key());
+    app.settings.secret_keys = Some(keyring(KEY, None));
     let mut app = app.restart().await;
     assert!(is_sealed(&stored_secret(&app, id).await));
     delivery_verifies(&app, &rx, &partner, &sub, 2).await;
 
     // Without the key (or with another one) the server refuses to start.
     app.shutdown().await;
-    for (secret_key, expected) in [
+    for (secret_keys, expected) in [
         (None, "HOOKLINE_SECRET_KEY"),
         (
-            Some(SealingKey::parse(OTHER_KEY).unwrap()),
-            "is HOOKLINE_SECRET_KEY the key",
+            Some(keyring(OTHER_KEY, None)),
+            "is HOOKLINE_SECRET_KEY (or HOOKLINE_SECRET_KEY_PREVIOUS) the key",
         ),
     ] {
         let mut settings = app.settings.clone();
-        settings.secret_key = secret_key;
+        settings.secret_keys = secret_keys;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let started = hookline::serve(listener, settings, std::future::pending()).await;
         let message = format!("{:#}", started.expect_err("must refuse to start"));
@@ -107,7 +114,32 @@ async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend
     }
 }
 
+/// Changing the key: with the old key as `HOOKLINE_SECRET_KEY_PREVIOUS`, a restart seals every
+/// secret again with the new key; after that the old key is no longer needed.
+async fn a_previous_key_lets_the_key_change(backend: Backend) {
+    let mut opts = Options::default();
+    opts.raw.secret_key = Some(KEY.into());
+    let (mut app, rx, partner, sub) = set_up(backend, opts).await;
+    let id = sub["id"].as_str().unwrap().to_owned();
+    delivery_verifies(&app, &rx, &partner, &sub, 1).await;
+
+    app.settings.secret_keys = Some(keyring(OTHER_KEY, Some(KEY)));
+    let mut app = app.restart().await;
+    let stored = stored_secret(&app, &id).await;
+    let new_key = SealingKey::parse(OTHER_KEY).unwrap();
+    assert_eq!(
+        new_key.open(&stored, &id).unwrap(),
+        sub["signing_secret"].as_str().unwrap()
+    );
+    delivery_verifies(&app, &rx, &partner, &sub, 2).await;
+
+    app.settings.secret_keys = Some(keyring(OTHER_KEY, None));
+    let app = app.restart().await;
+    delivery_verifies(&app, &rx, &partner, &sub, 3).await;
+}
+
 crate::per_backend!(
     secrets_are_sealed_at_rest_and_still_sign,
     a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start,
+    a_previous_key_lets_the_key_change,
 );
