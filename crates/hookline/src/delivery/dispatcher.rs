@@ -219,13 +219,21 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let full_batch = claimed.taken as u32 == limit;
-            let held_back = claimed.held_back;
+            let (more_due, held_back) = (claimed.more_due, claimed.held_back);
+            let handed_out = !claimed.deliveries.is_empty();
             for delivery in claimed.deliveries {
                 self.occupy(&delivery.subscription_id);
                 self.start_reserved(delivery);
             }
-            if full_batch {
+            if more_due {
+                if !handed_out {
+                    // Only cancellations, or rows another node is committing right now: a
+                    // moment's pause, not a spin.
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                        _ = cancel.cancelled() => break,
+                    }
+                }
                 continue;
             }
             let sleep = self.until_next_due(now).await;

@@ -14,6 +14,9 @@ pub enum ErrorKind {
     Redirect,
     SsrfBlocked,
     InvalidTarget,
+    /// The signing secret is sealed with a key this process does not hold (a key change under
+    /// way across nodes): retried, by another node or after this one restarts with the key.
+    SecretUnavailable,
     Other,
 }
 
@@ -28,6 +31,7 @@ impl ErrorKind {
             ErrorKind::Redirect => "redirect",
             ErrorKind::SsrfBlocked => "ssrf_blocked",
             ErrorKind::InvalidTarget => "invalid_target",
+            ErrorKind::SecretUnavailable => "secret_unavailable",
             ErrorKind::Other => "other",
         }
     }
@@ -43,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Redirect,
             ErrorKind::SsrfBlocked,
             ErrorKind::InvalidTarget,
+            ErrorKind::SecretUnavailable,
         ]
         .into_iter()
         .map(ErrorKind::as_str)

@@ -171,10 +171,11 @@ impl Sender {
         }
         let target = TargetUrl::parse(&d.target_url, true)
             .map_err(|e| (ErrorKind::InvalidTarget, e.to_string()))?;
-        let secret = self
+        let plain = self
             .unseal(d)
-            .and_then(|plain| SigningSecret::parse(&plain).map_err(|e| e.to_string()))
-            .map_err(|message| (ErrorKind::InvalidTarget, message))?;
+            .map_err(|message| (ErrorKind::SecretUnavailable, message))?;
+        let secret =
+            SigningSecret::parse(&plain).map_err(|e| (ErrorKind::InvalidTarget, e.to_string()))?;
         let p = Arc::new(Prepared {
             raw_url: d.target_url.clone(),
             raw_secret: d.signing_secret.clone(),

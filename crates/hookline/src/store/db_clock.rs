@@ -5,39 +5,63 @@
 use super::StoreResult;
 use hookline_core::time::now_micros;
 use sqlx::PgPool;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
-/// How long a measured offset is trusted before it is measured again (clocks drift; NTP steps).
+/// How long a measured offset is trusted before it is measured again (clocks drift).
 const REFRESH_MICROS: i64 = 10_000_000;
+/// A disagreement this large between this node's wall clock and its monotonic clock since the
+/// last measurement means the wall clock was stepped (NTP, an operator): measure again at once.
+const STEP_MICROS: i64 = 100_000;
 
 #[derive(Default)]
 pub struct DbClock {
+    last: Mutex<Option<Measurement>>,
+}
+
+#[derive(Clone, Copy)]
+struct Measurement {
     /// Database time minus this node's time, in microseconds.
-    offset: AtomicI64,
-    /// This node's time of the last measurement; 0 = never measured.
-    measured_at: AtomicI64,
+    offset: i64,
+    /// This node's wall-clock and monotonic time when it was taken.
+    node_micros: i64,
+    at: Instant,
+}
+
+impl Measurement {
+    fn still_good(&self, now: i64) -> bool {
+        let elapsed = self.at.elapsed().as_micros() as i64;
+        elapsed < REFRESH_MICROS && ((now - self.node_micros) - elapsed).abs() < STEP_MICROS
+    }
 }
 
 impl DbClock {
     /// What to add to this node's time to read the database's clock; measured again when the
-    /// last measurement is old. A failed re-measurement keeps the last offset; with no
-    /// measurement at all this fails, so the node claims nothing on its own clock.
+    /// last measurement is old or this node's clock was stepped since. A failed re-measurement
+    /// keeps the last offset; with no measurement at all this fails, so the node claims nothing
+    /// on its own clock.
     pub async fn offset(&self, pool: &PgPool) -> StoreResult<i64> {
-        let now = now_micros();
-        let measured_at = self.measured_at.load(Ordering::Relaxed);
-        if now - measured_at > REFRESH_MICROS {
-            match measure(pool).await {
-                Ok(offset) => {
-                    self.offset.store(offset, Ordering::Relaxed);
-                    self.measured_at.store(now, Ordering::Relaxed);
-                }
-                Err(e) if measured_at == 0 => return Err(e.into()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "measuring PostgreSQL's clock failed; keeping the last offset")
-                }
-            }
+        let last = *self.last.lock().expect("not poisoned");
+        if let Some(m) = last.filter(|m| m.still_good(now_micros())) {
+            return Ok(m.offset);
         }
-        Ok(self.offset.load(Ordering::Relaxed))
+        match measure(pool).await {
+            Ok(offset) => {
+                *self.last.lock().expect("not poisoned") = Some(Measurement {
+                    offset,
+                    node_micros: now_micros(),
+                    at: Instant::now(),
+                });
+                Ok(offset)
+            }
+            Err(e) => match last {
+                Some(m) => {
+                    tracing::warn!(error = %e, "measuring PostgreSQL's clock failed; keeping the last offset");
+                    Ok(m.offset)
+                }
+                None => Err(e.into()),
+            },
+        }
     }
 }
 
@@ -71,6 +95,31 @@ fn offset_from(before: i64, db: i64, after: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stepped_or_old_measurement_is_taken_again() {
+        let now = now_micros();
+        let fresh = Measurement {
+            offset: 0,
+            node_micros: now,
+            at: Instant::now(),
+        };
+        assert!(fresh.still_good(now));
+        assert!(
+            !fresh.still_good(now - 5_000_000),
+            "wall clock stepped back"
+        );
+        assert!(
+            !fresh.still_good(now + 5_000_000),
+            "wall clock stepped forward"
+        );
+        let old = Measurement {
+            at: Instant::now() - std::time::Duration::from_secs(11),
+            node_micros: now - 11_000_000,
+            ..fresh
+        };
+        assert!(!old.still_good(now));
+    }
 
     #[test]
     fn offset_is_taken_at_the_middle_of_the_round_trip() {

@@ -130,9 +130,10 @@ impl Capacity<'_> {
 pub struct Claimed {
     /// Leased and ready to send.
     pub deliveries: Vec<DueDelivery>,
-    /// Rows this claim took, including those it cancelled (subscription inactive or deleted):
-    /// equal to the limit means more may be due right away.
-    pub taken: usize,
+    /// More is due right now than this claim handed out: its batch was full, it cancelled
+    /// deliveries of inactive or deleted subscriptions instead, or (PostgreSQL) another node took
+    /// rows it had chosen. Claim again at once.
+    pub more_due: bool,
     /// Due work was left because its subscription had no room: claim again when a slot frees.
     pub held_back: bool,
 }

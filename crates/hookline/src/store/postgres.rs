@@ -530,12 +530,12 @@ impl Store for PostgresStore {
         let (now, lease_until) = (req.now + shift, req.lease_until + shift);
         let limit = req.limit as usize;
         let mut tx = self.pool.begin().await?;
-        // The head of the due index, locked: SKIP LOCKED lets nodes claiming at once take
-        // disjoint rows instead of waiting on each other.
+        // Candidates are read without locks (a full subscription's rows at the head would be
+        // locked for nothing); only the rows chosen are locked, below.
         let head: Vec<(i64, i64, String)> = sqlx::query_as(
             "SELECT next_attempt_at, id, subscription_id FROM deliveries \
              WHERE state = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+             ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(now)
         .bind(limit as i64)
@@ -550,8 +550,6 @@ impl Store for PostgresStore {
         let held_back = first.held_back;
         let mut chosen = first.ids;
         if claim::needs_queue_walk(head_len, chosen.len(), limit) {
-            // Read without locks (a subscription's whole room would be locked, for `limit` rows
-            // taken); only the chosen rows are locked below.
             let heads: Vec<(i64, i64, String)> = sqlx::query_as(&format!(
                 "WITH RECURSIVE {PENDING_QUEUES}, \
                  with_room AS ( \
@@ -577,12 +575,13 @@ impl Store for PostgresStore {
             tx.commit().await?;
             return Ok(Claimed {
                 deliveries: Vec::new(),
-                taken: 0,
+                more_due: false,
                 held_back,
             });
         }
-        // Rows from the head are ours already; rows from the walk another node may have taken
-        // since: the state and due checks under the lock skip those.
+        // SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each
+        // other; the state and due checks under the lock skip rows another node leased since
+        // they were read.
         let claimed: Vec<i64> = sqlx::query_scalar(
             "WITH locked AS ( \
                 SELECT id FROM deliveries WHERE id = ANY($1) AND state = 'pending' \
@@ -595,11 +594,12 @@ impl Store for PostgresStore {
         .bind(lease_until)
         .fetch_all(&mut *tx)
         .await?;
+        let lost_to_other_nodes = claimed.len() < chosen.len();
         if claimed.is_empty() {
             tx.commit().await?;
             return Ok(Claimed {
                 deliveries: Vec::new(),
-                taken: 0,
+                more_due: lost_to_other_nodes,
                 held_back,
             });
         }
@@ -612,7 +612,7 @@ impl Store for PostgresStore {
         .bind(&claimed)
         .fetch_all(&mut *tx)
         .await?;
-        let taken = rows.len();
+        let more_due = rows.len() == limit || lost_to_other_nodes;
         let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
         let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
         if !dead.is_empty() {
@@ -626,8 +626,8 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(Claimed {
+            more_due: more_due || !dead.is_empty(),
             deliveries: live.into_iter().map(DueDelivery::from).collect(),
-            taken,
             held_back,
         })
     }

@@ -863,7 +863,7 @@ impl Store for SqliteStore {
                 tx.commit()?;
                 return Ok(Claimed {
                     deliveries: Vec::new(),
-                    taken: 0,
+                    more_due: false,
                     held_back,
                 });
             }
@@ -882,7 +882,7 @@ impl Store for SqliteStore {
                 ))?
                 .query_map([&ids], sqlite_rows::due)?
                 .collect::<rusqlite::Result<_>>()?;
-            let taken = rows.len();
+            let more_due = rows.len() == limit;
             let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
             {
                 let mut cancel = tx.prepare_cached(
@@ -894,8 +894,8 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(Claimed {
+                more_due: more_due || !dead.is_empty(),
                 deliveries: live.into_iter().map(DueDelivery::from).collect(),
-                taken,
                 held_back,
             })
         })

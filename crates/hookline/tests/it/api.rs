@@ -4,6 +4,7 @@ use super::common::*;
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn sub_body(url: &str) -> Value {
     json!({"target_url": url, "subscribed_events": ["message.sent", "message.received"]})
@@ -787,7 +788,13 @@ async fn concurrent_partial_updates_do_not_undo_each_other(backend: Backend) {
 async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let second = hookline::serve(listener, app.settings.clone(), std::future::pending()).await;
+    // A start that wrongly succeeds would serve forever: bound it.
+    let second = tokio::time::timeout(
+        Duration::from_secs(30),
+        hookline::serve(listener, app.settings.clone(), std::future::pending()),
+    )
+    .await
+    .expect("the second server must refuse to start, not run");
     let message = format!("{:#}", second.expect_err("a second server must not start"));
     assert!(
         message.contains("another hookline process is serving"),

@@ -920,6 +920,55 @@ async fn gone_is_announced_as_a_platform_disable(backend: Backend) {
     assert_eq!(e["data"]["webhook_subscription"]["id"], gone["id"]);
 }
 
+/// A deleted subscription's backlog is cancelled as fast as claims go: it never holds a slot, so
+/// waiting for one of its slots to free (or for the poll) would take a poll interval per batch.
+async fn a_deleted_subscriptions_backlog_is_cancelled_promptly(backend: Backend) {
+    const EVENTS: usize = 5000;
+    let mut opts = Options::default();
+    // Queue without delivering: nothing is sent before the subscription is gone.
+    opts.raw.role = Some(Role::Api);
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (partner, key) = app.partner("acme").await;
+    let sub = subscribe(
+        &app,
+        &key,
+        "https://gone.example/h",
+        &["message.sent"],
+        None,
+    )
+    .await;
+    for _ in 0..EVENTS / 500 {
+        let events: Vec<Value> = (0..500)
+            .map(|_| event(&partner, "message.sent", None))
+            .collect();
+        let r = app
+            .http
+            .post(app.url("/admin/v1/events/batch"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"events": events}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let path = format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap());
+    let (s, _) = app.call(&key, Method::DELETE, &path, None).await;
+    assert_eq!(s, 204);
+
+    let mut app = app;
+    app.settings.role = Role::All;
+    let app = app.restart().await;
+    // `settled` gives up after 15 s; one claim batch per poll interval would need about 40.
+    let c = settled(&app).await;
+    assert_eq!(
+        c,
+        DeliveryCounts {
+            cancelled: EVENTS as u64,
+            ..Default::default()
+        }
+    );
+}
+
 crate::per_backend!(
     fans_out_to_matching_subscriptions_only,
     deliveries_carry_both_signatures_and_the_linq_envelope,
@@ -936,4 +985,5 @@ crate::per_backend!(
     routing_tokens_are_learned_per_chat_and_echoed,
     subscription_changes_are_delivered_as_account_events,
     gone_is_announced_as_a_platform_disable,
+    a_deleted_subscriptions_backlog_is_cancelled_promptly,
 );

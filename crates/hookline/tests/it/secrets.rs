@@ -108,7 +108,13 @@ async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend
         let mut settings = app.settings.clone();
         settings.secret_keys = secret_keys;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let started = hookline::serve(listener, settings, std::future::pending()).await;
+        // A start that wrongly succeeds would serve forever: bound it.
+        let started = tokio::time::timeout(
+            Duration::from_secs(30),
+            hookline::serve(listener, settings, std::future::pending()),
+        )
+        .await
+        .expect("the server must refuse to start, not run");
         let message = format!("{:#}", started.expect_err("must refuse to start"));
         assert!(message.contains(expected), "{message}");
     }
