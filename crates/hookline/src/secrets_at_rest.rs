@@ -13,27 +13,29 @@ pub async fn reconcile(store: &DynStore, keys: Option<&Keyring>) -> anyhow::Resu
         .signing_secrets()
         .await
         .context("reading signing secrets")?;
+    let Some(keys) = keys else {
+        if stored.iter().any(|(_, value)| is_sealed(value)) {
+            bail!(
+                "the store's signing secrets are sealed: set HOOKLINE_SECRET_KEY to the key they were sealed with"
+            );
+        }
+        return Ok(());
+    };
     let mut resealed = 0usize;
     for (id, value) in stored {
-        let plain = match (keys, is_sealed(&value)) {
-            (None, false) => continue,
-            (None, true) => bail!(
-                "the store's signing secrets are sealed: set HOOKLINE_SECRET_KEY to the key they were sealed with"
-            ),
-            (Some(_), false) => value.clone(),
-            (Some(keys), true) => {
-                let (plain, with_previous) = keys.open(&value, &id).with_context(|| {
-                    format!(
-                        "subscription {id}: is HOOKLINE_SECRET_KEY (or HOOKLINE_SECRET_KEY_PREVIOUS) the key its secret was sealed with?"
-                    )
-                })?;
-                if !with_previous {
-                    continue;
-                }
-                plain
+        let plain = if is_sealed(&value) {
+            let (plain, with_previous) = keys.open(&value, &id).with_context(|| {
+                format!(
+                    "subscription {id}: is HOOKLINE_SECRET_KEY (or HOOKLINE_SECRET_KEY_PREVIOUS) the key its secret was sealed with?"
+                )
+            })?;
+            if !with_previous {
+                continue;
             }
+            plain
+        } else {
+            value.clone()
         };
-        let keys = keys.expect("only reached with a key");
         // Compare-and-set: another node resealing the same row at once is not an error.
         if store
             .replace_signing_secret(&id, &value, &keys.seal(&plain, &id))

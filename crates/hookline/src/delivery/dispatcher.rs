@@ -382,8 +382,6 @@ fn log_attempt(d: &DueDelivery, o: &Outcome) {
     }
 }
 
-/// Commits outcomes in batches. A failed write is retried; if the store stays down past the
-/// retries the outcomes are dropped and their leases expire, so the deliveries are sent again.
 /// Tells the partner (an account event) that a subscription was deactivated by a `410 Gone`.
 /// The deactivation is committed already; a failure here only loses the notification.
 async fn announce_deactivation(store: &DynStore, d: &Deactivation, wake: &Notify) {
@@ -405,6 +403,8 @@ async fn announce_deactivation(store: &DynStore, d: &Deactivation, wake: &Notify
     }
 }
 
+/// Commits outcomes in batches. A failed write is retried; if the store stays down past the
+/// retries the outcomes are dropped and their leases expire, so the deliveries are sent again.
 async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>, wake: Arc<Notify>) {
     let mut batch = Vec::with_capacity(OUTCOME_BATCH);
     while rx.recv_many(&mut batch, OUTCOME_BATCH).await > 0 {
@@ -423,8 +423,8 @@ async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>, wake: 
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=8 {
             match store.record_outcomes(&batch, now_micros()).await {
-                Ok(recorded) => {
-                    for d in recorded.deactivated {
+                Ok(deactivated) => {
+                    for d in deactivated {
                         announce_deactivation(&store, &d, &wake).await;
                     }
                     // A retry may now be due before the claim loop's planned wake-up.

@@ -138,6 +138,17 @@ pub struct Claimed {
     pub held_back: bool,
 }
 
+impl Claimed {
+    /// A claim that handed nothing out.
+    pub fn nothing(more_due: bool, held_back: bool) -> Self {
+        Claimed {
+            deliveries: Vec::new(),
+            more_due,
+            held_back,
+        }
+    }
+}
+
 pub struct ClaimRequest<'a> {
     pub now: i64,
     pub lease_until: i64,
@@ -181,15 +192,6 @@ pub struct Deactivation {
     pub partner_id: String,
     pub subscription_id: String,
     pub target_url: String,
-}
-
-/// What [`Store::record_outcomes`] wrote.
-#[derive(Debug, Default)]
-pub struct Recorded {
-    /// Outcomes applied (a stale fence is skipped, not an error).
-    pub applied: usize,
-    /// Subscriptions this call deactivated (they were active and still at the target).
-    pub deactivated: Vec<Deactivation>,
 }
 
 /// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.
@@ -306,8 +308,14 @@ pub trait Store: Send + Sync + 'static {
     /// backlog.
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed>;
-    /// Writes each attempt and its delivery's next state, fenced by attempt number.
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded>;
+    /// Writes each attempt and its delivery's next state, fenced by attempt number (a stale
+    /// fence is skipped and logged, not an error). Returns the subscriptions this call
+    /// deactivated: those still active and still at the target that answered `410 Gone`.
+    async fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        now: i64,
+    ) -> StoreResult<Vec<Deactivation>>;
     /// The earliest `next_attempt_at` after `after` among pending deliveries, to sleep until
     /// then. Work due already is the claim's: after a claim that did not fill its batch, what is
     /// still due belongs to full subscriptions, which wait for a freed slot instead.

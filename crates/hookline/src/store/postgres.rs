@@ -573,11 +573,7 @@ impl Store for PostgresStore {
         }
         if chosen.is_empty() {
             tx.commit().await?;
-            return Ok(Claimed {
-                deliveries: Vec::new(),
-                more_due: false,
-                held_back,
-            });
+            return Ok(Claimed::nothing(false, held_back));
         }
         // SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each
         // other; the state and due checks under the lock skip rows another node leased since
@@ -597,11 +593,7 @@ impl Store for PostgresStore {
         let lost_to_other_nodes = claimed.len() < chosen.len();
         if claimed.is_empty() {
             tx.commit().await?;
-            return Ok(Claimed {
-                deliveries: Vec::new(),
-                more_due: lost_to_other_nodes,
-                held_back,
-            });
+            return Ok(Claimed::nothing(lost_to_other_nodes, held_back));
         }
         let rows: Vec<DueRow> = sqlx::query_as(&format!(
             "SELECT {DUE_COLUMNS} \
@@ -632,7 +624,11 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded> {
+    async fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        now: i64,
+    ) -> StoreResult<Vec<Deactivation>> {
         let shift = self.clock.offset(&self.pool).await?;
         // Subscription rows keep the API's clock (the node's), deliveries the database's.
         let (node_now, now) = (now, now + shift);
@@ -735,10 +731,7 @@ impl Store for PostgresStore {
             }
         }
         tx.commit().await?;
-        Ok(Recorded {
-            applied: applied.len(),
-            deactivated,
-        })
+        Ok(deactivated)
     }
 
     async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>> {

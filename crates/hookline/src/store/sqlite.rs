@@ -90,11 +90,7 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
 }
 
 fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
-    Ok(Candidate {
-        next_attempt_at: r.get(0)?,
-        id: r.get(1)?,
-        subscription_id: r.get(2)?,
-    })
+    Ok(Candidate::from((r.get(0)?, r.get(1)?, r.get(2)?)))
 }
 
 /// The oldest due rows of each subscription with room, up to its room (see [`claim`]).
@@ -861,11 +857,7 @@ impl Store for SqliteStore {
             }
             if claimed.is_empty() {
                 tx.commit()?;
-                return Ok(Claimed {
-                    deliveries: Vec::new(),
-                    more_due: false,
-                    held_back,
-                });
+                return Ok(Claimed::nothing(false, held_back));
             }
             let ids = serde_json::to_string(&claimed).expect("ints serialise");
             tx.prepare_cached(
@@ -902,12 +894,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome], now: i64) -> StoreResult<Recorded> {
+    async fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        now: i64,
+    ) -> StoreResult<Vec<Deactivation>> {
         let deactivates = outcomes.iter().any(|o| o.deactivate_subscription.is_some());
         let outcomes = outcomes.to_vec();
         let result = self.write(move |c| {
             let tx = c.transaction()?;
-            let mut recorded = Recorded::default();
+            let mut deactivated = Vec::new();
             {
                 // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
                 let mut update = tx.prepare_cached(
@@ -942,7 +938,6 @@ impl Store for SqliteStore {
                         );
                         continue;
                     }
-                    recorded.applied += 1;
                     log.execute(params![
                         a.delivery_id,
                         a.attempt,
@@ -955,7 +950,7 @@ impl Store for SqliteStore {
                     ])?;
                     if let Some(d) = &o.deactivate_subscription {
                         if deactivate.execute(params![now, d.subscription_id, d.target_url])? == 1 {
-                            recorded.deactivated.push(d.clone());
+                            deactivated.push(d.clone());
                         }
                     }
                     if let Some(t) = &o.learned_routing_token {
@@ -964,7 +959,7 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(recorded)
+            Ok(deactivated)
         })
         .await;
         if deactivates {

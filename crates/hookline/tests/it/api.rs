@@ -813,7 +813,8 @@ async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     assert_eq!(s, 200);
 }
 
-/// Concurrent writes share commits (SQLite's group commit): a write that fails rolls back alone.
+/// Concurrent creates, half of them for one target URL: exactly one of those wins, the others get
+/// 409, the unique ones all succeed, and a failed create leaves nothing behind.
 async fn concurrent_creates_fail_and_succeed_independently(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;

@@ -1,7 +1,7 @@
 //! Signing secrets at rest (`HOOKLINE_SECRET_KEY`): sealed in the store, still signing deliveries.
 
 use super::common::*;
-use super::receiver::TestReceiver;
+use super::receiver::{Received, TestReceiver};
 use hookline_core::sealing::{is_sealed, Keyring, SealingKey};
 use hookline_core::SigningSecret;
 use serde_json::{json, Value};
@@ -32,12 +32,19 @@ async fn stored_secret(app: &TestApp, id: &str) -> String {
         .expect("subscription stored")
 }
 
-/// Publishes one event and checks the delivery verifies with the secret shown at creation.
+/// Publishes one event (the `n`th) and checks its delivery verifies with the secret shown at
+/// creation.
 async fn delivery_verifies(app: &TestApp, rx: &TestReceiver, partner: &str, sub: &Value, n: usize) {
-    app.publish(json!({"partner_id": partner, "event_type": "message.sent", "data": {"n": n}}))
+    let published = app
+        .publish(json!({"partner_id": partner, "event_type": "message.sent", "data": {"n": n}}))
         .await;
-    let got = rx.wait_for(Some("/s"), n, WAIT).await;
-    let r = &got[n - 1];
+    let event_id = published["event_id"].as_str().unwrap();
+    let this_event = |r: &Received| r.path == "/s" && r.header("webhook-id") == event_id;
+    assert!(
+        rx.wait_until(WAIT, |got| got.iter().any(&this_event)).await,
+        "event {n} was not delivered"
+    );
+    let r = rx.with_received(|got| got.iter().find(|r| this_event(r)).cloned().unwrap());
     let secret = SigningSecret::parse(sub["signing_secret"].as_str().unwrap()).unwrap();
     let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
     assert_eq!(
