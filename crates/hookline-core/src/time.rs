@@ -1,7 +1,86 @@
 //! Time as the store keeps it (integer microseconds since the Unix epoch) and as the API shows it.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::time::Duration;
+
+/// A point in time, in microseconds since the Unix epoch: the one timestamp type of the domain
+/// (the store keeps the integer, the API shows RFC 3339). Plain integers stay inside SQL.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    pub fn now() -> Self {
+        Timestamp(now_micros())
+    }
+
+    pub fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    pub fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        parse_rfc3339(s).map(Timestamp)
+    }
+
+    pub fn rfc3339(self) -> String {
+        rfc3339(self.0)
+    }
+
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(micros(d)))
+    }
+
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_sub(micros(d)))
+    }
+
+    /// How long after `earlier` this is; zero if it is not later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0).max(0) as u64)
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        self.saturating_add(d)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.rfc3339())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+/// Where "now" comes from. Production reads the system clock; tests and the PostgreSQL store
+/// (which runs on the database's clock) supply their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
 
 pub fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
@@ -58,6 +137,21 @@ mod tests {
         for bad in ["", "10", "s", "1.5s", "-1s", "10 days"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = Timestamp::from_micros(1_000_000);
+        assert_eq!(
+            t + Duration::from_millis(1),
+            Timestamp::from_micros(1_001_000)
+        );
+        assert_eq!(
+            (t + Duration::from_secs(2)).since(t),
+            Duration::from_secs(2)
+        );
+        assert_eq!(t.since(t + Duration::from_secs(2)), Duration::ZERO);
+        assert_eq!(Timestamp::parse_rfc3339(&t.rfc3339()), Some(t));
     }
 
     #[test]

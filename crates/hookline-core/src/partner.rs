@@ -1,0 +1,86 @@
+//! Partners (tenants) and their API keys, and how both are issued.
+
+use crate::{ApiKey, ApiKeyHash, ApiKeyId, PartnerId, Timestamp};
+
+/// Prefix of partner API keys: tells them apart from operator tokens at a glance.
+pub const API_KEY_PREFIX: &str = "hl_live_";
+/// Prefix of generated operator tokens.
+pub const ADMIN_TOKEN_PREFIX: &str = "hl_admin_";
+/// Longest partner name accepted.
+pub const MAX_PARTNER_NAME: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub id: PartnerId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidPartnerName(pub String);
+
+impl Partner {
+    /// A new partner with a fresh id; the name is trimmed and must be 1 to 200 characters.
+    pub fn issue(name: &str, now: Timestamp) -> Result<Self, InvalidPartnerName> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.chars().count() > MAX_PARTNER_NAME
+            || name.chars().any(char::is_control)
+        {
+            return Err(InvalidPartnerName(format!(
+                "name must be 1 to {MAX_PARTNER_NAME} characters, without control characters"
+            )));
+        }
+        Ok(Partner {
+            id: PartnerId::generate(),
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    /// The partner created on first start.
+    pub fn default_partner(now: Timestamp) -> Self {
+        Partner::issue("default", now).expect("a valid name")
+    }
+}
+
+/// A stored API key: its hash only, never the key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub partner_id: PartnerId,
+    pub name: Option<String>,
+    pub hash: ApiKeyHash,
+    pub created_at: Timestamp,
+}
+
+impl ApiKeyRecord {
+    /// A fresh key for `partner`: the key (to show once) and the record to store.
+    pub fn issue(partner: &PartnerId, name: Option<String>, now: Timestamp) -> (ApiKey, Self) {
+        let key = ApiKey::generate(API_KEY_PREFIX);
+        let record = ApiKeyRecord {
+            id: ApiKeyId::generate(),
+            partner_id: partner.clone(),
+            name,
+            hash: key.hash(),
+            created_at: now,
+        };
+        (key, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_keys_hash_to_their_record() {
+        let p = Partner::issue(" Acme ", Timestamp::EPOCH).unwrap();
+        assert_eq!(p.name, "Acme");
+        assert!(Partner::issue("  ", Timestamp::EPOCH).is_err());
+        let (key, record) = ApiKeyRecord::issue(&p.id, None, Timestamp::EPOCH);
+        assert!(key.expose().starts_with(API_KEY_PREFIX));
+        assert_eq!(key.hash(), record.hash);
+    }
+}
