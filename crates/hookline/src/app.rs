@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseUrl, Settings};
+use crate::config::{DatabaseUrl, ServerSettings, Settings, StoreSettings};
 use crate::publish::Publisher;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{ServeLock as SqliteServeLock, SqliteStore};
@@ -17,7 +17,9 @@ use crate::store::DynStore;
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
-    pub settings: Arc<Settings>,
+    pub settings: Arc<ServerSettings>,
+    /// Seals signing secrets as they are issued; `None` stores them as issued.
+    pub secret_keys: Option<hookline_core::Keyring>,
     pub admin_hash: Arc<ApiKeyHash>,
     pub publisher: Publisher,
     /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
@@ -25,11 +27,11 @@ pub struct AppState {
     pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
-pub async fn open_store(settings: &Settings) -> anyhow::Result<DynStore> {
+pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
     match &settings.database_url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
         DatabaseUrl::Postgres(url) => Ok(Arc::new(
-            PostgresStore::connect(url, settings.database_pool_size).await?,
+            PostgresStore::connect(url, settings.pool_size).await?,
         )),
     }
 }
@@ -42,16 +44,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
-    let _serve_lock = match &settings.database_url {
+    let _serve_lock = match &settings.store.database_url {
         DatabaseUrl::Sqlite(path) => Some(SqliteServeLock::acquire(path)?),
         DatabaseUrl::Postgres(_) => None,
     };
-    let store = open_store(&settings).await?;
-    crate::secrets_at_rest::reconcile(&store, settings.secret_keys.as_ref()).await?;
-    let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings).await?;
+    let store = open_store(&settings.store).await?;
+    crate::secrets_at_rest::reconcile(&store, settings.secrets.keys.as_ref()).await?;
+    let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings.secrets).await?;
     let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
-    let dispatcher = if settings.role.delivers() {
+    let dispatcher = if settings.server.role.delivers() {
         store.watch_wakeups(wake.clone()).await?;
         Some(
             crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
@@ -63,11 +65,12 @@ pub async fn serve(
     let publisher = Publisher::spawn(
         store.clone(),
         wake.clone(),
-        dispatcher.clone().map(|d| (d, settings.lease)),
+        dispatcher.clone().map(|d| (d, settings.delivery.lease)),
     );
     let state = AppState {
         store: store.clone(),
-        settings: settings.clone(),
+        settings: Arc::new(settings.server.clone()),
+        secret_keys: settings.secrets.keys.clone(),
         admin_hash: Arc::new(admin_hash),
         publisher,
         known_partners: Arc::default(),
@@ -76,7 +79,7 @@ pub async fn serve(
 
     let app = crate::api::router(state);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, role = ?settings.role, "hookline listening");
+    tracing::info!(%addr, role = ?settings.server.role, "hookline listening");
     let stop = cancel.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -92,7 +95,7 @@ pub async fn serve(
         done = &mut server => done.context("HTTP server failed")?,
         _ = async {
             cancel.cancelled().await;
-            tokio::time::sleep(settings.shutdown_grace).await;
+            tokio::time::sleep(settings.server.shutdown_grace).await;
         } => tracing::warn!("open HTTP connections did not finish within the grace period; closing them"),
     }
     if let Some(d) = dispatcher {

@@ -4,14 +4,14 @@
 use hookline_core::{ApiKey, ApiKeyHash};
 
 use crate::api::admin::{default_partner, new_api_key};
-use crate::config::Settings;
+use crate::config::SecretSettings;
 use crate::store::DynStore;
 
 pub const ADMIN_TOKEN_PREFIX: &str = "hl_admin_";
 
 /// Returns the hash that operator requests are checked against.
-pub async fn ensure_admin(store: DynStore, settings: &Settings) -> anyhow::Result<ApiKeyHash> {
-    let configured = settings.admin_token.as_ref().map(ApiKey::hash);
+pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::Result<ApiKeyHash> {
+    let configured = secrets.admin_token.as_ref().map(ApiKey::hash);
     if !store.is_fresh().await? {
         if let Some(hash) = configured {
             return Ok(hash);

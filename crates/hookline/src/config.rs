@@ -169,28 +169,47 @@ impl DatabaseUrl {
     }
 }
 
-/// Validated configuration.
+/// Validated configuration, one section per component: each component is handed only its own
+/// section, so what a component can be configured with is visible in its constructor.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub delivery: DeliverySettings,
+    pub secrets: SecretSettings,
+    pub log: LogSettings,
+}
+
+/// The HTTP side: where to listen, what this process serves, and what requests may carry.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
     pub listen: SocketAddr,
-    pub database_url: DatabaseUrl,
-    pub database_pool_size: u32,
-    pub admin_token: Option<ApiKey>,
-    /// Seals signing secrets in the store; `None` stores them as issued.
-    pub secret_keys: Option<Keyring>,
+    pub role: Role,
     pub allow_http_targets: bool,
+    pub max_body_bytes: usize,
+    pub max_event_bytes: usize,
+    /// How long graceful shutdown waits for open HTTP connections.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub database_url: DatabaseUrl,
+    /// Connections in the PostgreSQL pool of this process.
+    pub pool_size: u32,
+}
+
+/// The delivery engine: how it reaches receivers, how much it sends at once, when it retries.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
     pub ssrf_allow: Vec<IpNet>,
     pub extra_root_certs: Option<PathBuf>,
     pub retry_schedule: RetrySchedule,
-    pub delivery_timeout: Duration,
+    /// How long a receiver may take to answer.
+    pub timeout: Duration,
     pub connect_timeout: Duration,
     pub max_in_flight: usize,
     pub max_in_flight_per_subscription: usize,
-    pub max_body_bytes: usize,
-    pub max_event_bytes: usize,
-    pub role: Role,
-    pub log: String,
-    pub log_format: LogFormat,
     /// How long a claimed delivery stays leased; past it, another worker may retry it.
     /// Longer than the delivery timeout so a live worker never loses its lease mid-send.
     pub lease: Duration,
@@ -200,6 +219,24 @@ pub struct Settings {
     pub shutdown_grace: Duration,
 }
 
+/// Secrets the operator configures; none of them is ever logged.
+#[derive(Debug, Clone)]
+pub struct SecretSettings {
+    pub admin_token: Option<ApiKey>,
+    /// Seals signing secrets in the store; `None` stores them as issued.
+    pub keys: Option<Keyring>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A tracing `EnvFilter` directive.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+/// Not configurable (yet): one grace period for both HTTP connections and deliveries.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 impl Default for Settings {
     fn default() -> Self {
         Settings::from_raw(RawConfig::default()).expect("defaults are valid")
@@ -207,50 +244,52 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Validates every value; an error names the `HOOKLINE_*` variable at fault.
     pub fn from_raw(raw: RawConfig) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            server: ServerSettings::from_raw(&raw)?,
+            store: StoreSettings::from_raw(&raw)?,
+            delivery: DeliverySettings::from_raw(&raw)?,
+            secrets: SecretSettings::from_raw(&raw)?,
+            log: LogSettings {
+                filter: raw.log.unwrap_or_else(|| "info".into()),
+                format: raw.log_format.unwrap_or_default(),
+            },
+        })
+    }
+}
+
+impl ServerSettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
         let listen_raw = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = listen_raw.parse().with_context(|| {
             format!("HOOKLINE_LISTEN '{listen_raw}' is not an address:port (e.g. 127.0.0.1:8080)")
         })?;
-        let database_url =
-            DatabaseUrl::parse(raw.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL))?;
-        let admin_token = match raw.admin_token {
-            Some(t) if t.trim().len() < 16 => {
-                bail!("HOOKLINE_ADMIN_TOKEN must be at least 16 characters")
-            }
-            Some(t) => Some(ApiKey::from_presented(t.trim())),
-            None => None,
-        };
-        let parse_key = |raw: Option<&str>, name: &'static str| {
-            raw.map(SealingKey::parse).transpose().context(name)
-        };
-        let current = parse_key(raw.secret_key.as_deref(), "HOOKLINE_SECRET_KEY")?;
-        let previous = parse_key(
-            raw.secret_key_previous.as_deref(),
-            "HOOKLINE_SECRET_KEY_PREVIOUS",
-        )?;
-        let secret_keys = match (current, previous) {
-            (Some(current), previous) => Some(Keyring { current, previous }),
-            (None, None) => None,
-            (None, Some(_)) => {
-                bail!("HOOKLINE_SECRET_KEY_PREVIOUS needs HOOKLINE_SECRET_KEY (the new key)")
-            }
-        };
-        let ssrf_allow = raw
-            .ssrf_allow
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .with_context(|| {
-                        format!("HOOKLINE_SSRF_ALLOW: '{s}' is not a CIDR (e.g. 127.0.0.0/8)")
-                    })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ServerSettings {
+            listen,
+            role: raw.role.unwrap_or_default(),
+            allow_http_targets: raw.allow_http_targets.unwrap_or(false),
+            max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
+            max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            shutdown_grace: SHUTDOWN_GRACE,
+        })
+    }
+}
+
+impl StoreSettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        Ok(StoreSettings {
+            database_url: DatabaseUrl::parse(
+                raw.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL),
+            )?,
+            pool_size: raw.database_pool_size.unwrap_or(16).max(2),
+        })
+    }
+}
+
+impl DeliverySettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let ssrf_allow = parse_ssrf_allow(raw.ssrf_allow.as_deref().unwrap_or(""))?;
         if let Some(path) = &raw.extra_root_certs {
             anyhow::ensure!(
                 path.is_file(),
@@ -268,43 +307,76 @@ impl Settings {
             jitter,
         )
         .context("HOOKLINE_RETRY_SCHEDULE")?;
-        let delivery_timeout = parse_duration(raw.delivery_timeout.as_deref().unwrap_or("10s"))
+        let timeout = parse_duration(raw.delivery_timeout.as_deref().unwrap_or("10s"))
             .context("HOOKLINE_DELIVERY_TIMEOUT")?;
         let connect_timeout = parse_duration(raw.connect_timeout.as_deref().unwrap_or("5s"))
             .context("HOOKLINE_CONNECT_TIMEOUT")?;
         anyhow::ensure!(
-            !delivery_timeout.is_zero(),
+            !timeout.is_zero(),
             "HOOKLINE_DELIVERY_TIMEOUT must be positive"
         );
         let max_in_flight = raw.max_in_flight.unwrap_or(512);
         let per_sub = raw.max_in_flight_per_subscription.unwrap_or(128);
+        anyhow::ensure!(max_in_flight > 0, "HOOKLINE_MAX_IN_FLIGHT must be positive");
         anyhow::ensure!(
-            max_in_flight > 0 && per_sub > 0,
-            "in-flight limits must be positive"
+            per_sub > 0,
+            "HOOKLINE_MAX_IN_FLIGHT_PER_SUBSCRIPTION must be positive"
         );
-        Ok(Settings {
-            listen,
-            database_url,
-            database_pool_size: raw.database_pool_size.unwrap_or(16).max(2),
-            admin_token,
-            secret_keys,
-            allow_http_targets: raw.allow_http_targets.unwrap_or(false),
+        Ok(DeliverySettings {
             ssrf_allow,
-            extra_root_certs: raw.extra_root_certs,
+            extra_root_certs: raw.extra_root_certs.clone(),
             retry_schedule,
-            delivery_timeout,
+            timeout,
             connect_timeout,
             max_in_flight,
             max_in_flight_per_subscription: per_sub,
-            max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
-            max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
-            role: raw.role.unwrap_or_default(),
-            log: raw.log.unwrap_or_else(|| "info".into()),
-            log_format: raw.log_format.unwrap_or_default(),
-            lease: (delivery_timeout + connect_timeout) * 2,
+            lease: (timeout + connect_timeout) * 2,
             poll_interval: Duration::from_secs(1),
-            shutdown_grace: Duration::from_secs(15),
+            shutdown_grace: SHUTDOWN_GRACE,
         })
+    }
+}
+
+/// Comma-separated CIDRs (a bare address is its own /32 or /128).
+fn parse_ssrf_allow(raw: &str) -> anyhow::Result<Vec<IpNet>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .with_context(|| {
+                    format!("HOOKLINE_SSRF_ALLOW: '{s}' is not a CIDR (e.g. 127.0.0.0/8)")
+                })
+        })
+        .collect()
+}
+
+impl SecretSettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let admin_token = match &raw.admin_token {
+            Some(t) if t.trim().len() < 16 => {
+                bail!("HOOKLINE_ADMIN_TOKEN must be at least 16 characters")
+            }
+            Some(t) => Some(ApiKey::from_presented(t.trim())),
+            None => None,
+        };
+        let parse_key = |raw: Option<&str>, name: &'static str| {
+            raw.map(SealingKey::parse).transpose().context(name)
+        };
+        let current = parse_key(raw.secret_key.as_deref(), "HOOKLINE_SECRET_KEY")?;
+        let previous = parse_key(
+            raw.secret_key_previous.as_deref(),
+            "HOOKLINE_SECRET_KEY_PREVIOUS",
+        )?;
+        let keys = match (current, previous) {
+            (Some(current), previous) => Some(Keyring { current, previous }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                bail!("HOOKLINE_SECRET_KEY_PREVIOUS needs HOOKLINE_SECRET_KEY (the new key)")
+            }
+        };
+        Ok(SecretSettings { admin_token, keys })
     }
 }
 
@@ -315,15 +387,15 @@ mod tests {
     #[test]
     fn defaults_match_design() {
         let s = Settings::default();
-        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(
-            s.database_url,
+            s.store.database_url,
             DatabaseUrl::Sqlite("./hookline-data/hookline.db".into())
         );
-        assert_eq!(s.retry_schedule.max_attempts(), 11);
-        assert_eq!(s.delivery_timeout, Duration::from_secs(10));
-        assert!(!s.allow_http_targets);
-        assert!(s.ssrf_allow.is_empty());
+        assert_eq!(s.delivery.retry_schedule.max_attempts(), 11);
+        assert_eq!(s.delivery.timeout, Duration::from_secs(10));
+        assert!(!s.server.allow_http_targets);
+        assert!(s.delivery.ssrf_allow.is_empty());
     }
 
     #[test]
@@ -335,8 +407,8 @@ mod tests {
         let file: RawConfig =
             toml::from_str("listen = \"127.0.0.1:1\"\nretry_schedule = \"1s,2s\"").unwrap();
         let s = Settings::from_raw(flags.or(file)).unwrap();
-        assert_eq!(s.listen.port(), 9999);
-        assert_eq!(s.retry_schedule.max_attempts(), 3);
+        assert_eq!(s.server.listen.port(), 9999);
+        assert_eq!(s.delivery.retry_schedule.max_attempts(), 3);
     }
 
     #[test]
@@ -364,6 +436,30 @@ mod tests {
             },
             RawConfig {
                 secret_key: Some("c2hvcnQ=".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                retry_jitter: Some(1.5),
+                ..Default::default()
+            },
+            RawConfig {
+                delivery_timeout: Some("0s".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                connect_timeout: Some("soon".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                max_in_flight: Some(0),
+                ..Default::default()
+            },
+            RawConfig {
+                max_in_flight_per_subscription: Some(0),
+                ..Default::default()
+            },
+            RawConfig {
+                extra_root_certs: Some("/nonexistent/ca.pem".into()),
                 ..Default::default()
             },
             RawConfig {

@@ -44,12 +44,12 @@ fn settings(config: Option<PathBuf>, raw: RawConfig) -> anyhow::Result<Settings>
 }
 
 fn init_logging(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log)
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match s.log_format {
+    match s.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
@@ -81,15 +81,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config, raw } => {
             let s = settings(config, raw)?;
             init_logging(&s);
-            let listener = tokio::net::TcpListener::bind(s.listen)
+            let listener = tokio::net::TcpListener::bind(s.server.listen)
                 .await
-                .with_context(|| format!("binding {}", s.listen))?;
+                .with_context(|| format!("binding {}", s.server.listen))?;
             hookline::serve(listener, s, shutdown_signal()).await
         }
         Command::Migrate { config, raw } => {
             let s = settings(config, raw)?;
             init_logging(&s);
-            hookline::app::open_store(&s).await?;
+            hookline::app::open_store(&s.store).await?;
             eprintln!("migrations applied");
             Ok(())
         }

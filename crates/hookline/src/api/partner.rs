@@ -266,7 +266,7 @@ pub async fn create(
         updated_at: now,
     };
     // Sealed at rest when a key is configured; the answer below shows the secret as issued.
-    let stored_secret = match &state.settings.secret_keys {
+    let stored_secret = match &state.secret_keys {
         Some(keys) => keys.seal(secret.expose(), &sub.id),
         None => secret.expose().to_owned(),
     };

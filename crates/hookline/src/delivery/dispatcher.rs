@@ -22,7 +22,7 @@ use crate::store::{
 const CLAIM_BATCH: u32 = 256;
 /// When fewer slots than this are free, the claim loop waits up to [`BATCH_WINDOW`] for more.
 fn low_water(settings: &Settings) -> usize {
-    (settings.max_in_flight / 8).clamp(1, 64)
+    (settings.delivery.max_in_flight / 8).clamp(1, 64)
 }
 const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// Most outcomes committed in one transaction.
@@ -63,7 +63,7 @@ impl Dispatcher {
         Ok(Dispatcher {
             shared: Arc::new(Shared {
                 sender: Sender::new(&settings)?,
-                slots: Semaphore::new(settings.max_in_flight),
+                slots: Semaphore::new(settings.delivery.max_in_flight),
                 overdraft: Mutex::new(0),
                 store,
                 settings,
@@ -85,7 +85,7 @@ impl Dispatcher {
         }
         let mut counts = s.per_subscription.lock().expect("not poisoned");
         let n = counts.entry(subscription_id.to_owned()).or_default();
-        if *n >= s.settings.max_in_flight_per_subscription {
+        if *n >= s.settings.delivery.max_in_flight_per_subscription {
             return false;
         }
         match s.slots.try_acquire() {
@@ -133,7 +133,12 @@ impl Dispatcher {
             let s = &this.shared;
             let affinity = this.affinity(&delivery).await;
             let result = s.sender.send(&delivery, affinity.as_ref()).await;
-            let outcome = to_outcome(&delivery, result, affinity, &s.settings.retry_schedule);
+            let outcome = to_outcome(
+                &delivery,
+                result,
+                affinity,
+                &s.settings.delivery.retry_schedule,
+            );
             log_attempt(&delivery, &outcome);
             if outcomes.send(outcome).await.is_err() {
                 tracing::warn!(
@@ -192,12 +197,12 @@ impl Dispatcher {
                 continue;
             }
             let limit = (free as u32).min(CLAIM_BATCH);
-            let cap = s.settings.max_in_flight_per_subscription;
+            let cap = s.settings.delivery.max_in_flight_per_subscription;
             let in_flight = self.in_flight();
             let now = now_micros();
             let request = ClaimRequest {
                 now,
-                lease_until: now + micros(s.settings.lease),
+                lease_until: now + micros(s.settings.delivery.lease),
                 limit,
                 capacity: Capacity {
                     per_subscription_cap: cap,
@@ -256,7 +261,7 @@ impl Dispatcher {
         let outcomes = s.outcomes.lock().expect("not poisoned").take();
         drop(outcomes);
         self.drain().await;
-        if tokio::time::timeout(s.settings.delivery_timeout, writer)
+        if tokio::time::timeout(s.settings.delivery.timeout, writer)
             .await
             .is_err()
         {
@@ -294,7 +299,7 @@ impl Dispatcher {
     /// How long to sleep when nothing wakes us: until the earliest delivery due after the claim
     /// at `claimed_at`, at most the poll interval.
     async fn until_next_due(&self, claimed_at: i64) -> Duration {
-        let poll = self.shared.settings.poll_interval;
+        let poll = self.shared.settings.delivery.poll_interval;
         match self.shared.store.next_due_after(claimed_at).await {
             Ok(Some(at)) => {
                 let wait = at - now_micros();
@@ -312,8 +317,13 @@ impl Dispatcher {
     /// its lease and is retried by the next process once the lease expires (at-least-once).
     async fn drain(&self) {
         let s = &self.shared;
-        let all = s.settings.max_in_flight as u32;
-        match tokio::time::timeout(s.settings.shutdown_grace, s.slots.acquire_many(all)).await {
+        let all = s.settings.delivery.max_in_flight as u32;
+        match tokio::time::timeout(
+            s.settings.delivery.shutdown_grace,
+            s.slots.acquire_many(all),
+        )
+        .await
+        {
             Ok(_) => tracing::info!("in-flight deliveries finished"),
             Err(_) => tracing::warn!(
                 in_flight = all as usize - s.slots.available_permits(),

@@ -132,23 +132,23 @@ struct Prepared {
 
 impl Sender {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let policy = AddressPolicy::new(settings.ssrf_allow.clone());
+        let policy = AddressPolicy::new(settings.delivery.ssrf_allow.clone());
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve the target itself, around the guarded resolver.
             .no_proxy()
-            .timeout(settings.delivery_timeout)
-            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.delivery.timeout)
+            .connect_timeout(settings.delivery.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             // Every in-flight attempt may target the same host (many subscriptions on one
             // provider): keep as many idle connections as attempts, or each extra one reconnects.
-            .pool_max_idle_per_host(settings.max_in_flight)
+            .pool_max_idle_per_host(settings.delivery.max_in_flight)
             .tcp_nodelay(true)
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
             }));
-        if let Some(path) = &settings.extra_root_certs {
+        if let Some(path) = &settings.delivery.extra_root_certs {
             let pem = std::fs::read(path)?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
                 builder = builder.add_root_certificate(cert);
@@ -157,7 +157,7 @@ impl Sender {
         Ok(Sender {
             client: builder.build()?,
             policy,
-            sealing: settings.secret_keys.clone(),
+            sealing: settings.secrets.keys.clone(),
             prepared: Default::default(),
         })
     }

@@ -229,7 +229,11 @@ impl TestApp {
     /// A second handle on the same store, to inspect what the server wrote.
     pub async fn store(&self) -> DynStore {
         self.store
-            .get_or_init(|| async { hookline::app::open_store(&self.settings).await.unwrap() })
+            .get_or_init(|| async {
+                hookline::app::open_store(&self.settings.store)
+                    .await
+                    .unwrap()
+            })
             .await
             .clone()
     }

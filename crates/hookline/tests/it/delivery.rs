@@ -956,7 +956,7 @@ async fn a_deleted_subscriptions_backlog_is_cancelled_promptly(backend: Backend)
     assert_eq!(s, 204);
 
     let mut app = app;
-    app.settings.role = Role::All;
+    app.settings.server.role = Role::All;
     let app = app.restart().await;
     // `settled` gives up after 15 s; one claim batch per poll interval would need about 40.
     let c = settled(&app).await;

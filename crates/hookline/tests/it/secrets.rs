@@ -98,7 +98,7 @@ async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend
 
     // Restarted with a key: the plain secret is sealed, deliveries still verify.
     let mut app = app;
-    app.settings.secret_keys = Some(keyring(KEY, None));
+    app.settings.secrets.keys = Some(keyring(KEY, None));
     let mut app = app.restart().await;
     assert!(is_sealed(&stored_secret(&app, id).await));
     delivery_verifies(&app, &rx, &partner, &sub, 2).await;
@@ -113,7 +113,7 @@ async fn a_key_seals_existing_secrets_and_a_missing_key_refuses_to_start(backend
         ),
     ] {
         let mut settings = app.settings.clone();
-        settings.secret_keys = secret_keys;
+        settings.secrets.keys = secret_keys;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         // A start that wrongly succeeds would serve forever: bound it.
         let started = tokio::time::timeout(
@@ -136,7 +136,7 @@ async fn a_previous_key_lets_the_key_change(backend: Backend) {
     let id = sub["id"].as_str().unwrap().to_owned();
     delivery_verifies(&app, &rx, &partner, &sub, 1).await;
 
-    app.settings.secret_keys = Some(keyring(OTHER_KEY, Some(KEY)));
+    app.settings.secrets.keys = Some(keyring(OTHER_KEY, Some(KEY)));
     let mut app = app.restart().await;
     let stored = stored_secret(&app, &id).await;
     let new_key = SealingKey::parse(OTHER_KEY).unwrap();
@@ -146,7 +146,7 @@ async fn a_previous_key_lets_the_key_change(backend: Backend) {
     );
     delivery_verifies(&app, &rx, &partner, &sub, 2).await;
 
-    app.settings.secret_keys = Some(keyring(OTHER_KEY, None));
+    app.settings.secrets.keys = Some(keyring(OTHER_KEY, None));
     let app = app.restart().await;
     delivery_verifies(&app, &rx, &partner, &sub, 3).await;
 }
