@@ -293,6 +293,11 @@ pub async fn subscribe(
     app.create_subscription(key, body).await
 }
 
+/// The partner API path of a subscription, as its create answer shows it.
+pub fn subscription_path(sub: &Value) -> String {
+    format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap())
+}
+
 /// An event for `partner` as the operator API takes it.
 pub fn event(partner: &str, event_type: &str, phone: Option<&str>) -> Value {
     json!({"partner_id": partner, "event_type": event_type, "phone_number": phone,

@@ -138,7 +138,7 @@ async fn partners_cannot_see_change_or_delete_each_others_subscriptions(backend:
     let sub = app
         .create_subscription(&a, sub_body("https://example.com/a-only"))
         .await;
-    let one = format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap());
+    let one = subscription_path(&sub);
     let (_, list) = app
         .call(&b, Method::GET, "/v3/webhook-subscriptions", None)
         .await;

@@ -51,12 +51,7 @@ async fn restart_keeps_partners_keys_and_subscriptions(backend: Backend) {
         .await;
     let app = app.restart().await;
     let (s, got) = app
-        .call(
-            &key,
-            Method::GET,
-            &format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap()),
-            None,
-        )
+        .call(&key, Method::GET, &subscription_path(&sub), None)
         .await;
     assert_eq!(s, 200);
     assert_eq!(got["target_url"], json!("https://example.com/persist"));

@@ -274,10 +274,7 @@ async fn duplicate_target_url_is_409_per_partner_on_create_and_update(backend: B
     // Update onto a used URL.
     let r = app
         .http
-        .put(app.url(&format!(
-            "/v3/webhook-subscriptions/{}",
-            other["id"].as_str().unwrap()
-        )))
+        .put(app.url(&subscription_path(&other)))
         .bearer_auth(&a)
         .json(&json!({"target_url": "https://example.com/same"}))
         .send()
@@ -291,10 +288,7 @@ async fn duplicate_target_url_is_409_per_partner_on_create_and_update(backend: B
         .call(
             &a,
             Method::PUT,
-            &format!(
-                "/v3/webhook-subscriptions/{}",
-                first["id"].as_str().unwrap()
-            ),
+            &subscription_path(&first),
             Some(json!({"target_url": "https://example.com/same"})),
         )
         .await;
@@ -312,10 +306,7 @@ async fn concurrent_partial_updates_do_not_undo_each_other(backend: Backend) {
         let created = app
             .create_subscription(&key, sub_body(&format!("https://example.com/{round}")))
             .await;
-        let path = format!(
-            "/v3/webhook-subscriptions/{}",
-            created["id"].as_str().unwrap()
-        );
+        let path = subscription_path(&created);
         let patches = [
             json!({"is_active": false}),
             json!({"subscribed_events": ["message.read"]}),

@@ -35,10 +35,7 @@ async fn subscription_changes_are_delivered_as_account_events(backend: Backend) 
         None,
     )
     .await;
-    let path = format!(
-        "/v3/webhook-subscriptions/{}",
-        other["id"].as_str().unwrap()
-    );
+    let path = subscription_path(&other);
     let (s, body) = app
         .call(
             &key,

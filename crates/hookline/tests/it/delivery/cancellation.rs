@@ -22,17 +22,12 @@ async fn deactivating_or_deleting_stops_remaining_attempts(backend: Backend) {
     app.call(
         &key,
         Method::PUT,
-        &format!("/v3/webhook-subscriptions/{}", a["id"].as_str().unwrap()),
+        &subscription_path(&a),
         Some(json!({"is_active": false})),
     )
     .await;
-    app.call(
-        &key,
-        Method::DELETE,
-        &format!("/v3/webhook-subscriptions/{}", b["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    app.call(&key, Method::DELETE, &subscription_path(&b), None)
+        .await;
     let c = settled(&app).await;
     assert_eq!(
         c,
@@ -75,7 +70,7 @@ async fn a_deleted_subscriptions_backlog_is_cancelled_promptly(backend: Backend)
             .unwrap();
         assert_eq!(r.status(), 202);
     }
-    let path = format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap());
+    let path = subscription_path(&sub);
     let (s, _) = app.call(&key, Method::DELETE, &path, None).await;
     assert_eq!(s, 204);
 

@@ -39,24 +39,13 @@ async fn fans_out_to_matching_subscriptions_only(backend: Backend) {
     app.call(
         &key,
         Method::PUT,
-        &format!(
-            "/v3/webhook-subscriptions/{}",
-            inactive["id"].as_str().unwrap()
-        ),
+        &subscription_path(&inactive),
         Some(json!({"is_active": false})),
     )
     .await;
     let deleted = subscribe(&app, &key, &rx.url("/deleted"), &["message.sent"], None).await;
-    app.call(
-        &key,
-        Method::DELETE,
-        &format!(
-            "/v3/webhook-subscriptions/{}",
-            deleted["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    app.call(&key, Method::DELETE, &subscription_path(&deleted), None)
+        .await;
     subscribe(
         &app,
         &other_key,

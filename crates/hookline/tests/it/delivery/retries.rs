@@ -115,12 +115,7 @@ async fn gone_deactivates_the_subscription_and_redirects_are_not_followed(backen
     assert_eq!(rx.received_at("/moved").len(), 1);
     assert!(rx.received_at("/elsewhere").is_empty());
     let (_, sub) = app
-        .call(
-            &key,
-            Method::GET,
-            &format!("/v3/webhook-subscriptions/{}", gone["id"].as_str().unwrap()),
-            None,
-        )
+        .call(&key, Method::GET, &subscription_path(&gone), None)
         .await;
     assert_eq!(sub["is_active"], json!(false));
     let attempts = app
