@@ -4,16 +4,20 @@
 #![allow(dead_code)]
 
 use hookline::config::{RawConfig, Settings};
-use hookline::store::DynStore;
+use hookline::store::{DeliveryCounts, DynStore};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use super::pg::PgDatabase;
 pub use super::receiver::{Reply, TestReceiver};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// How long a test waits for a delivery (or another effect of the server) before it fails.
+pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Which store a test runs against. Every API and delivery test runs on both (see [`per_backend!`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,61 +41,6 @@ macro_rules! per_backend {
             }
         }
     )*};
-}
-
-/// The server for PostgreSQL tests; each test gets a database of its own, dropped afterwards.
-pub fn pg_admin_url() -> String {
-    std::env::var("HOOKLINE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh PostgreSQL database; dropped (forcibly) when the guard goes.
-pub struct PgDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> PgDatabase {
-        use sqlx::Executor;
-        let name = format!("hl_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = pg_admin_url();
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("PostgreSQL must run on 127.0.0.1:5432 (see .ci/run)");
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        PgDatabase {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside a runtime; a thread of its own can block on one.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Executor;
-                if let Ok(mut c) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url()).await
-                {
-                    let _ = c
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 pub struct TestApp {
@@ -331,6 +280,50 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Subscribes `url` to `events`, optionally for some phone numbers only.
+pub async fn subscribe(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: &[&str],
+    phones: Option<&[&str]>,
+) -> Value {
+    let mut body = json!({"target_url": url, "subscribed_events": events});
+    if let Some(p) = phones {
+        body["phone_numbers"] = json!(p);
+    }
+    app.create_subscription(key, body).await
+}
+
+/// The partner API path of a subscription, as its create answer shows it.
+pub fn subscription_path(sub: &Value) -> String {
+    format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap())
+}
+
+/// An event for `partner` as the operator API takes it.
+pub fn event(partner: &str, event_type: &str, phone: Option<&str>) -> Value {
+    json!({"partner_id": partner, "event_type": event_type, "phone_number": phone,
+           "data": {"chat_id": "550e8400-e29b-41d4-a716-446655440000", "text": "héllo"}})
+}
+
+/// The deliveries in each state, as the server recorded them.
+pub async fn counts(app: &TestApp) -> DeliveryCounts {
+    app.store().await.delivery_counts().await.unwrap()
+}
+
+/// Waits until no delivery is pending (all reached a final state).
+pub async fn settled(app: &TestApp) -> DeliveryCounts {
+    let store = app.store().await;
+    eventually("deliveries to settle", WAIT, || {
+        let store = store.clone();
+        async move {
+            let c = store.delivery_counts().await.unwrap();
+            (c.pending == 0).then_some(c)
+        }
+    })
+    .await
 }
 
 pub async fn into_parts(r: reqwest::Response) -> (u16, Value) {

@@ -1,9 +1,13 @@
 //! The real `hookline` binary as a child OS process: spawn it with a set of environment
-//! variables on a free loopback port, wait for `/readyz`, kill it.
+//! variables on a free loopback port, wait for `/readyz`, kill it; set up a partner through its
+//! API, publish batches to it, and count what arrives.
 
 #![allow(dead_code)]
 
-use super::common::{eventually, ADMIN_TOKEN};
+use super::common::{eventually, into_parts, TestReceiver, ADMIN_TOKEN};
+use super::receiver::Received;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -29,6 +33,21 @@ pub fn base_env() -> Vec<(&'static str, String)> {
         ),
         ("HOOKLINE_LOG", "debug".to_owned()),
     ]
+}
+
+/// [`base_env`] and `extra`.
+pub fn node_env(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = base_env();
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
+/// A client for talking to nodes, with a timeout so a hung node fails the test.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// One running `hookline serve` process. Killed (SIGKILL) when dropped.
@@ -136,4 +155,147 @@ pub async fn wait_readyz(
         },
     )
     .await
+}
+
+/// A partner with an API key and one subscription, made through a node's API.
+pub struct Tenant {
+    pub partner_id: String,
+    pub api_key: String,
+    pub subscription_id: String,
+    pub signing_secret: String,
+}
+
+/// Creates a partner `name`, an API key and one subscription to `message.received` at
+/// `target_url`, all through the node at `base`.
+pub async fn set_up_tenant(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    target_url: &str,
+) -> Tenant {
+    let r = http
+        .post(format!("{base}/admin/v1/partners"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    let (s, partner) = into_parts(r).await;
+    assert_eq!(s, 201, "{partner}");
+    let partner_id = partner["id"].as_str().unwrap().to_owned();
+    let r = http
+        .post(format!("{base}/admin/v1/partners/{partner_id}/api-keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    let (s, key) = into_parts(r).await;
+    assert_eq!(s, 201, "{key}");
+    let api_key = key["api_key"].as_str().unwrap().to_owned();
+    let sub = create_subscription(http, base, &api_key, target_url).await;
+    Tenant {
+        partner_id,
+        api_key,
+        subscription_id: sub["id"].as_str().unwrap().to_owned(),
+        signing_secret: sub["signing_secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Subscribes `target_url` to `message.received` through the node at `base`; returns the
+/// created subscription.
+pub async fn create_subscription(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    target_url: &str,
+) -> Value {
+    let r = http
+        .post(format!("{base}/v3/webhook-subscriptions"))
+        .bearer_auth(key)
+        .json(&json!({"target_url": target_url, "subscribed_events": ["message.received"]}))
+        .send()
+        .await
+        .unwrap();
+    let (s, sub) = into_parts(r).await;
+    assert_eq!(s, 201, "{sub}");
+    sub
+}
+
+/// Published with explicit ids, so a batch can be retried through another node without
+/// creating new events (publishing is idempotent per `event_id`).
+fn batch_body(partner_id: &str, ids: &[String]) -> Value {
+    let events: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"partner_id": partner_id, "event_type": "message.received",
+                   "event_id": id, "data": {"id": id}})
+        })
+        .collect();
+    json!({ "events": events })
+}
+
+/// Publishes one `message.received` event per id in one batch request to the node at `base`.
+pub async fn post_batch(
+    http: &reqwest::Client,
+    base: &str,
+    partner_id: &str,
+    ids: &[String],
+) -> Result<(u16, Value), reqwest::Error> {
+    let r = http
+        .post(format!("{base}/admin/v1/events/batch"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&batch_body(partner_id, ids))
+        .send()
+        .await?;
+    Ok(into_parts(r).await)
+}
+
+/// Arrivals per `webhook-id` (the event id).
+pub fn per_event(all: &[Received]) -> HashMap<String, usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in all {
+        *seen.entry(r.header("webhook-id").to_owned()).or_default() += 1;
+    }
+    seen
+}
+
+/// Waits until every id in `want` has arrived at least once; fails naming the missing ones.
+/// Returns the arrivals per event id.
+pub async fn await_every_event(
+    rx: &TestReceiver,
+    want: &HashSet<String>,
+    timeout: Duration,
+) -> HashMap<String, usize> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut scanned = 0;
+    rx.wait_until(timeout, |all| {
+        for r in &all[scanned..] {
+            let id = r.header("webhook-id");
+            if want.contains(id) {
+                seen.insert(id.to_owned());
+            }
+        }
+        scanned = all.len();
+        seen.len() == want.len()
+    })
+    .await;
+    let counts = rx.with_received(per_event);
+    let mut missing: Vec<&String> = want.iter().filter(|id| !counts.contains_key(*id)).collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "{} of {} accepted events never delivered within {timeout:?}, e.g. {:?}",
+        missing.len(),
+        want.len(),
+        &missing[..missing.len().min(5)]
+    );
+    counts
+}
+
+/// Arrivals beyond the first, summed over the events in `of`.
+pub fn duplicates(counts: &HashMap<String, usize>, of: &HashSet<String>) -> usize {
+    of.iter()
+        .map(|id| counts.get(id).map_or(0, |n| n - 1))
+        .sum()
 }

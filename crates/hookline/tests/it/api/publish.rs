@@ -1,0 +1,167 @@
+//! Publishing events through the operator API: idempotency per event id, validation, batches.
+
+use crate::common::*;
+use hookline::store::DeliveryCounts;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn publish_is_idempotent_per_partner_event_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    subscribe(&app, &key, &rx.url("/x"), &["message.sent"], None).await;
+    let mut e = event(&partner, "message.sent", None);
+    e["event_id"] = json!("dup-1");
+    let (s, first) = app
+        .admin(Method::POST, "/admin/v1/events", Some(e.clone()))
+        .await;
+    assert_eq!(
+        (s, first.clone()),
+        (202, json!({"event_id": "dup-1", "deliveries": 1}))
+    );
+    let (s, again) = app
+        .admin(Method::POST, "/admin/v1/events", Some(e.clone()))
+        .await;
+    assert_eq!((s, again), (200, first));
+    // In a batch too, including a repeat inside the batch.
+    let mut fresh = e.clone();
+    fresh["event_id"] = json!("dup-2");
+    let (s, batch) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events/batch",
+            Some(json!({"events": [e, fresh.clone(), fresh]})),
+        )
+        .await;
+    assert_eq!(s, 202, "{batch}");
+    assert_eq!(batch["results"].as_array().unwrap().len(), 3);
+    let c = settled(&app).await;
+    assert_eq!(c.succeeded, 2);
+    assert_eq!(rx.received().len(), 2);
+}
+
+async fn publish_validation_errors(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            raw: hookline::config::RawConfig {
+                max_event_bytes: Some(1024),
+                ..Options::default().raw
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let (partner, _) = app.partner("acme").await;
+    let cases: Vec<(Value, u16, u64, &str)> = vec![
+        (
+            json!({"partner_id": "nobody", "event_type": "message.sent", "data": {}}),
+            400,
+            1005,
+            "nobody",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.bogus", "data": {}}),
+            400,
+            1005,
+            "message.bogus",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent", "phone_number": "555", "data": {}}),
+            400,
+            1002,
+            "555",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent", "data": [1]}),
+            400,
+            1005,
+            "JSON object",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent"}),
+            400,
+            1001,
+            "data",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent", "data": {"pad": "x".repeat(2000)}}),
+            413,
+            1003,
+            "1024",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent", "data": {}, "created_at": "yesterday"}),
+            400,
+            1005,
+            "created_at",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent", "data": {}, "trace_id": "xyz"}),
+            400,
+            1005,
+            "trace_id",
+        ),
+        (
+            json!({"partner_id": partner, "event_type": "message.sent", "data": {}, "event_id": "has space"}),
+            400,
+            1005,
+            "event_id",
+        ),
+    ];
+    for (body, status, code, needle) in cases {
+        let (s, v) = app
+            .admin(Method::POST, "/admin/v1/events", Some(body.clone()))
+            .await;
+        let msg = assert_error(s, &v, status, code);
+        assert!(msg.contains(needle), "{body} → {msg}");
+    }
+    // phone_number null is the same as absent.
+    let (s, _) = app.admin(Method::POST, "/admin/v1/events",
+        Some(json!({"partner_id": partner, "event_type": "message.sent", "phone_number": null, "data": {}}))).await;
+    assert_eq!(s, 202);
+    // Batches are all-or-nothing and name the bad element.
+    let good = json!({"partner_id": partner, "event_type": "message.sent", "data": {}, "event_id": "batch-good"});
+    let bad = json!({"partner_id": partner, "event_type": "nope", "data": {}});
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events/batch",
+            Some(json!({"events": [good.clone(), bad]})),
+        )
+        .await;
+    let msg = assert_error(s, &v, 400, 1005);
+    assert!(msg.starts_with("events[1]."), "{msg}");
+    let (s, _) = app
+        .admin(Method::POST, "/admin/v1/events", Some(good))
+        .await;
+    assert_eq!(
+        s, 202,
+        "the good event of the refused batch must not have been stored"
+    );
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events/batch",
+            Some(json!({"events": []})),
+        )
+        .await;
+    assert_error(s, &v, 400, 1005);
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({"partner_id": partner, "event_type": "message.sent", "data": {}}))
+        .collect();
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events/batch",
+            Some(json!({"events": many})),
+        )
+        .await;
+    assert_error(s, &v, 400, 1005);
+    assert_eq!(counts(&app).await, DeliveryCounts::default());
+}
+
+crate::per_backend!(
+    publish_is_idempotent_per_partner_event_id,
+    publish_validation_errors,
+);

@@ -1,0 +1,238 @@
+//! Bad requests to the partner API: every validation error names its problem in the envelope,
+//! as do unknown ids, paths and methods and oversized bodies.
+
+use crate::common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn validation_errors_name_the_problem(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    let long = format!("https://example.com/{}", "a".repeat(2100));
+    let cases: Vec<(Value, u16, u64, &str)> = vec![
+        (
+            json!({"subscribed_events": ["message.sent"]}),
+            400,
+            1001,
+            "target_url",
+        ),
+        (
+            json!({"target_url": "https://example.com/v"}),
+            400,
+            1001,
+            "subscribed_events",
+        ),
+        (
+            json!({"target_url": "http://example.com/v", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "HTTPS",
+        ),
+        (
+            json!({"target_url": "https://u:p@example.com/v", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "credentials",
+        ),
+        (
+            json!({"target_url": "https://example.com/v#f", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "fragment",
+        ),
+        (
+            json!({"target_url": long, "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "2048",
+        ),
+        (
+            json!({"target_url": "not-a-url", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "not-a-url",
+        ),
+        (
+            json!({"target_url": "https://example.com/a\nb", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "whitespace",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"],
+                   "phone_numbers": (0..1001).map(|i| format!("+1202555{i:04}")).collect::<Vec<_>>()}),
+            400,
+            1005,
+            "at most 1000",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": []}),
+            400,
+            1005,
+            "at least one",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent", "bogus.one", "bogus.two"]}),
+            400,
+            1005,
+            "bogus.one, bogus.two",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "phone_numbers": ["+1202555123x"]}),
+            400,
+            1002,
+            "+1202555123x",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "phone_numbers": ["2025551234"]}),
+            400,
+            1002,
+            "2025551234",
+        ),
+        (
+            json!({"target_url": 42, "subscribed_events": ["message.sent"]}),
+            400,
+            1003,
+            "target_url",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": "message.sent"}),
+            400,
+            1003,
+            "subscribed_events",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent", 7]}),
+            400,
+            1003,
+            "subscribed_events[1]",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "routing_key_header": "bad header"}),
+            400,
+            1005,
+            "routing_key_header",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "routing_key_header": "Transfer-Encoding"}),
+            400,
+            1005,
+            "routing_key_header 'Transfer-Encoding'",
+        ),
+        (
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "routing_key_header": "linq-chat-id"}),
+            400,
+            1005,
+            "must differ from routing_id_header ('Linq-Chat-Id')",
+        ),
+        (json!([1, 2]), 400, 1003, "JSON object"),
+    ];
+    for (body, status, code, needle) in cases {
+        let (s, v) = app
+            .call(
+                &key,
+                Method::POST,
+                "/v3/webhook-subscriptions",
+                Some(body.clone()),
+            )
+            .await;
+        let msg = assert_error(s, &v, status, code);
+        assert!(msg.contains(needle), "{body} → {msg}");
+    }
+    // Malformed JSON and an empty body.
+    for raw in ["{\"target_url\": ", "", "not json"] {
+        let r = app
+            .http
+            .post(app.url("/v3/webhook-subscriptions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let (s, v) = into_parts(r).await;
+        assert_error(s, &v, 400, 1003);
+    }
+    // Unknown fields are ignored.
+    let (s, _) = app.call(&key, Method::POST, "/v3/webhook-subscriptions",
+        Some(json!({"target_url": "https://example.com/extra", "subscribed_events": ["message.sent"], "something_new": 1}))).await;
+    assert_eq!(s, 201);
+    // Nothing invalid was stored.
+    let (_, list) = app
+        .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+
+    // Update validates the same way.
+    let id = list["subscriptions"][0]["id"].as_str().unwrap().to_owned();
+    let one = format!("/v3/webhook-subscriptions/{id}");
+    for (body, code) in [
+        (json!({"target_url": "http://example.com/x"}), 1005),
+        (json!({"subscribed_events": []}), 1005),
+        (json!({"phone_numbers": ["555"]}), 1002),
+        (json!({"is_active": "yes"}), 1003),
+    ] {
+        let (s, v) = app.call(&key, Method::PUT, &one, Some(body)).await;
+        assert_error(s, &v, 400, code);
+    }
+}
+
+async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            raw: hookline::config::RawConfig {
+                max_body_bytes: Some(4096),
+                ..Options::default().raw
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, key) = app.partner("acme").await;
+    for id in ["not-a-uuid", "0190c2a0-0000-7000-8000-000000000000"] {
+        let (s, v) = app
+            .call(
+                &key,
+                Method::GET,
+                &format!("/v3/webhook-subscriptions/{id}"),
+                None,
+            )
+            .await;
+        let msg = assert_error(s, &v, 404, 2001);
+        assert!(msg.contains(id));
+    }
+    let (s, v) = app.call(&key, Method::GET, "/v3/nothing-here", None).await;
+    assert_error(s, &v, 404, 2001);
+    // Ids that do not even decode are unknown ids too, in the envelope.
+    for bad in [
+        "/v3/webhook-subscriptions/%FF",
+        "/v3/webhook-subscriptions/a%00b",
+    ] {
+        let (s, v) = app.call(&key, Method::GET, bad, None).await;
+        assert_error(s, &v, 404, 2001);
+    }
+    let (s, v) = app
+        .call(&key, Method::PATCH, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_error(s, &v, 405, 1005);
+    let (s, v) = app
+        .call(&key, Method::POST, "/v3/webhook-events", None)
+        .await;
+    assert_error(s, &v, 405, 1005);
+    let big = json!({"target_url": "https://example.com/big", "subscribed_events": ["message.sent"], "pad": "x".repeat(8192)});
+    let (s, v) = app
+        .call(&key, Method::POST, "/v3/webhook-subscriptions", Some(big))
+        .await;
+    assert_error(s, &v, 413, 1003);
+    // The connection stays usable after errors (keep-alive clients).
+    let (s, _) = app
+        .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(s, 200);
+}
+
+crate::per_backend!(
+    validation_errors_name_the_problem,
+    unknown_ids_paths_methods_and_big_bodies_get_the_envelope,
+);

@@ -1,0 +1,143 @@
+//! What a delivery carries: Linq's envelope byte for byte, both signature schemes (checked by an
+//! independent implementation too), and the webhook version a subscription asked for.
+
+use crate::common::*;
+use crate::python;
+use hookline_core::SigningSecret;
+use serde_json::{json, Value};
+
+async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    let new = subscribe(
+        &app,
+        &key,
+        &rx.url("/hook?version=2026-02-03&line=1"),
+        &["message.received"],
+        None,
+    )
+    .await;
+    let old = subscribe(
+        &app,
+        &key,
+        &rx.url("/old?version=2025-01-01"),
+        &["message.received", "message.edited"],
+        None,
+    )
+    .await;
+    let trace = "8af9171a45022df2eb74ba4e4c83be0f";
+    // Sent as raw text: `data` must arrive byte for byte (key order, number spelling).
+    let raw = format!(
+        r#"{{"partner_id":"{partner}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{trace}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
+    );
+    let resp = app
+        .http
+        .post(app.url("/admin/v1/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    let (status, published) = into_parts(resp).await;
+    assert_eq!(status, 202);
+    assert_eq!(published, json!({"event_id": "evt-sig-1", "deliveries": 2}));
+    let got = rx.wait_for(None, 2, WAIT).await;
+
+    let mut lines = String::new();
+    for r in &got {
+        let (secret, version, sub_id) = if r.path == "/hook" {
+            (&new["signing_secret"], "2026-02-03", &new["id"])
+        } else {
+            (&old["signing_secret"], "2025-01-01", &old["id"])
+        };
+        let body = std::str::from_utf8(&r.body).unwrap();
+        // Byte-exact envelope in Linq's key order, data verbatim.
+        assert_eq!(
+            body,
+            format!(
+                r#"{{"api_version":"v3","webhook_version":"{version}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{trace}","partner_id":"{partner}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
+            )
+        );
+        assert_eq!(r.header("content-type"), "application/json");
+        assert!(r.header("user-agent").starts_with("hookline/"));
+        assert_eq!(r.header("webhook-id"), "evt-sig-1");
+        assert_eq!(r.header("x-webhook-event"), "message.received");
+        assert_eq!(
+            r.header("x-webhook-subscription-id"),
+            sub_id.as_str().unwrap()
+        );
+        let ts = r.header("webhook-timestamp");
+        assert_eq!(ts, r.header("x-webhook-timestamp"));
+        let ts: i64 = ts.parse().unwrap();
+        assert!((ts - chrono::Utc::now().timestamp()).abs() < 60);
+        // Our own check, against the signer's algorithm from CONTRACT.md §3...
+        let s = SigningSecret::parse(secret.as_str().unwrap()).unwrap();
+        assert_eq!(
+            r.header("webhook-signature"),
+            s.sign_standard("evt-sig-1", ts, &r.body)
+        );
+        assert_eq!(r.header("x-webhook-signature"), s.sign_legacy(ts, &r.body));
+        // ...and, below, an independent implementation.
+        let headers: serde_json::Map<String, Value> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap())))
+            .collect();
+        lines.push_str(&json!({"secret": secret, "headers": headers, "body": body}).to_string());
+        lines.push('\n');
+    }
+    assert!(got
+        .iter()
+        .any(|r| r.path == "/hook" && r.query.as_deref() == Some("version=2026-02-03&line=1")));
+
+    let mut child = tokio::process::Command::new(python::python())
+        .arg(python::script("verify_delivery.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "independent verification failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("ok evt-sig-1").count(), 2, "{stdout}");
+}
+
+async fn message_edited_goes_only_to_2026_02_03_subscriptions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (partner, key) = app.partner("acme").await;
+    subscribe(&app, &key, &rx.url("/new"), &["message.edited"], None).await;
+    subscribe(
+        &app,
+        &key,
+        &rx.url("/old?version=2025-01-01"),
+        &["message.edited"],
+        None,
+    )
+    .await;
+    let p = app.publish(event(&partner, "message.edited", None)).await;
+    assert_eq!(p["deliveries"], json!(1));
+    let got = rx.wait_for(None, 1, WAIT).await;
+    assert_eq!(got[0].path, "/new");
+    assert_eq!(settled(&app).await.succeeded, 1);
+}
+
+crate::per_backend!(
+    deliveries_carry_both_signatures_and_the_linq_envelope,
+    message_edited_goes_only_to_2026_02_03_subscriptions,
+);
