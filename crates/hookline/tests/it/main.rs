@@ -8,5 +8,6 @@ mod delivery;
 mod process;
 mod python;
 mod receiver;
+mod request_identity;
 mod sdk;
 mod secrets;
