@@ -126,10 +126,6 @@ pub fn new_api_key(partner_id: &str, name: Option<String>) -> (ApiKey, ApiKeyRec
     (key, record)
 }
 
-pub fn default_partner() -> Partner {
-    new_partner("default").expect("valid name")
-}
-
 #[utoipa::path(post, path = "/admin/v1/partners", tag = "Operator",
     request_body = CreatePartnerRequest,
     responses((status = 201, body = PartnerView), (status = 400, body = ErrorEnvelope),
