@@ -57,31 +57,9 @@ pub async fn serve(
     let store = open_store(&settings.store).await?;
     crate::secrets_at_rest::reconcile(&store, settings.secrets.keys.as_ref()).await?;
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings.secrets).await?;
-    let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
     let mut tasks = Tasks::default();
-
-    let dispatcher = if settings.server.role.delivers() {
-        // TASK SET: the PostgreSQL listener is spawned inside `watch_wakeups` and not joined
-        // yet; once the store hands back its task (or future), add it here:
-        // `tasks.spawn("postgres listener", ...)`, stopping on `cancel`.
-        store.watch_wakeups(wake.clone()).await?;
-        Some(
-            crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
-                .context("building the delivery client")?,
-        )
-    } else {
-        None
-    };
-    // TASK SET: `Publisher::spawn` starts its group-commit task itself and does not hand it
-    // back yet; once it does, add it here: `tasks.spawn("publisher", ...)`. It ends by itself
-    // when the last `Publisher` handle is dropped (the HTTP server's state, the dispatcher's),
-    // after committing what is queued, so it is joined after both without a signal of its own.
-    let publisher = Publisher::spawn(
-        store.clone(),
-        wake.clone(),
-        dispatcher.clone().map(|d| (d, settings.delivery.lease)),
-    );
+    let publisher = start_engine(&store, &settings, &cancel, &mut tasks).await?;
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
@@ -90,13 +68,6 @@ pub async fn serve(
         publisher,
         known_partners: Arc::default(),
     };
-    if let Some(d) = dispatcher {
-        let stop = cancel.clone();
-        tasks.spawn("dispatcher", async move {
-            d.run(stop).await;
-            Ok(())
-        });
-    }
     let addr = listener.local_addr()?;
     tasks.spawn(
         "http server",
@@ -121,6 +92,46 @@ pub async fn serve(
     let joined = tasks.join_all(join_backstop(&settings)).await;
     tracing::info!("hookline stopped");
     served.and(joined)
+}
+
+/// The delivery side of this process: the dispatcher (when the role delivers) and the
+/// Publisher, their tasks added to `tasks`. Returns the handle the API publishes through.
+async fn start_engine(
+    store: &DynStore,
+    settings: &Arc<Settings>,
+    cancel: &CancellationToken,
+    tasks: &mut Tasks,
+) -> anyhow::Result<Publisher> {
+    let wake = Arc::new(Notify::new());
+    let dispatcher = if settings.server.role.delivers() {
+        // TASK SET: the PostgreSQL listener is spawned inside `watch_wakeups` and not joined
+        // yet; once the store hands back its task (or future), add it here:
+        // `tasks.spawn("postgres listener", ...)`, stopping on `cancel`.
+        store.watch_wakeups(wake.clone()).await?;
+        Some(
+            crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
+                .context("building the delivery client")?,
+        )
+    } else {
+        None
+    };
+    // TASK SET: `Publisher::spawn` starts its group-commit task itself and does not hand it
+    // back yet; once it does, add it here: `tasks.spawn("publisher", ...)`. It ends by itself
+    // when the last `Publisher` handle is dropped (the HTTP server's state, the dispatcher's),
+    // after committing what is queued, so it is joined after both without a signal of its own.
+    let publisher = Publisher::spawn(
+        store.clone(),
+        wake,
+        dispatcher.clone().map(|d| (d, settings.delivery.lease)),
+    );
+    if let Some(d) = dispatcher {
+        let stop = cancel.clone();
+        tasks.spawn("dispatcher", async move {
+            d.run(stop).await;
+            Ok(())
+        });
+    }
+    Ok(publisher)
 }
 
 /// How long shutdown waits for every task. Each component bounds its own drain (the HTTP grace;
