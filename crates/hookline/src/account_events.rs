@@ -205,7 +205,7 @@ fn account_event(
         event_type: EventType::parse(name).expect("account event names are known event types"),
         phone_number: None,
         created_at: occurred_at.to_owned(),
-        trace_id: crate::error::new_trace_id(),
+        trace_id: hookline_core::TraceId::generate().into_string(),
         data: serde_json::to_string(&data).expect("account event data serialises"),
     }
 }

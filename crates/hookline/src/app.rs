@@ -1,11 +1,15 @@
-//! Wiring: shared state, the server entry point, and the background tasks of a process.
+//! Wiring: shared state, the server entry point, and the background tasks of a process. Every
+//! task `serve` starts is in its [`Tasks`] set, so shutdown waits for all of them in one place.
 
 use anyhow::Context;
 use hookline_core::ApiKeyHash;
+use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseUrl, ServerSettings, Settings, StoreSettings};
@@ -36,8 +40,10 @@ pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
     }
 }
 
-/// Runs hookline on an already-bound listener until `shutdown` resolves, then drains:
-/// the HTTP server stops accepting, the dispatcher stops claiming and finishes in-flight work.
+/// Runs hookline on an already-bound listener until `shutdown` resolves, then drains: the HTTP
+/// server stops accepting, the dispatcher stops claiming and finishes in-flight work, and every
+/// background task is awaited before this returns. A task that ends while serving is a fault:
+/// it is logged, the others are shut down, and `serve` returns the error.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
@@ -51,22 +57,9 @@ pub async fn serve(
     let store = open_store(&settings.store).await?;
     crate::secrets_at_rest::reconcile(&store, settings.secrets.keys.as_ref()).await?;
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings.secrets).await?;
-    let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
-    let dispatcher = if settings.server.role.delivers() {
-        store.watch_wakeups(wake.clone()).await?;
-        Some(
-            crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
-                .context("building the delivery client")?,
-        )
-    } else {
-        None
-    };
-    let publisher = Publisher::spawn(
-        store.clone(),
-        wake.clone(),
-        dispatcher.clone().map(|d| (d, settings.delivery.lease)),
-    );
+    let mut tasks = Tasks::default();
+    let publisher = start_engine(&store, &settings, &cancel, &mut tasks).await?;
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
@@ -75,32 +68,207 @@ pub async fn serve(
         publisher,
         known_partners: Arc::default(),
     };
-    let dispatcher = dispatcher.map(|d| tokio::spawn(d.run(cancel.clone())));
-
-    let app = crate::api::router(state);
     let addr = listener.local_addr()?;
+    tasks.spawn(
+        "http server",
+        http_server(
+            listener,
+            crate::api::router(state),
+            cancel.clone(),
+            settings.server.shutdown_grace,
+        ),
+    );
     tracing::info!(%addr, role = ?settings.server.role, "hookline listening");
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stop.cancel();
-    });
-    let server_stop = cancel.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { server_stop.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
-    // Graceful, but bounded: a client trickling a request body must not keep the process alive.
-    tokio::select! {
-        done = &mut server => done.context("HTTP server failed")?,
-        _ = async {
-            cancel.cancelled().await;
-            tokio::time::sleep(settings.server.shutdown_grace).await;
-        } => tracing::warn!("open HTTP connections did not finish within the grace period; closing them"),
-    }
-    if let Some(d) = dispatcher {
-        d.await.context("dispatcher panicked")?;
-    }
+
+    let served = tokio::select! {
+        () = shutdown => Ok(()),
+        (name, result) = tasks.first_to_end() => {
+            let error = result.err().unwrap_or_else(|| anyhow::anyhow!("it returned"));
+            tracing::error!(task = name, error = ?error, "a task ended while serving; shutting down");
+            Err(error.context(format!("{name} ended while serving")))
+        }
+    };
+    cancel.cancel();
+    let joined = tasks.join_all(join_backstop(&settings)).await;
     tracing::info!("hookline stopped");
-    Ok(())
+    served.and(joined)
+}
+
+/// The delivery side of this process: the dispatcher (when the role delivers) and the
+/// Publisher, their tasks added to `tasks`. Returns the handle the API publishes through.
+async fn start_engine(
+    store: &DynStore,
+    settings: &Arc<Settings>,
+    cancel: &CancellationToken,
+    tasks: &mut Tasks,
+) -> anyhow::Result<Publisher> {
+    let wake = Arc::new(Notify::new());
+    let dispatcher = if settings.server.role.delivers() {
+        // TASK SET: the PostgreSQL listener is spawned inside `watch_wakeups` and not joined
+        // yet; once the store hands back its task (or future), add it here:
+        // `tasks.spawn("postgres listener", ...)`, stopping on `cancel`.
+        store.watch_wakeups(wake.clone()).await?;
+        Some(
+            crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
+                .context("building the delivery client")?,
+        )
+    } else {
+        None
+    };
+    // TASK SET: `Publisher::spawn` starts its group-commit task itself and does not hand it
+    // back yet; once it does, add it here: `tasks.spawn("publisher", ...)`. It ends by itself
+    // when the last `Publisher` handle is dropped (the HTTP server's state, the dispatcher's),
+    // after committing what is queued, so it is joined after both without a signal of its own.
+    let publisher = Publisher::spawn(
+        store.clone(),
+        wake,
+        dispatcher.clone().map(|d| (d, settings.delivery.lease)),
+    );
+    if let Some(d) = dispatcher {
+        let stop = cancel.clone();
+        tasks.spawn("dispatcher", async move {
+            d.run(stop).await;
+            Ok(())
+        });
+    }
+    Ok(publisher)
+}
+
+/// How long shutdown waits for every task. Each component bounds its own drain (the HTTP grace;
+/// the dispatcher's grace for in-flight deliveries plus one delivery timeout for their
+/// outcomes), so this only catches a task that does not stop at all.
+fn join_backstop(settings: &Settings) -> Duration {
+    let delivery = settings.delivery.shutdown_grace + settings.delivery.timeout;
+    settings.server.shutdown_grace.max(delivery) + Duration::from_secs(5)
+}
+
+/// The HTTP server until `cancel`, then a graceful stop bounded by `grace`: a client trickling
+/// a request body must not keep the process alive.
+async fn http_server(
+    listener: TcpListener,
+    app: axum::Router,
+    cancel: CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let stop = cancel.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future();
+    tokio::select! {
+        done = server => done.context("HTTP server failed"),
+        () = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("open HTTP connections did not finish within the grace period; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// Every task a process starts, by name: the one place shutdown waits for them all.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<anyhow::Result<()>>,
+    names: HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Tasks {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        let id = self.set.spawn(task).id();
+        self.names.insert(id, name);
+    }
+
+    /// The first task to end, with how it ended; never resolves while all keep running.
+    async fn first_to_end(&mut self) -> (&'static str, anyhow::Result<()>) {
+        match self.set.join_next_with_id().await {
+            Some(ended) => self.name(ended),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every task until `backstop` has passed; a task that failed, panicked or is
+    /// still running then (it is aborted) is logged and makes the result an error.
+    async fn join_all(mut self, backstop: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + backstop;
+        let mut failed = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.set.join_next_with_id()).await {
+                Ok(None) => break,
+                Ok(Some(ended)) => {
+                    if let (name, Err(error)) = self.name(ended) {
+                        tracing::error!(task = name, error = ?error, "task failed during shutdown");
+                        failed.push(name);
+                    }
+                }
+                Err(_elapsed) => {
+                    let mut stuck: Vec<_> = self.names.values().copied().collect();
+                    stuck.sort_unstable();
+                    tracing::error!(tasks = ?stuck, ?backstop, "tasks did not stop; aborting them");
+                    self.set.abort_all();
+                    failed.extend(stuck);
+                    break;
+                }
+            }
+        }
+        match failed.as_slice() {
+            [] => Ok(()),
+            _ => Err(anyhow::anyhow!(
+                "shutdown: tasks that did not stop cleanly: {}",
+                failed.join(", ")
+            )),
+        }
+    }
+
+    /// Names a joined task and turns a panic or an abort into an error.
+    fn name(
+        &mut self,
+        ended: Result<(tokio::task::Id, anyhow::Result<()>), tokio::task::JoinError>,
+    ) -> (&'static str, anyhow::Result<()>) {
+        let (id, result) = match ended {
+            Ok((id, result)) => (id, result),
+            Err(e) => (e.id(), Err(anyhow::anyhow!("{e}"))),
+        };
+        (self.names.remove(&id).unwrap_or("unnamed task"), result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_ends_is_named_with_its_error() {
+        let mut tasks = Tasks::default();
+        tasks.spawn("forever", std::future::pending());
+        tasks.spawn("broken", async { Err(anyhow::anyhow!("boom")) });
+        let (name, result) = tasks.first_to_end().await;
+        assert_eq!(name, "broken");
+        assert_eq!(result.unwrap_err().to_string(), "boom");
+    }
+
+    #[tokio::test]
+    async fn join_all_reports_panics_and_aborts_tasks_that_do_not_stop() {
+        let mut tasks = Tasks::default();
+        tasks.spawn("clean", async { Ok(()) });
+        tasks.spawn("panics", async { panic!("on purpose") });
+        tasks.spawn("stuck", std::future::pending());
+        let error = tasks
+            .join_all(Duration::from_millis(50))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with("did not stop cleanly: panics, stuck"),
+            "{error}"
+        );
+
+        let mut tasks = Tasks::default();
+        tasks.spawn("clean", async { Ok(()) });
+        tasks.join_all(Duration::from_secs(5)).await.unwrap();
+    }
 }

@@ -1,13 +1,11 @@
 //! First start: with an empty store, create the `default` partner and one API key (and the
 //! admin token, unless the operator configured one), and print them once.
 
-use hookline_core::{ApiKey, ApiKeyHash};
+use hookline_core::partner::ADMIN_TOKEN_PREFIX;
+use hookline_core::{ApiKey, ApiKeyHash, ApiKeyRecord, Partner, Timestamp};
 
-use crate::api::admin::{default_partner, new_api_key};
 use crate::config::SecretSettings;
-use crate::store::DynStore;
-
-pub const ADMIN_TOKEN_PREFIX: &str = "hl_admin_";
+use crate::store::{self, DynStore};
 
 /// Returns the hash that operator requests are checked against.
 pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::Result<ApiKeyHash> {
@@ -26,13 +24,14 @@ pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::
     let generated = configured
         .is_none()
         .then(|| ApiKey::generate(ADMIN_TOKEN_PREFIX));
-    let partner = default_partner();
-    let (key, record) = new_api_key(&partner.id, Some("default".into()));
+    let now = Timestamp::now();
+    let partner = Partner::default_partner(now);
+    let (key, record) = ApiKeyRecord::issue(&partner.id, Some("default".into()), now);
     if let Err(e) = store
         .bootstrap(
             generated.as_ref().map(ApiKey::hash).as_ref(),
-            &partner,
-            &record,
+            &stored_partner(&partner),
+            &stored_key(&record),
         )
         .await
     {
@@ -71,4 +70,23 @@ pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::
     eprintln!("{banner}");
 
     Ok(configured.unwrap_or_else(|| generated.expect("generated when not configured").hash()))
+}
+
+// The store still takes its own row types; these go once it speaks hookline-core's.
+fn stored_partner(p: &Partner) -> store::Partner {
+    store::Partner {
+        id: p.id.to_string(),
+        name: p.name.clone(),
+        created_at: p.created_at.as_micros(),
+    }
+}
+
+fn stored_key(k: &ApiKeyRecord) -> store::ApiKeyRecord {
+    store::ApiKeyRecord {
+        id: k.id.to_string(),
+        partner_id: k.partner_id.to_string(),
+        name: k.name.clone(),
+        hash: k.hash.clone(),
+        created_at: k.created_at.as_micros(),
+    }
 }

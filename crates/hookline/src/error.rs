@@ -1,5 +1,7 @@
 //! The one place API errors become HTTP: Linq's envelope
-//! `{"success":false,"error":{"status","code","message","doc_url"},"trace_id"}`.
+//! `{"success":false,"error":{"status","code","message","doc_url"},"trace_id"}`. The
+//! `trace_id` is the request's (see [`crate::api::request_id`]), so a caller quoting it finds
+//! the request's log lines.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,10 +75,6 @@ impl ApiError {
     }
 }
 
-pub fn new_trace_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 fn doc_url(code: u32) -> String {
     format!(
         "https://docs.linqapp.com/error/codes/{}xxx/{code}/",
@@ -87,7 +85,7 @@ fn doc_url(code: u32) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let trace_id = new_trace_id();
+        let trace_id = crate::api::request_id::current_trace_id().into_string();
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%trace_id, error = ?cause, "request failed");
         }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use super::request_id::RequestIdentity;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
@@ -125,10 +126,6 @@ pub fn new_api_key(partner_id: &str, name: Option<String>) -> (ApiKey, ApiKeyRec
     (key, record)
 }
 
-pub fn default_partner() -> Partner {
-    new_partner("default").expect("valid name")
-}
-
 #[utoipa::path(post, path = "/admin/v1/partners", tag = "Operator",
     request_body = CreatePartnerRequest,
     responses((status = 201, body = PartnerView), (status = 400, body = ErrorEnvelope),
@@ -221,8 +218,15 @@ pub async fn revoke_api_key(
     }
 }
 
-/// Validates one event; `at` prefixes messages inside a batch (`events[3].`).
-fn validate_event(req: PublishRequest, at: &str, state: &AppState) -> ApiResult<NewEvent> {
+/// Validates one event; `at` prefixes messages inside a batch (`events[3].`). An event without
+/// a `trace_id` takes the publish request's, so the request, the event and its deliveries share
+/// one id.
+fn validate_event(
+    req: PublishRequest,
+    at: &str,
+    request: &RequestIdentity,
+    state: &AppState,
+) -> ApiResult<NewEvent> {
     let invalid = |msg: String| ApiError::InvalidParameter(format!("{at}{msg}"));
     let event_type = EventType::parse(&req.event_type).map_err(|e| {
         invalid(format!(
@@ -267,7 +271,7 @@ fn validate_event(req: PublishRequest, at: &str, state: &AppState) -> ApiResult<
         Some(c) => return Err(invalid(format!("created_at '{c}' is not an RFC 3339 time"))),
     };
     let trace_id = match req.trace_id {
-        None => crate::error::new_trace_id(),
+        None => request.trace_id.to_string(),
         Some(t) if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
             t.to_ascii_lowercase()
         }
@@ -334,9 +338,10 @@ fn result(p: Published) -> PublishResult {
 pub async fn publish(
     State(state): State<AppState>,
     _: AdminAuth,
+    request: RequestIdentity,
     ApiJson(req): ApiJson<PublishRequest>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
-    let event = validate_event(req, "", &state)?;
+    let event = validate_event(req, "", &request, &state)?;
     check_partners(&state, std::slice::from_ref(&event)).await?;
     let published = state.publisher.publish(vec![event]).await?;
     let first = published.into_iter().next().expect("one result per event");
@@ -356,6 +361,7 @@ pub async fn publish(
 pub async fn publish_batch(
     State(state): State<AppState>,
     _: AdminAuth,
+    request: RequestIdentity,
     ApiJson(req): ApiJson<PublishBatchRequest>,
 ) -> ApiResult<(StatusCode, Json<PublishBatchResult>)> {
     if req.events.is_empty() || req.events.len() > MAX_BATCH {
@@ -368,7 +374,7 @@ pub async fn publish_batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| validate_event(e, &format!("events[{i}]."), &state))
+        .map(|(i, e)| validate_event(e, &format!("events[{i}]."), &request, &state))
         .collect::<ApiResult<Vec<_>>>()?;
     check_partners(&state, &events).await?;
     let published = state.publisher.publish(events).await?;

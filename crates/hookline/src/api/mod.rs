@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod meta;
 pub mod partner;
+pub mod request_id;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -77,8 +78,10 @@ pub fn router(state: AppState) -> Router {
             .nest("/api/partner", partner)
             .merge(admin_routes());
     }
+    // Layered last so it wraps every route and both fallbacks: no answer leaves without an id.
     app.fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(request_id::identify))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ use hookline_core::{event_type, phone, SigningSecret, TargetUrl};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use super::request_id::RequestIdentity;
 use crate::account_events;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
@@ -194,11 +195,20 @@ fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<Strin
 }
 
 /// Publishes the account events of a committed change (see [`account_events`]). They report the
-/// change rather than make it, so a failure here is logged and the change still stands.
-async fn announce(state: &AppState, before: Option<&Subscription>, after: Option<&Subscription>) {
-    let events = account_events::for_change(before, after);
+/// change rather than make it, so a failure here is logged and the change still stands. They
+/// carry the trace id of the request that made the change.
+async fn announce(
+    state: &AppState,
+    request: &RequestIdentity,
+    before: Option<&Subscription>,
+    after: Option<&Subscription>,
+) {
+    let mut events = account_events::for_change(before, after);
     if events.is_empty() {
         return;
+    }
+    for event in &mut events {
+        event.trace_id = request.trace_id.to_string();
     }
     if let Err(e) = state.publisher.publish(events).await {
         tracing::error!(error = %e, "publishing webhook_subscription account events failed");
@@ -243,6 +253,7 @@ async fn load(state: &AppState, partner: &str, id: &str) -> ApiResult<Subscripti
 pub async fn create(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
+    request: RequestIdentity,
     ApiJson(req): ApiJson<CreateSubscriptionRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let target_url = parse_target(&req.target_url, &state)?;
@@ -275,7 +286,7 @@ pub async fn create(
         signing_secret: stored_secret,
     };
     state.store.insert_subscription(&new).await?;
-    announce(&state, None, Some(&new.subscription)).await;
+    announce(&state, &request, None, Some(&new.subscription)).await;
     let view = WebhookSubscription::from(&new.subscription);
     tracing::info!(subscription_id = %view.id, "subscription created");
     let body = CreatedWebhookSubscription {
@@ -331,6 +342,7 @@ pub async fn retrieve(
 pub async fn update(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
+    request: RequestIdentity,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateSubscriptionRequest>,
 ) -> ApiResult<Json<WebhookSubscription>> {
@@ -354,7 +366,7 @@ pub async fn update(
             .await?
         {
             UpdateResult::Updated => {
-                announce(&state, Some(&current), Some(&sub)).await;
+                announce(&state, &request, Some(&current), Some(&sub)).await;
                 return Ok(Json(WebhookSubscription::from(&sub)));
             }
             UpdateResult::Gone => return Err(not_found(&id)),
@@ -436,6 +448,7 @@ impl SubscriptionPatch {
 pub async fn delete(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
+    request: RequestIdentity,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let sub = load(&state, &partner, &id).await?;
@@ -446,7 +459,7 @@ pub async fn delete(
     {
         return Err(not_found(&id));
     }
-    announce(&state, Some(&sub), None).await;
+    announce(&state, &request, Some(&sub), None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

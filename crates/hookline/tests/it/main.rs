@@ -14,5 +14,6 @@ mod pg;
 mod process;
 mod python;
 mod receiver;
+mod request_identity;
 mod sdk;
 mod secrets;
