@@ -2,7 +2,6 @@
 //! task `serve` starts is in its [`Tasks`] set, so shutdown waits for all of them in one place.
 
 use anyhow::Context;
-use hookline_core::ApiKeyHash;
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -12,24 +11,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseUrl, ServerSettings, Settings, StoreSettings};
+use crate::api::AppState;
+use crate::config::{DatabaseUrl, Settings, StoreSettings};
 use crate::publish::Publisher;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{ServeLock as SqliteServeLock, SqliteStore};
 use crate::store::DynStore;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: DynStore,
-    pub settings: Arc<ServerSettings>,
-    /// Seals signing secrets as they are issued; `None` stores them as issued.
-    pub secret_keys: Option<hookline_core::Keyring>,
-    pub admin_hash: Arc<ApiKeyHash>,
-    pub publisher: Publisher,
-    /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
-    /// this takes a store read off every publish request.
-    pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
-}
 
 pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
     match &settings.database_url {

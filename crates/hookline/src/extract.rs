@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use hookline_core::{ApiKey, ApiKeyHash};
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::error::ApiError;
 
 /// JSON body with precise errors: the field path for wrong types, 1001 for missing fields,

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::request_id::RequestIdentity;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
 use crate::store::{ApiKeyRecord, NewEvent, Partner, Published};

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::error::{ApiError, ApiResult};
 
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

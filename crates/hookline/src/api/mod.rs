@@ -3,6 +3,9 @@
 pub mod admin;
 pub mod meta;
 pub mod partner;
+mod state;
+
+pub use state::AppState;
 pub mod request_id;
 
 use axum::extract::DefaultBodyLimit;
@@ -12,7 +15,6 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Batch publishes carry up to 1000 events of up to 256 KiB each; cap the request at 16 MiB.

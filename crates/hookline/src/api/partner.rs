@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::request_id::RequestIdentity;
 use crate::account_events;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, PartnerAuth};
 use crate::store::{NewSubscription, Subscription, UpdateResult};

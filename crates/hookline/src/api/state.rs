@@ -1,0 +1,22 @@
+//! What every handler can reach: the store, the publisher, the API's settings. Built by the app
+//! at start; defined here, in the API layer, because the handlers are what need it.
+
+use hookline_core::ApiKeyHash;
+use std::sync::Arc;
+
+use crate::config::ServerSettings;
+use crate::publish::Publisher;
+use crate::store::DynStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub settings: Arc<ServerSettings>,
+    /// Seals signing secrets as they are issued; `None` stores them as issued.
+    pub secret_keys: Option<hookline_core::Keyring>,
+    pub admin_hash: Arc<ApiKeyHash>,
+    pub publisher: Publisher,
+    /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
+    /// this takes a store read off every publish request.
+    pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+}
