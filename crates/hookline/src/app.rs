@@ -51,8 +51,9 @@ pub async fn serve(
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings).await?;
     let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
+    let mut wake_listener = None;
     let dispatcher = if settings.role.delivers() {
-        store.watch_wakeups(wake.clone()).await?;
+        wake_listener = store.watch_wakeups(wake.clone(), cancel.clone()).await?;
         Some(
             crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
                 .context("building the delivery client")?,
@@ -97,6 +98,9 @@ pub async fn serve(
     }
     if let Some(d) = dispatcher {
         d.await.context("dispatcher panicked")?;
+    }
+    if let Some(l) = wake_listener {
+        l.await.context("PostgreSQL listener panicked")?;
     }
     tracing::info!("hookline stopped");
     Ok(())

@@ -1,13 +1,11 @@
 //! First start: with an empty store, create the `default` partner and one API key (and the
 //! admin token, unless the operator configured one), and print them once.
 
-use hookline_core::{ApiKey, ApiKeyHash};
+use hookline_core::partner::ADMIN_TOKEN_PREFIX;
+use hookline_core::{ApiKey, ApiKeyHash, ApiKeyRecord, Partner, Timestamp};
 
-use crate::api::admin::{default_partner, new_api_key};
 use crate::config::Settings;
 use crate::store::DynStore;
-
-pub const ADMIN_TOKEN_PREFIX: &str = "hl_admin_";
 
 /// Returns the hash that operator requests are checked against.
 pub async fn ensure_admin(store: DynStore, settings: &Settings) -> anyhow::Result<ApiKeyHash> {
@@ -26,8 +24,9 @@ pub async fn ensure_admin(store: DynStore, settings: &Settings) -> anyhow::Resul
     let generated = configured
         .is_none()
         .then(|| ApiKey::generate(ADMIN_TOKEN_PREFIX));
-    let partner = default_partner();
-    let (key, record) = new_api_key(&partner.id, Some("default".into()));
+    let now = Timestamp::now();
+    let partner = Partner::default_partner(now);
+    let (key, record) = ApiKeyRecord::issue(&partner.id, Some("default".into()), now);
     if let Err(e) = store
         .bootstrap(
             generated.as_ref().map(ApiKey::hash).as_ref(),

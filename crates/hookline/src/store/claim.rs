@@ -9,6 +9,7 @@
 //! claim does not visit every active subscription either.
 
 use super::Capacity;
+use hookline_core::SubscriptionId;
 use std::collections::HashMap;
 
 /// A due delivery a claim may take.
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 pub struct Candidate {
     pub next_attempt_at: i64,
     pub id: i64,
-    pub subscription_id: String,
+    pub subscription_id: SubscriptionId,
 }
 
 impl From<(i64, i64, String)> for Candidate {
@@ -25,7 +26,7 @@ impl From<(i64, i64, String)> for Candidate {
         Candidate {
             next_attempt_at,
             id,
-            subscription_id,
+            subscription_id: SubscriptionId::from_stored(subscription_id),
         }
     }
 }
@@ -43,13 +44,13 @@ pub struct Choice {
 /// Oldest first, within each subscription's room, at most `limit`.
 pub fn choose(mut candidates: Vec<Candidate>, capacity: &Capacity<'_>, limit: usize) -> Choice {
     candidates.sort_unstable_by_key(|c| (c.next_attempt_at, c.id));
-    let mut taken: HashMap<&str, usize> = HashMap::new();
+    let mut taken: HashMap<&SubscriptionId, usize> = HashMap::new();
     let mut choice = Choice::default();
     for c in &candidates {
         if choice.ids.len() == limit {
             break;
         }
-        let n = taken.entry(c.subscription_id.as_str()).or_default();
+        let n = taken.entry(&c.subscription_id).or_default();
         if *n < capacity.room(&c.subscription_id) {
             *n += 1;
             choice.ids.push(c.id);
@@ -74,13 +75,13 @@ mod tests {
         Candidate {
             next_attempt_at,
             id,
-            subscription_id: sub.into(),
+            subscription_id: SubscriptionId::from_stored(sub),
         }
     }
 
     #[test]
     fn oldest_first_within_each_room_and_the_limit() {
-        let in_flight = HashMap::from([("a".to_owned(), 3)]);
+        let in_flight = HashMap::from([(SubscriptionId::from_stored("a"), 3)]);
         let capacity = Capacity {
             per_subscription_cap: 4,
             in_flight: &in_flight,

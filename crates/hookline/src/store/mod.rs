@@ -6,68 +6,48 @@
 pub mod claim;
 mod db_clock;
 pub mod postgres;
+pub mod publish_plan;
 mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use hookline_core::{ApiKeyHash, EventType, PhoneNumber, TargetUrl};
+use hookline_core::{
+    ApiKeyHash, ApiKeyId, DeliveryId, ErrorKind, EventId, EventTime, EventType, PartnerId,
+    PhoneNumber, RoutingHeader, SubscriptionId, Timestamp, TraceId,
+};
+use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use hookline_core::{ApiKeyRecord, Partner, Subscription};
+pub use publish_plan::{PlannedDelivery, PublishPlan};
 
 pub type DynStore = Arc<dyn Store>;
-
-#[derive(Debug, Clone)]
-pub struct Partner {
-    pub id: String,
-    pub name: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiKeyRecord {
-    pub id: String,
-    pub partner_id: String,
-    pub name: Option<String>,
-    pub hash: ApiKeyHash,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Subscription {
-    pub id: String,
-    pub partner_id: String,
-    pub target_url: TargetUrl,
-    pub subscribed_events: Vec<EventType>,
-    /// Empty means every line.
-    pub phone_numbers: Vec<PhoneNumber>,
-    pub is_active: bool,
-    pub routing_id_header: Option<String>,
-    pub routing_key_header: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
 
 /// The signing secret travels separately so listing code never holds it.
 pub struct NewSubscription {
     pub subscription: Subscription,
+    /// As stored: sealed when a secret key is configured, else the plain `whsec_` value.
     pub signing_secret: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub partner_id: String,
-    pub event_id: String,
+    pub partner_id: PartnerId,
+    pub event_id: EventId,
     pub event_type: EventType,
     pub phone_number: Option<PhoneNumber>,
-    /// RFC 3339, exactly as it goes into the envelope.
-    pub created_at: String,
-    pub trace_id: String,
+    /// The publisher's text, verbatim into the envelope.
+    pub created_at: EventTime,
+    pub trace_id: TraceId,
     /// The publisher's JSON object, verbatim.
     pub data: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
-    pub event_id: String,
+    pub event_id: EventId,
     pub deliveries: u32,
     /// The event id had been accepted before: nothing new was scheduled.
     pub duplicate: bool,
@@ -76,34 +56,31 @@ pub struct Published {
 /// A claimed delivery with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     /// The number of this attempt (1-based); fences the outcome write.
     pub attempt: u32,
-    pub subscription_id: String,
+    pub subscription_id: SubscriptionId,
+    /// As stored; the sender parses it once per subscription and caches the result.
     pub target_url: String,
+    /// As stored: possibly sealed (see `hookline_core::sealing`).
     pub signing_secret: String,
-    pub routing_id_header: Option<String>,
-    pub routing_key_header: Option<String>,
-    pub partner_id: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub created_at: String,
-    pub trace_id: String,
+    pub routing_id_header: Option<RoutingHeader>,
+    pub routing_key_header: Option<RoutingHeader>,
+    pub partner_id: PartnerId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub created_at: EventTime,
+    pub trace_id: TraceId,
     pub data: String,
-}
-
-/// Lets a publish hand new deliveries straight to this process's dispatcher.
-pub struct Claimer<'a> {
-    pub lease_until: i64,
-    /// Reserves a delivery slot for the subscription; false when the dispatcher has none free.
-    pub reserve: &'a mut (dyn FnMut(&str) -> bool + Send),
 }
 
 pub struct PublishBatch {
     /// One answer per event, in request order.
     pub published: Vec<Published>,
-    /// Deliveries committed leased to this process (attempt 1), to send now.
-    pub claimed: Vec<DueDelivery>,
+    /// Deliveries committed leased to this process (attempt 1), to send now, each with its index
+    /// in [`PublishPlan::deliveries`]. Planned deliveries marked for leasing but missing here
+    /// were not inserted (their event had been accepted before).
+    pub claimed: Vec<(usize, DueDelivery)>,
     /// Deliveries committed due now for any worker to claim.
     pub queued: usize,
 }
@@ -111,12 +88,12 @@ pub struct PublishBatch {
 /// How many more deliveries this worker may start per subscription.
 pub struct Capacity<'a> {
     pub per_subscription_cap: usize,
-    /// Deliveries this worker has in flight, by subscription id.
-    pub in_flight: &'a std::collections::HashMap<String, usize>,
+    /// Deliveries this worker has in flight, by subscription.
+    pub in_flight: &'a HashMap<SubscriptionId, usize>,
 }
 
 impl Capacity<'_> {
-    pub fn room(&self, subscription_id: &str) -> usize {
+    pub fn room(&self, subscription_id: &SubscriptionId) -> usize {
         let busy = self.in_flight.get(subscription_id).copied().unwrap_or(0);
         self.per_subscription_cap.saturating_sub(busy)
     }
@@ -150,20 +127,20 @@ impl Claimed {
 }
 
 pub struct ClaimRequest<'a> {
-    pub now: i64,
-    pub lease_until: i64,
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
     pub limit: u32,
     pub capacity: Capacity<'a>,
 }
 
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub attempt: u32,
-    pub started_at: i64,
+    pub started_at: Timestamp,
     pub duration_ms: i64,
     pub status_code: Option<u16>,
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<ErrorKind>,
     pub error_message: Option<String>,
     pub response_body: Option<String>,
 }
@@ -171,7 +148,7 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextState {
     Succeeded,
-    RetryAt(i64),
+    RetryAt(Timestamp),
     Failed,
 }
 
@@ -189,18 +166,19 @@ pub struct Outcome {
 /// points at the target that answered.
 #[derive(Debug, Clone)]
 pub struct Deactivation {
-    pub partner_id: String,
-    pub subscription_id: String,
+    pub partner_id: PartnerId,
+    pub subscription_id: SubscriptionId,
+    /// As stored (see [`DueDelivery::target_url`]).
     pub target_url: String,
 }
 
 /// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.
 #[derive(Debug, Clone)]
 pub struct LearnedRoutingToken {
-    pub subscription_id: String,
+    pub subscription_id: SubscriptionId,
     /// The `routing_key_header` the token came back in; stored only while the subscription
     /// still uses that header (clearing or renaming it drops the tokens).
-    pub header: String,
+    pub header: RoutingHeader,
     pub chat_id: String,
     pub token: String,
 }
@@ -226,7 +204,7 @@ pub struct DeliveryCounts {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("target_url is already used by subscription {existing_id}")]
-    DuplicateTargetUrl { existing_id: String },
+    DuplicateTargetUrl { existing_id: SubscriptionId },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -243,10 +221,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Wakes `wake` when another process commits deliveries (PostgreSQL `LISTEN`).
-    /// A single-process store has nothing to watch.
-    async fn watch_wakeups(&self, _wake: Arc<tokio::sync::Notify>) -> StoreResult<()> {
-        Ok(())
+    /// Wakes `wake` when another process commits deliveries (PostgreSQL `LISTEN`), until
+    /// `cancel`; the caller owns the returned listener task and joins it at shutdown. A
+    /// single-process store has nothing to watch and returns `None`.
+    async fn watch_wakeups(
+        &self,
+        _wake: Arc<tokio::sync::Notify>,
+        _cancel: CancellationToken,
+    ) -> StoreResult<Option<JoinHandle<()>>> {
+        Ok(None)
     }
 
     // Operator state.
@@ -263,19 +246,24 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_partner(&self, partner: &Partner) -> StoreResult<()>;
     async fn list_partners(&self) -> StoreResult<Vec<Partner>>;
-    async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool>;
+    async fn partner_exists(&self, partner_id: &PartnerId) -> StoreResult<bool>;
     async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
     /// False when the key does not exist for that partner (or was already revoked).
-    async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool>;
-    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>>;
+    async fn revoke_api_key(
+        &self,
+        partner_id: &PartnerId,
+        key_id: &ApiKeyId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<PartnerId>>;
 
     // Subscriptions, always scoped to a partner.
     async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()>;
-    async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>>;
+    async fn list_subscriptions(&self, partner_id: &PartnerId) -> StoreResult<Vec<Subscription>>;
     async fn get_subscription(
         &self,
-        partner_id: &str,
-        id: &str,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
     ) -> StoreResult<Option<Subscription>>;
     /// Writes `sub` if the stored row still has `read_updated_at` (a compare-and-set, so two
     /// concurrent partial updates cannot undo each other). `forget_routing_tokens` drops the
@@ -283,26 +271,47 @@ pub trait Store: Send + Sync + 'static {
     async fn update_subscription(
         &self,
         sub: &Subscription,
-        read_updated_at: i64,
+        read_updated_at: Timestamp,
         forget_routing_tokens: bool,
     ) -> StoreResult<UpdateResult>;
-    async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool>;
+    async fn delete_subscription(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Every subscription's stored signing secret, deleted ones included: `(id, stored value)`.
-    async fn signing_secrets(&self) -> StoreResult<Vec<(String, String)>>;
+    async fn signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>>;
     /// Replaces a stored signing secret if it still is `old`; false when it changed meanwhile.
-    async fn replace_signing_secret(&self, id: &str, old: &str, new: &str) -> StoreResult<bool>;
+    async fn replace_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
 
     // The delivery queue.
-    /// Commits every event and one delivery per matching subscription in one transaction.
-    /// Events whose id the partner used before are answered from the first acceptance.
-    /// With a `claimer`, each new delivery the claimer reserves is committed already leased to
-    /// this process and returned ready to send: the common path skips the claim round trip.
-    async fn publish(
+    /// Step one of a publish: fans `events` out over their partners' active subscriptions
+    /// ([`Subscription::matches`]); an event repeated within the batch is planned once. Nothing
+    /// is written. The caller may then [`lease`](PublishPlan::lease) planned deliveries to
+    /// itself before [`commit_publish`](Self::commit_publish).
+    async fn plan_publish(&self, events: Vec<NewEvent>) -> StoreResult<PublishPlan>;
+    /// Step two: commits every event and its planned deliveries in one transaction. Events whose
+    /// id the partner used before are answered from the first acceptance and get no deliveries.
+    /// With `lease_until`, the deliveries marked in the plan are committed already leased to
+    /// this process and returned ready to send (the common path skips the claim round trip);
+    /// without it the marks are ignored.
+    async fn commit_publish(
         &self,
-        events: &[NewEvent],
-        now: i64,
-        claimer: Option<&mut Claimer<'_>>,
+        plan: PublishPlan,
+        now: Timestamp,
+        lease_until: Option<Timestamp>,
     ) -> StoreResult<PublishBatch>;
+    /// Plans and commits with nothing leased: every delivery waits for a claim.
+    async fn publish(&self, events: Vec<NewEvent>, now: Timestamp) -> StoreResult<PublishBatch> {
+        let plan = self.plan_publish(events).await?;
+        self.commit_publish(plan, now, None).await
+    }
     /// Leases due deliveries (oldest first) until `lease_until`, at most `limit` in all and no
     /// more per subscription than its room (see [`claim`]); the cost does not grow with the
     /// backlog.
@@ -314,23 +323,23 @@ pub trait Store: Send + Sync + 'static {
     async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
-        now: i64,
+        now: Timestamp,
     ) -> StoreResult<Vec<Deactivation>>;
     /// The earliest `next_attempt_at` after `after` among pending deliveries, to sleep until
     /// then. Work due already is the claim's: after a claim that did not fill its batch, what is
     /// still due belongs to full subscriptions, which wait for a freed slot instead.
-    async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>>;
+    async fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
     /// The routing token last learned for this subscription and chat.
     async fn routing_token(
         &self,
-        subscription_id: &str,
+        subscription_id: &SubscriptionId,
         chat_id: &str,
     ) -> StoreResult<Option<String>>;
     async fn attempts_for_event(
         &self,
-        partner_id: &str,
-        event_id: &str,
+        partner_id: &PartnerId,
+        event_id: &EventId,
     ) -> StoreResult<Vec<AttemptRecord>>;
 }
 

@@ -4,6 +4,7 @@
 
 use super::claim::{self, Candidate};
 use super::db_clock::DbClock;
+use super::publish_plan::{due_at, Acceptance, DeliveryRow, PublishPlan, Targets};
 use super::rows::{self, *};
 use super::*;
 use anyhow::Context;
@@ -113,16 +114,18 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl PostgresStore {
     /// After a unique violation the transaction is aborted, so the owner is looked up outside it.
-    async fn duplicate_url(&self, partner_id: &str, url: &str) -> StoreError {
+    async fn duplicate_url(&self, partner_id: &PartnerId, url: &str) -> StoreError {
         let existing: Result<String, sqlx::Error> = sqlx::query_scalar(
             "SELECT id FROM subscriptions WHERE partner_id = $1 AND target_url = $2 AND deleted_at IS NULL",
         )
-        .bind(partner_id)
+        .bind(partner_id.as_str())
         .bind(url)
         .fetch_one(&self.pool)
         .await;
         match existing {
-            Ok(existing_id) => StoreError::DuplicateTargetUrl { existing_id },
+            Ok(existing_id) => StoreError::DuplicateTargetUrl {
+                existing_id: SubscriptionId::from_stored(existing_id),
+            },
             Err(e) => e.into(),
         }
     }
@@ -135,24 +138,34 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn watch_wakeups(&self, wake: Arc<Notify>) -> StoreResult<()> {
+    async fn watch_wakeups(
+        &self,
+        wake: Arc<Notify>,
+        cancel: CancellationToken,
+    ) -> StoreResult<Option<JoinHandle<()>>> {
         let mut listener = PgListener::connect(&self.url).await?;
         listener.listen(WAKE_CHANNEL).await?;
-        tokio::spawn(async move {
+        Ok(Some(tokio::spawn(async move {
             loop {
                 // `recv` reconnects by itself after a lost connection; wake anyway, since
                 // notifications sent while disconnected are lost and polling must catch up.
-                match listener.recv().await {
+                let received = tokio::select! {
+                    r = listener.recv() => r,
+                    _ = cancel.cancelled() => return,
+                };
+                match received {
                     Ok(_) => wake.notify_one(),
                     Err(e) => {
                         tracing::warn!(error = %e, "PostgreSQL listener error; reconnecting");
                         wake.notify_one();
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = cancel.cancelled() => return,
+                        }
                     }
                 }
             }
-        });
-        Ok(())
+        })))
     }
 
     async fn admin_token_hash(&self) -> StoreResult<Option<ApiKeyHash>> {
@@ -220,10 +233,10 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().map(Partner::from).collect())
     }
 
-    async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool> {
+    async fn partner_exists(&self, partner_id: &PartnerId) -> StoreResult<bool> {
         Ok(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)")
-                .bind(partner_id)
+                .bind(partner_id.as_str())
                 .fetch_one(&self.pool)
                 .await?,
         )
@@ -236,25 +249,31 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
+    async fn revoke_api_key(
+        &self,
+        partner_id: &PartnerId,
+        key_id: &ApiKeyId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND partner_id = $3 AND revoked_at IS NULL",
         )
-        .bind(now)
-        .bind(key_id)
-        .bind(partner_id)
+        .bind(now.as_micros())
+        .bind(key_id.as_str())
+        .bind(partner_id.as_str())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
+    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<PartnerId>> {
+        let id: Option<String> = sqlx::query_scalar(
             "SELECT partner_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash.as_bytes())
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(id.map(PartnerId::from_stored))
     }
 
     async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
@@ -264,17 +283,17 @@ impl Store for PostgresStore {
              is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
-        .bind(&s.id)
-        .bind(&s.partner_id)
+        .bind(s.id.as_str())
+        .bind(s.partner_id.as_str())
         .bind(s.target_url.as_str())
         .bind(events_column(s))
         .bind(phones_column(&s.phone_numbers))
         .bind(s.is_active)
         .bind(&new.signing_secret)
-        .bind(&s.routing_id_header)
-        .bind(&s.routing_key_header)
-        .bind(s.created_at)
-        .bind(s.updated_at)
+        .bind(header_column(&s.routing_id_header))
+        .bind(header_column(&s.routing_key_header))
+        .bind(s.created_at.as_micros())
+        .bind(s.updated_at.as_micros())
         .execute(&self.pool)
         .await;
         match res {
@@ -286,12 +305,12 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
+    async fn list_subscriptions(&self, partner_id: &PartnerId) -> StoreResult<Vec<Subscription>> {
         let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
              WHERE partner_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
         ))
-        .bind(partner_id)
+        .bind(partner_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows::subscriptions(rows)?)
@@ -299,15 +318,15 @@ impl Store for PostgresStore {
 
     async fn get_subscription(
         &self,
-        partner_id: &str,
-        id: &str,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
     ) -> StoreResult<Option<Subscription>> {
         let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
              WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL"
         ))
-        .bind(partner_id)
-        .bind(id)
+        .bind(partner_id.as_str())
+        .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(SubscriptionRow::into_domain).transpose()?)
@@ -316,7 +335,7 @@ impl Store for PostgresStore {
     async fn update_subscription(
         &self,
         s: &Subscription,
-        read_updated_at: i64,
+        read_updated_at: Timestamp,
         forget_routing_tokens: bool,
     ) -> StoreResult<UpdateResult> {
         let mut tx = self.pool.begin().await?;
@@ -329,12 +348,12 @@ impl Store for PostgresStore {
         .bind(events_column(s))
         .bind(phones_column(&s.phone_numbers))
         .bind(s.is_active)
-        .bind(&s.routing_id_header)
-        .bind(&s.routing_key_header)
-        .bind(s.updated_at)
-        .bind(&s.partner_id)
-        .bind(&s.id)
-        .bind(read_updated_at)
+        .bind(header_column(&s.routing_id_header))
+        .bind(header_column(&s.routing_key_header))
+        .bind(s.updated_at.as_micros())
+        .bind(s.partner_id.as_str())
+        .bind(s.id.as_str())
+        .bind(read_updated_at.as_micros())
         .execute(&mut *tx)
         .await;
         let updated = match res {
@@ -352,8 +371,8 @@ impl Store for PostgresStore {
                 "SELECT EXISTS (SELECT 1 FROM subscriptions \
                  WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL)",
             )
-            .bind(&s.partner_id)
-            .bind(&s.id)
+            .bind(s.partner_id.as_str())
+            .bind(s.id.as_str())
             .fetch_one(&mut *tx)
             .await?;
             return Ok(if live {
@@ -364,7 +383,7 @@ impl Store for PostgresStore {
         }
         if forget_routing_tokens {
             sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = $1")
-                .bind(&s.id)
+                .bind(s.id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -372,21 +391,26 @@ impl Store for PostgresStore {
         Ok(UpdateResult::Updated)
     }
 
-    async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
+    async fn delete_subscription(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE subscriptions SET deleted_at = $1, is_active = FALSE, updated_at = $1 \
              WHERE partner_id = $2 AND id = $3 AND deleted_at IS NULL",
         )
-        .bind(now)
-        .bind(partner_id)
-        .bind(id)
+        .bind(now.as_micros())
+        .bind(partner_id.as_str())
+        .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
         let deleted = done.rows_affected() == 1;
         if deleted {
             sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = $1")
-                .bind(id)
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -394,140 +418,82 @@ impl Store for PostgresStore {
         Ok(deleted)
     }
 
-    async fn signing_secrets(&self) -> StoreResult<Vec<(String, String)>> {
-        Ok(
+    async fn signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>> {
+        let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT id, signing_secret FROM subscriptions ORDER BY id")
                 .fetch_all(&self.pool)
-                .await?,
-        )
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, secret)| (SubscriptionId::from_stored(id), secret))
+            .collect())
     }
 
-    async fn replace_signing_secret(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+    async fn replace_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE subscriptions SET signing_secret = $1 WHERE id = $2 AND signing_secret = $3",
         )
         .bind(new)
-        .bind(id)
+        .bind(id.as_str())
         .bind(old)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn publish(
-        &self,
-        events: &[NewEvent],
-        now: i64,
-        claimer: Option<&mut Claimer<'_>>,
-    ) -> StoreResult<PublishBatch> {
-        // Due times and leases are on the database's clock (see `DbClock`).
-        let shift = self.clock.offset(&self.pool).await?;
-        let now = now + shift;
-        // A fixed number of statements per batch: each is a network round trip.
-        let mut tx = self.pool.begin().await?;
-        let mut subs: HashMap<String, Vec<Target>> = HashMap::new();
-        for e in events {
-            if subs.contains_key(&e.partner_id) {
-                continue;
-            }
+    async fn plan_publish(&self, events: Vec<NewEvent>) -> StoreResult<PublishPlan> {
+        // Read outside the commit's transaction: under READ COMMITTED a read inside it would see
+        // no more than this one, and a subscription changed in between is caught at claim time.
+        let mut subs: HashMap<PartnerId, Targets> = HashMap::new();
+        for p in PublishPlan::partners(&events) {
             let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
                 "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
                  WHERE partner_id = $1 AND deleted_at IS NULL AND is_active"
             ))
-            .bind(&e.partner_id)
-            .fetch_all(&mut *tx)
+            .bind(p.as_str())
+            .fetch_all(&self.pool)
             .await?;
-            subs.insert(e.partner_id.clone(), rows::targets(rows)?);
+            subs.insert(p, rows::targets(rows)?);
         }
-        let targets = fan_out(events, &subs);
-        // Rows go in (partner_id, event_id) order: two nodes inserting overlapping ids then wait
-        // on each other in the same order instead of deadlocking.
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by(|a, b| {
-            (&events[*a].partner_id, &events[*a].event_id)
-                .cmp(&(&events[*b].partner_id, &events[*b].event_id))
-        });
-        let column =
-            |f: fn(&NewEvent) -> &str| order.iter().map(|i| f(&events[*i])).collect::<Vec<&str>>();
-        let phones: Vec<Option<&str>> = order
-            .iter()
-            .map(|i| events[*i].phone_number.as_ref().map(|p| p.as_str()))
-            .collect();
-        let counts: Vec<i64> = order.iter().map(|i| targets[*i].len() as i64).collect();
-        // ON CONFLICT makes concurrent publishes of one event_id on two nodes create one event:
-        // the second waits on the unique index, then skips the row the first committed.
-        let inserted: Vec<(i64, String, String)> = sqlx::query_as(
-            "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-             trace_id, data, deliveries, accepted_at) \
-             SELECT u.*, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                                       $6::text[], $7::text[], $8::bigint[]) AS u \
-             ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq, partner_id, event_id",
-        )
-        .bind(column(|e| &e.partner_id))
-        .bind(column(|e| &e.event_id))
-        .bind(column(|e| e.event_type.as_str()))
-        .bind(&phones)
-        .bind(column(|e| &e.created_at))
-        .bind(column(|e| &e.trace_id))
-        .bind(column(|e| &e.data))
-        .bind(&counts)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let inserted: HashMap<EventKey, i64> = inserted
-            .into_iter()
-            .map(|(seq, p, e)| ((p, e), seq))
-            .collect();
-        let mut prior: HashMap<EventKey, i64> = HashMap::new();
-        if inserted.len() < events.len() {
-            let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT partner_id, event_id, deliveries FROM events \
-                 WHERE (partner_id, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
-            )
-            .bind(column(|e| &e.partner_id))
-            .bind(column(|e| &e.event_id))
-            .fetch_all(&mut *tx)
-            .await?;
-            prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
-        }
-        let lease_until = claimer.as_ref().map_or(now, |c| c.lease_until + shift);
-        let settled = settle_publish(events, &targets, &inserted, &prior, claimer);
-        let mut claimed = Vec::new();
-        if !settled.deliveries.is_empty() {
-            let d = &settled.deliveries;
-            let ids: Vec<(i64, i64, String)> = sqlx::query_as(
-                "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
-                 next_attempt_at, created_at, updated_at) \
-                 SELECT u.seq, u.sub, 'pending', u.attempts, u.due, $5, $5 \
-                 FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS u(seq, sub, attempts, due) \
-                 RETURNING id, event_seq, subscription_id",
-            )
-            .bind(d.iter().map(|d| d.seq).collect::<Vec<_>>())
-            .bind(d.iter().map(|d| d.target.subscription.id.as_str()).collect::<Vec<_>>())
-            .bind(d.iter().map(|d| i64::from(d.claimed)).collect::<Vec<_>>())
-            .bind(d.iter().map(|d| if d.claimed { lease_until } else { now }).collect::<Vec<_>>())
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            claimed = claimed_deliveries(ids, d);
-            if claimed.len() < d.len() {
-                sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(WAKE_CHANNEL)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        Ok(PublishPlan::new(events, &subs))
+    }
+
+    async fn commit_publish(
+        &self,
+        plan: PublishPlan,
+        now: Timestamp,
+        lease_until: Option<Timestamp>,
+    ) -> StoreResult<PublishBatch> {
+        // Due times and leases are on the database's clock (see `DbClock`).
+        let shift = self.clock.offset(&self.pool).await?;
+        let on_db = |t: Timestamp| Timestamp::from_micros(t.as_micros() + shift);
+        let (now, lease_until) = (on_db(now), lease_until.map(on_db));
+        // A fixed number of statements per batch: each is a network round trip.
+        let mut tx = self.pool.begin().await?;
+        let accepted = insert_events(&mut tx, &plan, now).await?;
+        let rows = plan.rows(&accepted, lease_until.is_some());
+        let ids = insert_deliveries(&mut tx, &plan, &rows, now, lease_until).await?;
+        if rows.iter().any(|r| !r.leased) {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKE_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
-        Ok(PublishBatch {
-            queued: settled.deliveries.len() - claimed.len(),
-            published: settled.published,
-            claimed,
-        })
+        Ok(plan.finish(&accepted, &rows, &ids))
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
         let shift = self.clock.offset(&self.pool).await?;
-        let (now, lease_until) = (req.now + shift, req.lease_until + shift);
+        let (now, lease_until) = (
+            req.now.as_micros() + shift,
+            req.lease_until.as_micros() + shift,
+        );
         let limit = req.limit as usize;
         let mut tx = self.pool.begin().await?;
         // Candidates are read without locks (a full subscription's rows at the head would be
@@ -606,7 +572,7 @@ impl Store for PostgresStore {
         .await?;
         let more_due = rows.len() == limit || lost_to_other_nodes;
         let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
-        let dead: Vec<i64> = dead.iter().map(DueRow::id).collect();
+        let dead: Vec<i64> = dead.iter().map(|d| d.id).collect();
         if !dead.is_empty() {
             sqlx::query(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = $1 WHERE id = ANY($2)",
@@ -619,7 +585,7 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(Claimed {
             more_due: more_due || !dead.is_empty(),
-            deliveries: live.into_iter().map(DueDelivery::from).collect(),
+            deliveries: rows::due_deliveries(live)?,
             held_back,
         })
     }
@@ -627,11 +593,11 @@ impl Store for PostgresStore {
     async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
-        now: i64,
+        now: Timestamp,
     ) -> StoreResult<Vec<Deactivation>> {
         let shift = self.clock.offset(&self.pool).await?;
         // Subscription rows keep the API's clock (the node's), deliveries the database's.
-        let (node_now, now) = (now, now + shift);
+        let (node_now, now) = (now.as_micros(), now.as_micros() + shift);
         let mut tx = self.pool.begin().await?;
         let rows: Vec<_> = outcomes.iter().map(outcome_row).collect();
         // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
@@ -669,16 +635,24 @@ impl Store for PostgresStore {
                                       $5::bigint[], $6::text[], $7::text[], $8::text[]) \
                  ON CONFLICT DO NOTHING",
             )
-            .bind(kept.iter().map(|a| a.delivery_id).collect::<Vec<_>>())
+            .bind(kept.iter().map(|a| a.delivery_id.get()).collect::<Vec<_>>())
             .bind(kept.iter().map(|a| a.attempt as i64).collect::<Vec<_>>())
-            .bind(kept.iter().map(|a| a.started_at).collect::<Vec<_>>())
+            .bind(
+                kept.iter()
+                    .map(|a| a.started_at.as_micros())
+                    .collect::<Vec<_>>(),
+            )
             .bind(kept.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
             .bind(
                 kept.iter()
                     .map(|a| a.status_code.map(i64::from))
                     .collect::<Vec<_>>(),
             )
-            .bind(kept.iter().map(|a| a.error_kind).collect::<Vec<_>>())
+            .bind(
+                kept.iter()
+                    .map(|a| a.error_kind.map(ErrorKind::as_str))
+                    .collect::<Vec<_>>(),
+            )
             .bind(
                 kept.iter()
                     .map(|a| a.error_message.as_deref())
@@ -707,11 +681,11 @@ impl Store for PostgresStore {
                      ON CONFLICT (subscription_id, chat_id) \
                      DO UPDATE SET token = EXCLUDED.token, updated_at = EXCLUDED.updated_at",
                 )
-                .bind(&t.subscription_id)
+                .bind(t.subscription_id.as_str())
                 .bind(&t.chat_id)
                 .bind(&t.token)
                 .bind(now)
-                .bind(&t.header)
+                .bind(t.header.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -721,7 +695,7 @@ impl Store for PostgresStore {
                      WHERE id = $2 AND target_url = $3 AND is_active AND deleted_at IS NULL",
                 )
                 .bind(node_now)
-                .bind(&d.subscription_id)
+                .bind(d.subscription_id.as_str())
                 .bind(&d.target_url)
                 .execute(&mut *tx)
                 .await?;
@@ -734,27 +708,27 @@ impl Store for PostgresStore {
         Ok(deactivated)
     }
 
-    async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>> {
+    async fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>> {
         let shift = self.clock.offset(&self.pool).await?;
         let first_due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM deliveries \
              WHERE state = 'pending' AND next_attempt_at > $1",
         )
-        .bind(after + shift)
+        .bind(after.as_micros() + shift)
         .fetch_one(&self.pool)
         .await?;
-        Ok(first_due.map(|at| at - shift))
+        Ok(first_due.map(|at| Timestamp::from_micros(at - shift)))
     }
 
     async fn routing_token(
         &self,
-        subscription_id: &str,
+        subscription_id: &SubscriptionId,
         chat_id: &str,
     ) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
             "SELECT token FROM routing_tokens WHERE subscription_id = $1 AND chat_id = $2",
         )
-        .bind(subscription_id)
+        .bind(subscription_id.as_str())
         .bind(chat_id)
         .fetch_optional(&self.pool)
         .await?)
@@ -770,8 +744,8 @@ impl Store for PostgresStore {
 
     async fn attempts_for_event(
         &self,
-        partner_id: &str,
-        event_id: &str,
+        partner_id: &PartnerId,
+        event_id: &EventId,
     ) -> StoreResult<Vec<AttemptRecord>> {
         let rows: Vec<AttemptRow> = sqlx::query_as(&format!(
             "SELECT {ATTEMPT_COLUMNS} \
@@ -779,8 +753,8 @@ impl Store for PostgresStore {
                   JOIN events e ON e.seq = d.event_seq \
              WHERE e.partner_id = $1 AND e.event_id = $2 ORDER BY a.delivery_id, a.attempt"
         ))
-        .bind(partner_id)
-        .bind(event_id)
+        .bind(partner_id.as_str())
+        .bind(event_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(AttemptRecord::from).collect())
@@ -789,9 +763,9 @@ impl Store for PostgresStore {
 
 async fn insert_partner(tx: &mut Transaction<'_, Postgres>, p: &Partner) -> StoreResult<()> {
     sqlx::query("INSERT INTO partners (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(&p.id)
+        .bind(p.id.as_str())
         .bind(&p.name)
-        .bind(p.created_at)
+        .bind(p.created_at.as_micros())
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -801,12 +775,127 @@ async fn insert_api_key(tx: &mut Transaction<'_, Postgres>, k: &ApiKeyRecord) ->
     sqlx::query(
         "INSERT INTO api_keys (id, partner_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(&k.id)
-    .bind(&k.partner_id)
+    .bind(k.id.as_str())
+    .bind(k.partner_id.as_str())
     .bind(&k.name)
     .bind(k.hash.as_bytes())
-    .bind(k.created_at)
+    .bind(k.created_at.as_micros())
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+type EventKey = (String, String);
+
+/// Inserts the plan's new events; for each event in the batch, what the insert found.
+async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &PublishPlan,
+    now: Timestamp,
+) -> StoreResult<Vec<Option<Acceptance>>> {
+    // Rows go in (partner_id, event_id) order: two nodes inserting overlapping ids then wait
+    // on each other in the same order instead of deadlocking.
+    let mut new: Vec<(usize, &NewEvent, i64)> = plan.new_events().collect();
+    new.sort_by(|a, b| (&a.1.partner_id, &a.1.event_id).cmp(&(&b.1.partner_id, &b.1.event_id)));
+    let column = |f: fn(&NewEvent) -> &str| new.iter().map(|n| f(n.1)).collect::<Vec<&str>>();
+    let phones: Vec<Option<&str>> = new
+        .iter()
+        .map(|n| n.1.phone_number.as_ref().map(|p| p.as_str()))
+        .collect();
+    let counts: Vec<i64> = new.iter().map(|n| n.2).collect();
+    // ON CONFLICT makes concurrent publishes of one event_id on two nodes create one event:
+    // the second waits on the unique index, then skips the row the first committed.
+    let inserted: Vec<(i64, String, String)> = sqlx::query_as(
+        "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+         trace_id, data, deliveries, accepted_at) \
+         SELECT u.*, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                   $6::text[], $7::text[], $8::bigint[]) AS u \
+         ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq, partner_id, event_id",
+    )
+    .bind(column(|e| e.partner_id.as_str()))
+    .bind(column(|e| e.event_id.as_str()))
+    .bind(column(|e| e.event_type.as_str()))
+    .bind(&phones)
+    .bind(column(|e| e.created_at.as_str()))
+    .bind(column(|e| e.trace_id.as_str()))
+    .bind(column(|e| &e.data))
+    .bind(&counts)
+    .bind(now.as_micros())
+    .fetch_all(&mut **tx)
+    .await?;
+    let all_new = inserted.len() == new.len();
+    let inserted: HashMap<EventKey, i64> = inserted
+        .into_iter()
+        .map(|(seq, p, e)| ((p, e), seq))
+        .collect();
+    let mut prior: HashMap<EventKey, i64> = HashMap::new();
+    if !all_new {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT partner_id, event_id, deliveries FROM events \
+             WHERE (partner_id, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        )
+        .bind(column(|e| e.partner_id.as_str()))
+        .bind(column(|e| e.event_id.as_str()))
+        .fetch_all(&mut **tx)
+        .await?;
+        prior = rows.into_iter().map(|(p, e, n)| ((p, e), n)).collect();
+    }
+    let mut accepted = vec![None; plan.events().len()];
+    for (i, e, _) in new {
+        let key = (
+            e.partner_id.as_str().to_owned(),
+            e.event_id.as_str().to_owned(),
+        );
+        accepted[i] = Some(match inserted.get(&key) {
+            Some(seq) => Acceptance::New { seq: *seq },
+            None => Acceptance::Before {
+                deliveries: prior.get(&key).copied().unwrap_or_default(),
+            },
+        });
+    }
+    Ok(accepted)
+}
+
+/// Inserts the delivery rows; their ids, in `rows` order.
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &PublishPlan,
+    rows: &[DeliveryRow],
+    now: Timestamp,
+    lease_until: Option<Timestamp>,
+) -> StoreResult<Vec<DeliveryId>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sub = |r: &DeliveryRow| plan.deliveries()[r.plan_index].subscription_id().as_str();
+    let returned: Vec<(i64, i64, String)> = sqlx::query_as(
+        "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+         next_attempt_at, created_at, updated_at) \
+         SELECT u.seq, u.sub, 'pending', u.attempts, u.due, $5, $5 \
+         FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS u(seq, sub, attempts, due) \
+         RETURNING id, event_seq, subscription_id",
+    )
+    .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind(rows.iter().map(sub).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| i64::from(r.leased)).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| due_at(r, now, lease_until).as_micros())
+            .collect::<Vec<_>>(),
+    )
+    .bind(now.as_micros())
+    .fetch_all(&mut **tx)
+    .await?;
+    // RETURNING promises no order: pair rows by (event, subscription), unique within a publish.
+    let ids: HashMap<(i64, String), i64> = returned
+        .into_iter()
+        .map(|(id, seq, sub)| ((seq, sub), id))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            ids.get(&(r.seq, sub(r).to_owned()))
+                .map(|id| DeliveryId::from_stored(*id))
+                .ok_or_else(|| anyhow::anyhow!("a delivery insert returned no id").into())
+        })
+        .collect()
 }

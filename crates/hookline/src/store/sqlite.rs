@@ -6,11 +6,12 @@
 //! with per-statement hand-offs, context switches were the largest cost in the profiles.
 
 use super::claim::{self, Candidate};
+use super::publish_plan::{due_at, Acceptance, PublishPlan, Targets};
 use super::rows::{self, sqlite_rows, *};
 use super::*;
 use anyhow::Context;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use tokio::sync::oneshot;
@@ -51,7 +52,7 @@ pub struct SqliteStore {
 struct FanOutCache {
     /// Bumped after every subscription write commits: a read that raced a write is not cached.
     generation: u64,
-    by_partner: HashMap<String, Arc<[Target]>>,
+    by_partner: HashMap<PartnerId, Targets>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -109,7 +110,7 @@ fn queue_heads(
     for (sub, first_due) in pending_queues(c)? {
         let room = capacity.room(&sub).min(limit);
         if first_due <= now && room > 0 {
-            for row in oldest.query_map(params![sub, now, room as i64], candidate)? {
+            for row in oldest.query_map(params![sub.as_str(), now, room as i64], candidate)? {
                 heads.push(row?);
             }
         }
@@ -119,17 +120,22 @@ fn queue_heads(
 
 /// Each subscription with pending deliveries, with its earliest `next_attempt_at`: a loose scan
 /// of `deliveries_due`, one index probe per subscription however long its queue.
-fn pending_queues(c: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+fn pending_queues(c: &Connection) -> rusqlite::Result<Vec<(SubscriptionId, i64)>> {
     let mut next_queue = c.prepare_cached(
         "SELECT subscription_id, next_attempt_at FROM deliveries \
          WHERE state = 'pending' AND subscription_id > ?1 \
          ORDER BY subscription_id, next_attempt_at LIMIT 1",
     )?;
-    let mut queues: Vec<(String, i64)> = Vec::new();
+    let mut queues: Vec<(SubscriptionId, i64)> = Vec::new();
     loop {
         let after = queues.last().map_or("", |(sub, _)| sub.as_str());
         match next_queue
-            .query_row([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([after], |r| {
+                Ok((
+                    SubscriptionId::from_stored(r.get::<_, String>(0)?),
+                    r.get(1)?,
+                ))
+            })
             .optional()?
         {
             Some(queue) => queues.push(queue),
@@ -319,21 +325,23 @@ fn load_subscriptions(
 
 fn existing_url_owner(
     tx: &Transaction<'_>,
-    partner_id: &str,
+    partner_id: &PartnerId,
     url: &str,
 ) -> StoreResult<StoreError> {
     let existing_id: String = tx.query_row(
         "SELECT id FROM subscriptions WHERE partner_id = ?1 AND target_url = ?2 AND deleted_at IS NULL",
-        params![partner_id, url],
+        params![partner_id.as_str(), url],
         |r| r.get(0),
     )?;
-    Ok(StoreError::DuplicateTargetUrl { existing_id })
+    Ok(StoreError::DuplicateTargetUrl {
+        existing_id: SubscriptionId::from_stored(existing_id),
+    })
 }
 
 fn insert_partner(tx: &Transaction<'_>, p: &Partner) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO partners (id, name, created_at) VALUES (?1, ?2, ?3)",
-        params![p.id, p.name, p.created_at],
+        params![p.id.as_str(), p.name, p.created_at.as_micros()],
     )?;
     Ok(())
 }
@@ -341,9 +349,59 @@ fn insert_partner(tx: &Transaction<'_>, p: &Partner) -> rusqlite::Result<()> {
 fn insert_api_key(tx: &Transaction<'_>, k: &ApiKeyRecord) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO api_keys (id, partner_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![k.id, k.partner_id, k.name, k.hash.as_bytes(), k.created_at],
+        params![
+            k.id.as_str(),
+            k.partner_id.as_str(),
+            k.name,
+            k.hash.as_bytes(),
+            k.created_at.as_micros()
+        ],
     )?;
     Ok(())
+}
+
+/// Inserts the plan's new events; for each event in the batch, what the insert found.
+fn insert_events(
+    tx: &Transaction<'_>,
+    plan: &PublishPlan,
+    now: Timestamp,
+) -> StoreResult<Vec<Option<Acceptance>>> {
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
+         trace_id, data, deliveries, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq",
+    )?;
+    let mut existing =
+        tx.prepare_cached("SELECT deliveries FROM events WHERE partner_id = ?1 AND event_id = ?2")?;
+    let mut accepted = vec![None; plan.events().len()];
+    for (i, e, deliveries) in plan.new_events() {
+        let seq: Option<i64> = insert_event
+            .query_row(
+                params![
+                    e.partner_id.as_str(),
+                    e.event_id.as_str(),
+                    e.event_type.as_str(),
+                    e.phone_number.as_ref().map(|p| p.as_str()),
+                    e.created_at.as_str(),
+                    e.trace_id.as_str(),
+                    e.data,
+                    deliveries,
+                    now.as_micros()
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        accepted[i] = Some(match seq {
+            Some(seq) => Acceptance::New { seq },
+            None => Acceptance::Before {
+                deliveries: existing
+                    .query_row(params![e.partner_id.as_str(), e.event_id.as_str()], |r| {
+                        r.get(0)
+                    })?,
+            },
+        });
+    }
+    Ok(accepted)
 }
 
 #[async_trait]
@@ -422,8 +480,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn partner_exists(&self, partner_id: &str) -> StoreResult<bool> {
-        let id = partner_id.to_owned();
+    async fn partner_exists(&self, partner_id: &PartnerId) -> StoreResult<bool> {
+        let id = partner_id.as_str().to_owned();
         self.read(move |c| {
             Ok(c.prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
                 .exists([id])?)
@@ -442,26 +500,34 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_api_key(&self, partner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
-        let (partner_id, key_id) = (partner_id.to_owned(), key_id.to_owned());
+    async fn revoke_api_key(
+        &self,
+        partner_id: &PartnerId,
+        key_id: &ApiKeyId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (partner_id, key_id) = (partner_id.clone(), key_id.clone());
+        let now = now.as_micros();
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND partner_id = ?3 AND revoked_at IS NULL",
-                params![now, key_id, partner_id],
+                params![now, key_id.as_str(), partner_id.as_str()],
             )?;
             Ok(n == 1)
         })
         .await
     }
 
-    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<String>> {
+    async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<PartnerId>> {
         let hash = hash.clone();
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT partner_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-            )?
-            .query_row([hash.as_bytes()], |r| r.get(0))
-            .optional()?)
+            let id: Option<String> = c
+                .prepare_cached(
+                    "SELECT partner_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+                )?
+                .query_row([hash.as_bytes()], |r| r.get(0))
+                .optional()?;
+            Ok(id.map(PartnerId::from_stored))
         })
         .await
     }
@@ -476,17 +542,17 @@ impl Store for SqliteStore {
                  is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    s.id,
-                    s.partner_id,
+                    s.id.as_str(),
+                    s.partner_id.as_str(),
                     s.target_url.as_str(),
                     events_column(&s),
                     phones_column(&s.phone_numbers),
                     s.is_active,
                     secret,
-                    s.routing_id_header,
-                    s.routing_key_header,
-                    s.created_at,
-                    s.updated_at
+                    header_column(&s.routing_id_header),
+                    header_column(&s.routing_key_header),
+                    s.created_at.as_micros(),
+                    s.updated_at.as_micros()
                 ],
             );
             match res {
@@ -505,8 +571,8 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn list_subscriptions(&self, partner_id: &str) -> StoreResult<Vec<Subscription>> {
-        let partner_id = partner_id.to_owned();
+    async fn list_subscriptions(&self, partner_id: &PartnerId) -> StoreResult<Vec<Subscription>> {
+        let partner_id = partner_id.as_str().to_owned();
         self.read(move |c| {
             let rows = load_subscriptions(
                 c,
@@ -524,10 +590,10 @@ impl Store for SqliteStore {
 
     async fn get_subscription(
         &self,
-        partner_id: &str,
-        id: &str,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
     ) -> StoreResult<Option<Subscription>> {
-        let (partner_id, id) = (partner_id.to_owned(), id.to_owned());
+        let (partner_id, id) = (partner_id.as_str().to_owned(), id.as_str().to_owned());
         self.read(move |c| {
             let rows = load_subscriptions(
                 c,
@@ -550,10 +616,11 @@ impl Store for SqliteStore {
     async fn update_subscription(
         &self,
         s: &Subscription,
-        read_updated_at: i64,
+        read_updated_at: Timestamp,
         forget_routing_tokens: bool,
     ) -> StoreResult<UpdateResult> {
         let s = s.clone();
+        let read_updated_at = read_updated_at.as_micros();
         let result = self.write(move |c| {
             let tx = c.transaction()?;
             let res = tx.execute(
@@ -565,11 +632,11 @@ impl Store for SqliteStore {
                     events_column(&s),
                     phones_column(&s.phone_numbers),
                     s.is_active,
-                    s.routing_id_header,
-                    s.routing_key_header,
-                    s.updated_at,
-                    s.partner_id,
-                    s.id,
+                    header_column(&s.routing_id_header),
+                    header_column(&s.routing_key_header),
+                    s.updated_at.as_micros(),
+                    s.partner_id.as_str(),
+                    s.id.as_str(),
                     read_updated_at
                 ],
             );
@@ -582,7 +649,7 @@ impl Store for SqliteStore {
                     if forget_routing_tokens {
                         tx.execute(
                             "DELETE FROM routing_tokens WHERE subscription_id = ?1",
-                            [&s.id],
+                            [s.id.as_str()],
                         )?;
                     }
                     tx.commit()?;
@@ -592,7 +659,7 @@ impl Store for SqliteStore {
                     let live: bool = tx.query_row(
                         "SELECT EXISTS (SELECT 1 FROM subscriptions \
                          WHERE partner_id = ?1 AND id = ?2 AND deleted_at IS NULL)",
-                        params![s.partner_id, s.id],
+                        params![s.partner_id.as_str(), s.id.as_str()],
                         |r| r.get(0),
                     )?;
                     Ok(if live {
@@ -608,8 +675,14 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn delete_subscription(&self, partner_id: &str, id: &str, now: i64) -> StoreResult<bool> {
-        let (partner_id, id) = (partner_id.to_owned(), id.to_owned());
+    async fn delete_subscription(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (partner_id, id) = (partner_id.as_str().to_owned(), id.as_str().to_owned());
+        let now = now.as_micros();
         let result = self
             .write(move |c| {
                 let tx = c.transaction()?;
@@ -631,19 +704,29 @@ impl Store for SqliteStore {
         self.subscriptions_changed();
         result
     }
-    async fn signing_secrets(&self) -> StoreResult<Vec<(String, String)>> {
+    async fn signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>> {
         self.read(|c| {
             Ok(
                 c.prepare_cached("SELECT id, signing_secret FROM subscriptions ORDER BY id")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .query_map([], |r| {
+                        Ok((
+                            SubscriptionId::from_stored(r.get::<_, String>(0)?),
+                            r.get(1)?,
+                        ))
+                    })?
                     .collect::<rusqlite::Result<_>>()?,
             )
         })
         .await
     }
 
-    async fn replace_signing_secret(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
-        let (id, old, new) = (id.to_owned(), old.to_owned(), new.to_owned());
+    async fn replace_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool> {
+        let (id, old, new) = (id.as_str().to_owned(), old.to_owned(), new.to_owned());
         let result = self
             .write(move |c| {
                 Ok(c.execute(
@@ -656,33 +739,25 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn publish(
-        &self,
-        events: &[NewEvent],
-        now: i64,
-        claimer: Option<&mut Claimer<'_>>,
-    ) -> StoreResult<PublishBatch> {
-        // Subscriptions come from a reader, outside the write transaction: the single writer
-        // only writes. A subscription changed in between is caught at claim time.
-        let mut subs: HashMap<String, Arc<[Target]>> = HashMap::new();
-        let mut missing: Vec<String> = Vec::new();
+    async fn plan_publish(&self, events: Vec<NewEvent>) -> StoreResult<PublishPlan> {
+        // Subscriptions come from the cache or a reader, outside the write transaction: the
+        // single writer only writes. A subscription changed in between is caught at claim time.
+        let mut subs: HashMap<PartnerId, Targets> = HashMap::new();
+        let mut missing: Vec<PartnerId> = Vec::new();
         let generation = {
             let cache = self.fan_out_cache.lock().expect("not poisoned");
-            for e in events {
-                if subs.contains_key(&e.partner_id) || missing.contains(&e.partner_id) {
-                    continue;
-                }
-                match cache.by_partner.get(&e.partner_id) {
+            for p in PublishPlan::partners(&events) {
+                match cache.by_partner.get(&p) {
                     Some(t) => {
-                        subs.insert(e.partner_id.clone(), t.clone());
+                        subs.insert(p, t.clone());
                     }
-                    None => missing.push(e.partner_id.clone()),
+                    None => missing.push(p),
                 }
             }
             cache.generation
         };
         if !missing.is_empty() {
-            let loaded: Vec<(String, Vec<Target>)> = self
+            let loaded: Vec<(PartnerId, Targets)> = self
                 .read(move |c| {
                     let mut out = Vec::new();
                     for p in missing {
@@ -692,7 +767,7 @@ impl Store for SqliteStore {
                                 "SELECT {FAN_OUT_COLUMNS} FROM subscriptions \
                                  WHERE partner_id = ?1 AND deleted_at IS NULL AND is_active = 1"
                             ),
-                            &[&p],
+                            &[&p.as_str()],
                             true,
                         )?;
                         out.push((p, rows::targets(rows)?));
@@ -703,134 +778,52 @@ impl Store for SqliteStore {
             let mut cache = self.fan_out_cache.lock().expect("not poisoned");
             let fresh = cache.generation == generation;
             for (p, t) in loaded {
-                let t: Arc<[Target]> = t.into();
                 if fresh {
                     cache.by_partner.insert(p.clone(), t.clone());
                 }
                 subs.insert(p, t);
             }
         }
-        // Slots are reserved before the transaction (the writer thread cannot call back into the
-        // dispatcher); a reservation for an event that turns out to be a repeat goes unused and
-        // the publisher gives it back.
-        let targets = fan_out(events, &subs);
-        let mut first_seen: HashSet<EventKey> = HashSet::new();
-        let mut claimer = claimer;
-        let plan: Vec<Option<Vec<(String, bool)>>> = events
-            .iter()
-            .zip(&targets)
-            .map(|(e, ts)| {
-                if !first_seen.insert(event_key(e)) {
-                    return None; // repeated within this batch: answered from its first occurrence
-                }
-                Some(
-                    ts.iter()
-                        .map(|t| {
-                            let id = t.subscription.id.clone();
-                            let claimed = claimer.as_mut().is_some_and(|c| (c.reserve)(&id));
-                            (id, claimed)
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
-        let lease_until = claimer.as_ref().map(|c| c.lease_until).unwrap_or(now);
-        let owned_events = events.to_vec();
-        let (new_events, prior, ids) = self
-            .write(move |c| {
-                let tx = c.transaction()?;
-                // For each event: Some(seq) when inserted now, else None.
-                let mut new_events: Vec<Option<i64>> = Vec::with_capacity(owned_events.len());
-                let mut prior: HashMap<EventKey, i64> = HashMap::new();
-                // (event index, target index) → delivery id, for the deliveries inserted leased.
-                let mut ids: Vec<(usize, usize, i64)> = Vec::new();
-                {
-                    let mut insert_event = tx.prepare_cached(
-                        "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-                         trace_id, data, deliveries, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                         ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq",
-                    )?;
-                    let mut existing = tx.prepare_cached(
-                        "SELECT deliveries FROM events WHERE partner_id = ?1 AND event_id = ?2",
-                    )?;
-                    let mut insert_delivery = tx.prepare_cached(
-                        "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
-                         next_attempt_at, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5) \
-                         RETURNING id",
-                    )?;
-                    for (i, (e, plan)) in owned_events.iter().zip(&plan).enumerate() {
-                        let Some(targets) = plan else {
-                            new_events.push(None);
-                            continue;
-                        };
-                        let seq: Option<i64> = insert_event
-                            .query_row(
-                                params![
-                                    e.partner_id,
-                                    e.event_id,
-                                    e.event_type.as_str(),
-                                    e.phone_number.as_ref().map(|p| p.as_str()),
-                                    e.created_at,
-                                    e.trace_id,
-                                    e.data,
-                                    targets.len() as i64,
-                                    now
-                                ],
-                                |r| r.get(0),
-                            )
-                            .optional()?;
-                        new_events.push(seq);
-                        let Some(seq) = seq else {
-                            let n: i64 = existing
-                                .query_row(params![e.partner_id, e.event_id], |r| r.get(0))?;
-                            prior.insert(event_key(e), n);
-                            continue;
-                        };
-                        for (j, (sub, claimed)) in targets.iter().enumerate() {
-                            let (attempts, due) = if *claimed { (1, lease_until) } else { (0, now) };
-                            let id: i64 = insert_delivery
-                                .query_row(params![seq, sub, attempts, due, now], |r| r.get(0))?;
-                            if *claimed {
-                                ids.push((i, j, id));
-                            }
-                        }
-                    }
-                }
-                tx.commit()?;
-                Ok((new_events, prior, ids))
-            })
-            .await?;
+        Ok(PublishPlan::new(events, &subs))
+    }
 
-        let mut inserted: HashMap<EventKey, i64> = HashMap::new();
-        for (e, seq) in events.iter().zip(&new_events) {
-            if let Some(seq) = seq {
-                inserted.insert(event_key(e), *seq);
-            }
-        }
-        let settled = settle_publish(events, &targets, &inserted, &prior, None);
-        let claimed: Vec<DueDelivery> = ids
-            .into_iter()
-            .map(|(i, j, id)| {
-                due_from(
-                    id,
-                    &NewDelivery {
-                        seq: 0,
-                        event: &events[i],
-                        target: targets[i][j],
-                        claimed: true,
-                    },
-                )
-            })
-            .collect();
-        Ok(PublishBatch {
-            queued: settled.deliveries.len() - claimed.len(),
-            published: settled.published,
-            claimed,
+    async fn commit_publish(
+        &self,
+        plan: PublishPlan,
+        now: Timestamp,
+        lease_until: Option<Timestamp>,
+    ) -> StoreResult<PublishBatch> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let accepted = insert_events(&tx, &plan, now)?;
+            let rows = plan.rows(&accepted, lease_until.is_some());
+            let ids = {
+                let mut insert_delivery = tx.prepare_cached(
+                    "INSERT INTO deliveries (event_seq, subscription_id, state, attempts, \
+                     next_attempt_at, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5) \
+                     RETURNING id",
+                )?;
+                let mut ids = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let sub = plan.deliveries()[r.plan_index].subscription_id();
+                    let due = due_at(r, now, lease_until).as_micros();
+                    let id: i64 = insert_delivery.query_row(
+                        params![r.seq, sub.as_str(), i64::from(r.leased), due, now.as_micros()],
+                        |r| r.get(0),
+                    )?;
+                    ids.push(DeliveryId::from_stored(id));
+                }
+                ids
+            };
+            tx.commit()?;
+            Ok(plan.finish(&accepted, &rows, &ids))
         })
+        .await
     }
 
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
-        let (now, lease_until, limit) = (req.now, req.lease_until, req.limit as usize);
+        let (now, lease_until) = (req.now.as_micros(), req.lease_until.as_micros());
+        let limit = req.limit as usize;
         let cap = req.capacity.per_subscription_cap;
         let in_flight = req.capacity.in_flight.clone();
         self.write(move |c| {
@@ -881,13 +874,13 @@ impl Store for SqliteStore {
                     "UPDATE deliveries SET state = 'cancelled', updated_at = ?1 WHERE id = ?2",
                 )?;
                 for d in &dead {
-                    cancel.execute(params![now, d.id()])?;
+                    cancel.execute(params![now, d.id])?;
                 }
             }
             tx.commit()?;
             Ok(Claimed {
                 more_due: more_due || !dead.is_empty(),
-                deliveries: live.into_iter().map(DueDelivery::from).collect(),
+                deliveries: rows::due_deliveries(live)?,
                 held_back,
             })
         })
@@ -897,8 +890,9 @@ impl Store for SqliteStore {
     async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
-        now: i64,
+        now: Timestamp,
     ) -> StoreResult<Vec<Deactivation>> {
+        let now = now.as_micros();
         let deactivates = outcomes.iter().any(|o| o.deactivate_subscription.is_some());
         let outcomes = outcomes.to_vec();
         let result = self.write(move |c| {
@@ -930,31 +924,38 @@ impl Store for SqliteStore {
                 for o in &outcomes {
                     let a = &o.attempt;
                     let (state, next_at) = next_state_columns(o.next);
-                    if update.execute(params![state, next_at, now, a.delivery_id, a.attempt])? != 1 {
+                    let id = a.delivery_id.get();
+                    if update.execute(params![state, next_at, now, id, a.attempt])? != 1 {
                         tracing::warn!(
-                            delivery_id = a.delivery_id,
+                            delivery_id = id,
                             attempt = a.attempt,
                             "outcome fenced off: the delivery was re-claimed after its lease expired"
                         );
                         continue;
                     }
                     log.execute(params![
-                        a.delivery_id,
+                        id,
                         a.attempt,
-                        a.started_at,
+                        a.started_at.as_micros(),
                         a.duration_ms,
                         a.status_code,
-                        a.error_kind,
+                        a.error_kind.map(ErrorKind::as_str),
                         a.error_message,
                         a.response_body
                     ])?;
                     if let Some(d) = &o.deactivate_subscription {
-                        if deactivate.execute(params![now, d.subscription_id, d.target_url])? == 1 {
+                        if deactivate.execute(params![now, d.subscription_id.as_str(), d.target_url])? == 1 {
                             deactivated.push(d.clone());
                         }
                     }
                     if let Some(t) = &o.learned_routing_token {
-                        learn.execute(params![t.subscription_id, t.chat_id, t.token, now, t.header])?;
+                        learn.execute(params![
+                            t.subscription_id.as_str(),
+                            t.chat_id,
+                            t.token,
+                            now,
+                            t.header.as_str()
+                        ])?;
                     }
                 }
             }
@@ -968,23 +969,25 @@ impl Store for SqliteStore {
         result
     }
 
-    async fn next_due_after(&self, after: i64) -> StoreResult<Option<i64>> {
+    async fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT MIN(next_attempt_at) FROM deliveries \
-                 WHERE state = 'pending' AND next_attempt_at > ?1",
-            )?
-            .query_row([after], |r| r.get(0))?)
+            let first: Option<i64> = c
+                .prepare_cached(
+                    "SELECT MIN(next_attempt_at) FROM deliveries \
+                     WHERE state = 'pending' AND next_attempt_at > ?1",
+                )?
+                .query_row([after.as_micros()], |r| r.get(0))?;
+            Ok(first.map(Timestamp::from_micros))
         })
         .await
     }
 
     async fn routing_token(
         &self,
-        subscription_id: &str,
+        subscription_id: &SubscriptionId,
         chat_id: &str,
     ) -> StoreResult<Option<String>> {
-        let (subscription_id, chat_id) = (subscription_id.to_owned(), chat_id.to_owned());
+        let (subscription_id, chat_id) = (subscription_id.as_str().to_owned(), chat_id.to_owned());
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT token FROM routing_tokens WHERE subscription_id = ?1 AND chat_id = ?2",
@@ -1008,10 +1011,10 @@ impl Store for SqliteStore {
 
     async fn attempts_for_event(
         &self,
-        partner_id: &str,
-        event_id: &str,
+        partner_id: &PartnerId,
+        event_id: &EventId,
     ) -> StoreResult<Vec<AttemptRecord>> {
-        let (partner_id, event_id) = (partner_id.to_owned(), event_id.to_owned());
+        let (partner_id, event_id) = (partner_id.as_str().to_owned(), event_id.as_str().to_owned());
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {ATTEMPT_COLUMNS} \
