@@ -7,10 +7,15 @@
 //! queues, taking each subscription's own oldest due rows up to its room. A subscription sitting
 //! at its cap with a million rows behind it therefore never makes a claim read its backlog, and a
 //! claim does not visit every active subscription either.
+//!
+//! The whole claim run (head → choose → queue walk → lease → load → split live/dead → cancel) is
+//! [`run`], written once over [`ClaimSteps`], the backend's SQL for each step.
 
-use super::Capacity;
+use super::rows::{self, DueRow};
+use super::{Capacity, Claimed, StoreResult};
 use hookline_core::SubscriptionId;
 use std::collections::HashMap;
+use std::future::Future;
 
 /// A due delivery a claim may take.
 #[derive(Debug, Clone)]
@@ -65,6 +70,85 @@ pub fn choose(mut candidates: Vec<Candidate>, capacity: &Capacity<'_>, limit: us
 /// when subscriptions with room may have due rows past that head.
 pub fn needs_queue_walk(head_len: usize, chosen: usize, limit: usize) -> bool {
     head_len == limit && chosen < limit
+}
+
+/// A backend's SQL for each step of a claim, all in one transaction. Times are on the
+/// backend's clock, in microseconds.
+pub(crate) trait ClaimSteps {
+    /// Up to `limit` due rows from the head of the global due index, oldest first, unlocked.
+    fn head(&mut self, now: i64, limit: usize)
+        -> impl Future<Output = StoreResult<Vec<Candidate>>>;
+    /// Each subscription's own oldest due rows, up to its room and `limit`.
+    fn queue_heads(
+        &mut self,
+        now: i64,
+        capacity: &Capacity<'_>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Candidate>>>;
+    /// Leases the chosen rows; returns those actually leased (PostgreSQL skips rows another
+    /// node leased since they were read).
+    fn lease(
+        &mut self,
+        ids: &[i64],
+        now: i64,
+        lease_until: i64,
+    ) -> impl Future<Output = StoreResult<Vec<i64>>>;
+    /// The leased rows with everything sending needs, oldest first.
+    fn load(&mut self, ids: &[i64]) -> impl Future<Output = StoreResult<Vec<DueRow>>>;
+    /// Cancels deliveries whose subscription is inactive or deleted.
+    fn cancel(&mut self, ids: &[i64], now: i64) -> impl Future<Output = StoreResult<()>>;
+    fn commit(self) -> impl Future<Output = StoreResult<()>>;
+}
+
+/// The claim run, the same on every backend (see the module doc), committed at the end.
+pub(crate) async fn run<S: ClaimSteps>(
+    mut steps: S,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    capacity: &Capacity<'_>,
+) -> StoreResult<Claimed> {
+    let claimed = claim(&mut steps, now, lease_until, limit, capacity).await?;
+    steps.commit().await?;
+    Ok(claimed)
+}
+
+async fn claim<S: ClaimSteps>(
+    steps: &mut S,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    capacity: &Capacity<'_>,
+) -> StoreResult<Claimed> {
+    let head = steps.head(now, limit).await?;
+    let head_len = head.len();
+    let first = choose(head, capacity, limit);
+    let held_back = first.held_back;
+    let mut chosen = first.ids;
+    if needs_queue_walk(head_len, chosen.len(), limit) {
+        let heads = steps.queue_heads(now, capacity, limit).await?;
+        chosen = choose(heads, capacity, limit).ids;
+    }
+    if chosen.is_empty() {
+        return Ok(Claimed::nothing(false, held_back));
+    }
+    let leased = steps.lease(&chosen, now, lease_until).await?;
+    let lost_to_other_nodes = leased.len() < chosen.len();
+    if leased.is_empty() {
+        return Ok(Claimed::nothing(lost_to_other_nodes, held_back));
+    }
+    let rows = steps.load(&leased).await?;
+    let more_due = rows.len() == limit || lost_to_other_nodes;
+    let (live, dead): (Vec<DueRow>, Vec<DueRow>) = rows.into_iter().partition(|r| r.live);
+    if !dead.is_empty() {
+        let dead: Vec<i64> = dead.iter().map(|d| d.id).collect();
+        steps.cancel(&dead, now).await?;
+    }
+    Ok(Claimed {
+        more_due: more_due || !dead.is_empty(),
+        deliveries: rows::due_deliveries(live)?,
+        held_back,
+    })
 }
 
 #[cfg(test)]
