@@ -199,4 +199,154 @@ mod tests {
         assert!(!needs_queue_walk(10, 10, 10), "the batch is full");
         assert!(needs_queue_walk(10, 2, 10));
     }
+
+    /// A backend whose due rows are `(id, subscription, live)`, oldest first; `taken` rows are
+    /// leased by another node between the read and the lease.
+    struct Fake {
+        due: Vec<(i64, &'static str, bool)>,
+        taken: Vec<i64>,
+        cancelled: Vec<i64>,
+        walked: bool,
+    }
+
+    impl Fake {
+        fn new(due: Vec<(i64, &'static str, bool)>) -> Self {
+            Fake {
+                due,
+                taken: Vec::new(),
+                cancelled: Vec::new(),
+                walked: false,
+            }
+        }
+    }
+
+    impl ClaimSteps for Fake {
+        async fn head(&mut self, _now: i64, limit: usize) -> StoreResult<Vec<Candidate>> {
+            Ok(self
+                .due
+                .iter()
+                .take(limit)
+                .map(|d| c(d.0, d.0, d.1))
+                .collect())
+        }
+
+        async fn queue_heads(
+            &mut self,
+            _now: i64,
+            capacity: &Capacity<'_>,
+            _limit: usize,
+        ) -> StoreResult<Vec<Candidate>> {
+            self.walked = true;
+            let mut taken: HashMap<&str, usize> = HashMap::new();
+            let mut heads = Vec::new();
+            for d in &self.due {
+                let n = taken.entry(d.1).or_default();
+                if *n < capacity.room(&SubscriptionId::from_stored(d.1)) {
+                    *n += 1;
+                    heads.push(c(d.0, d.0, d.1));
+                }
+            }
+            Ok(heads)
+        }
+
+        async fn lease(&mut self, ids: &[i64], _now: i64, _until: i64) -> StoreResult<Vec<i64>> {
+            Ok(ids
+                .iter()
+                .copied()
+                .filter(|id| !self.taken.contains(id))
+                .collect())
+        }
+
+        async fn load(&mut self, ids: &[i64]) -> StoreResult<Vec<DueRow>> {
+            Ok(self
+                .due
+                .iter()
+                .filter(|d| ids.contains(&d.0))
+                .map(|d| row(d.0, d.1, d.2))
+                .collect())
+        }
+
+        async fn cancel(&mut self, ids: &[i64], _now: i64) -> StoreResult<()> {
+            self.cancelled.extend(ids);
+            Ok(())
+        }
+
+        async fn commit(self) -> StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    fn row(id: i64, sub: &str, live: bool) -> DueRow {
+        DueRow {
+            id,
+            attempts: 1,
+            subscription_id: sub.into(),
+            target_url: "https://example.com/".into(),
+            signing_secret: "whsec_x".into(),
+            routing_id_header: None,
+            routing_key_header: None,
+            live,
+            partner_id: "p".into(),
+            event_id: format!("e{id}"),
+            event_type: "message.sent".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            trace_id: "0".repeat(32),
+            data: "{}".into(),
+        }
+    }
+
+    fn claim_with(fake: &mut Fake, in_flight: &[(&str, usize)], limit: usize) -> Claimed {
+        let in_flight: HashMap<SubscriptionId, usize> = in_flight
+            .iter()
+            .map(|(s, n)| (SubscriptionId::from_stored(*s), *n))
+            .collect();
+        let capacity = Capacity {
+            per_subscription_cap: 2,
+            in_flight: &in_flight,
+        };
+        crate::store::steps::run_ready(claim(fake, 0, 1, limit, &capacity)).unwrap()
+    }
+
+    fn ids(claimed: &Claimed) -> Vec<i64> {
+        claimed
+            .deliveries
+            .iter()
+            .map(|d| d.delivery_id.get())
+            .collect()
+    }
+
+    #[test]
+    fn a_full_head_walks_the_queues_and_dead_rows_are_cancelled() {
+        // a is at its cap and owns the head; b's rows lie past it; b's second row is dead.
+        let mut fake = Fake::new(vec![
+            (1, "a", true),
+            (2, "a", true),
+            (3, "b", true),
+            (4, "b", false),
+        ]);
+        let claimed = claim_with(&mut fake, &[("a", 2)], 2);
+        assert!(fake.walked);
+        assert_eq!(ids(&claimed), [3]);
+        assert_eq!(fake.cancelled, [4]);
+        assert!(claimed.held_back, "a had due rows and no room");
+        assert!(
+            claimed.more_due,
+            "the batch was full, and a row was cancelled"
+        );
+    }
+
+    #[test]
+    fn rows_lost_to_another_node_mean_more_is_due() {
+        let mut fake = Fake::new(vec![(1, "a", true), (2, "b", true)]);
+        fake.taken = vec![1, 2];
+        let claimed = claim_with(&mut fake, &[], 10);
+        assert!(claimed.deliveries.is_empty());
+        assert!(claimed.more_due);
+        let mut fake = Fake::new(vec![(1, "a", true), (2, "b", true)]);
+        fake.taken = vec![2];
+        let claimed = claim_with(&mut fake, &[], 10);
+        assert_eq!(ids(&claimed), [1]);
+        assert!(claimed.more_due);
+        assert!(!fake.walked, "the head held every due row");
+    }
 }

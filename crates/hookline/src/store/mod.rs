@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod publish_plan;
 mod rows;
 pub mod sqlite;
+mod steps;
 mod subscription_writes;
 pub mod types;
 

@@ -88,3 +88,90 @@ async fn duplicate<S: SubscriptionWriteSteps>(steps: &mut S, sub: &Subscription)
         Err(e) => e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_core::TargetUrl;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What the fake backend's write finds, and a log of the steps taken.
+    struct Fake {
+        write: fn() -> Written,
+        live: bool,
+        log: Rc<RefCell<Vec<&'static str>>>,
+    }
+
+    impl SubscriptionWriteSteps for Fake {
+        async fn insert(&mut self, _new: &NewSubscription) -> StoreResult<Written> {
+            Ok((self.write)())
+        }
+        async fn update(&mut self, _s: &Subscription, _at: Timestamp) -> StoreResult<Written> {
+            Ok((self.write)())
+        }
+        async fn is_live(&mut self, _p: &PartnerId, _id: &SubscriptionId) -> StoreResult<bool> {
+            Ok(self.live)
+        }
+        async fn forget_routing_tokens(&mut self, _id: &SubscriptionId) -> StoreResult<()> {
+            self.log.borrow_mut().push("forget");
+            Ok(())
+        }
+        async fn url_owner(&mut self, _p: &PartnerId, _url: &str) -> StoreResult<SubscriptionId> {
+            Ok(SubscriptionId::from_stored("owner"))
+        }
+        async fn commit(self) -> StoreResult<()> {
+            self.log.borrow_mut().push("commit");
+            Ok(())
+        }
+    }
+
+    fn sub() -> Subscription {
+        Subscription {
+            id: SubscriptionId::generate(),
+            partner_id: PartnerId::from_stored("p"),
+            target_url: TargetUrl::parse("https://example.com/a", false).unwrap(),
+            subscribed_events: Vec::new(),
+            phone_numbers: Vec::new(),
+            is_active: true,
+            routing_id_header: None,
+            routing_key_header: None,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        }
+    }
+
+    fn update_with(
+        write: fn() -> Written,
+        live: bool,
+    ) -> (StoreResult<UpdateResult>, Vec<&'static str>) {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let fake = Fake {
+            write,
+            live,
+            log: log.clone(),
+        };
+        let s = sub();
+        let result = crate::store::steps::run_ready(update(fake, &s, Timestamp::EPOCH, true));
+        let log = log.borrow().clone();
+        (result, log)
+    }
+
+    #[test]
+    fn a_missed_update_is_stale_while_the_row_lives_else_gone() {
+        let (r, log) = update_with(|| Written::Applied, true);
+        assert_eq!(r.unwrap(), UpdateResult::Updated);
+        assert_eq!(log, ["forget", "commit"]);
+        let (r, log) = update_with(|| Written::Missed, true);
+        assert_eq!(r.unwrap(), UpdateResult::Stale);
+        assert!(log.is_empty(), "nothing forgotten or committed");
+        let (r, _) = update_with(|| Written::Missed, false);
+        assert_eq!(r.unwrap(), UpdateResult::Gone);
+        let (r, log) = update_with(|| Written::DuplicateUrl, true);
+        assert!(matches!(
+            r,
+            Err(StoreError::DuplicateTargetUrl { existing_id }) if existing_id.as_str() == "owner"
+        ));
+        assert!(log.is_empty());
+    }
+}

@@ -20,14 +20,13 @@ use async_trait::async_trait;
 use hookline_core::PartnerId;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context as TaskContext, Poll, Waker};
 use tokio::sync::oneshot;
 
 use super::migrate::{self, MigrationSteps};
 use super::publish_plan::Targets;
+use super::steps::run_ready;
 use super::{Store, StoreError, StoreResult};
 
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
@@ -132,16 +131,6 @@ impl MigrationSteps for Migrations<'_> {
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     run_ready(migrate::run(&mut Migrations(conn), MIGRATIONS, "SQLite"))
-}
-
-/// Runs a future whose every await is ready at once: the shared control flow (claim run,
-/// migrations, subscription writes) over SQLite's synchronous steps, on the writer thread.
-fn run_ready<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("SQLite steps never wait"),
-    }
 }
 
 impl SqliteStore {

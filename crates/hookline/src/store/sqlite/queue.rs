@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use hookline_core::{ErrorKind, SubscriptionId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{rows as sqlite_rows, run_ready, SqliteStore};
+use super::{rows as sqlite_rows, SqliteStore};
 use crate::store::claim::{self, Candidate, ClaimSteps};
 use crate::store::rows::*;
+use crate::store::steps::run_ready;
 use crate::store::{
     Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts, DeliveryQueue, NewEvent,
     Outcome, PublishBatch, PublishPlan, StoreResult,

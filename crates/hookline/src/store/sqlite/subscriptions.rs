@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use hookline_core::{PartnerId, SubscriptionId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{is_unique_violation, rows as sqlite_rows, run_ready, SqliteStore};
+use super::{is_unique_violation, rows as sqlite_rows, SqliteStore};
 use crate::store::rows::{self, *};
+use crate::store::steps::run_ready;
 use crate::store::subscription_writes::{self, SubscriptionWriteSteps, Written};
 use crate::store::{NewSubscription, StoreResult, Subscription, SubscriptionStore, UpdateResult};
 
