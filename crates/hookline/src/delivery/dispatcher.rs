@@ -32,7 +32,7 @@ const OUTCOME_BATCH: usize = 512;
 const OUTCOME_GATHER: Duration = Duration::from_millis(5);
 
 /// A cheap handle: the claim loop ([`Dispatcher::run`]) and the publisher (which hands fresh
-/// deliveries over directly, see [`crate::store::Claimer`]) share one set of slots.
+/// deliveries over directly, see [`crate::store::PublishPlan::lease`]) share one set of slots.
 #[derive(Clone)]
 pub struct Dispatcher {
     shared: Arc<Shared>,

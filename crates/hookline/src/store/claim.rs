@@ -9,7 +9,7 @@
 //! claim does not visit every active subscription either.
 //!
 //! The whole claim run (head → choose → queue walk → lease → load → split live/dead → cancel) is
-//! [`run`], written once over [`ClaimSteps`], the backend's SQL for each step.
+//! `run`, written once over `ClaimSteps`, the backend's SQL for each step.
 
 use super::rows::{self, DueRow};
 use super::{Capacity, Claimed, StoreResult};

@@ -5,7 +5,7 @@
 //!
 //! Layout: the traits and the shared vocabulary ([`types`]) live here; control flow both
 //! backends share is written once beside them ([`publish_plan`], [`claim`],
-//! [`subscription_writes`], [`migrate`]); `sqlite/` and `postgres/` hold one file per aggregate
+//! `subscription_writes`, `migrate`); `sqlite/` and `postgres/` hold one file per aggregate
 //! with that backend's SQL steps. Next: delivery-log queries and retention purges go to
 //! [`AttemptLog`] (`attempts.rs` per backend), secret rotation to [`SubscriptionStore`]
 //! (`subscriptions.rs`).

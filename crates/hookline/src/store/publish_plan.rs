@@ -8,8 +8,8 @@
 //! events, then the deliveries of the events that were new, and answers. A backend supplies the
 //! two inserts; everything else here is written once.
 //!
-//! [`Store::plan_publish`]: super::Store::plan_publish
-//! [`Store::commit_publish`]: super::Store::commit_publish
+//! [`Store::plan_publish`]: super::DeliveryQueue::plan_publish
+//! [`Store::commit_publish`]: super::DeliveryQueue::commit_publish
 
 use hookline_core::{DeliveryId, PartnerId, SubscriptionId, Timestamp};
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! dispatchers of every node when deliveries are committed.
 //!
 //! Due times and leases are on the database's clock: every method that reads or writes them
-//! converts through one [`DbTime`] taken from [`PostgresStore::db_time`].
+//! converts through one `DbTime` taken from `PostgresStore::db_time`.
 
 mod attempts;
 mod db_clock;
