@@ -100,6 +100,34 @@ pub(crate) trait ClaimSteps {
     fn commit(self) -> impl Future<Output = StoreResult<()>>;
 }
 
+/// What a claim run committed, as rows: turning them into [`DueDelivery`]s (parsing stored
+/// values) is left to the caller, off SQLite's single writer thread.
+///
+/// [`DueDelivery`]: super::DueDelivery
+pub(crate) struct ClaimedRows {
+    live: Vec<DueRow>,
+    more_due: bool,
+    held_back: bool,
+}
+
+impl ClaimedRows {
+    fn nothing(more_due: bool, held_back: bool) -> Self {
+        ClaimedRows {
+            live: Vec::new(),
+            more_due,
+            held_back,
+        }
+    }
+
+    pub(crate) fn into_claimed(self) -> StoreResult<Claimed> {
+        Ok(Claimed {
+            deliveries: rows::due_deliveries(self.live)?,
+            more_due: self.more_due,
+            held_back: self.held_back,
+        })
+    }
+}
+
 /// The claim run, the same on every backend (see the module doc), committed at the end.
 pub(crate) async fn run<S: ClaimSteps>(
     mut steps: S,
@@ -107,7 +135,7 @@ pub(crate) async fn run<S: ClaimSteps>(
     lease_until: i64,
     limit: usize,
     capacity: &Capacity<'_>,
-) -> StoreResult<Claimed> {
+) -> StoreResult<ClaimedRows> {
     let claimed = claim(&mut steps, now, lease_until, limit, capacity).await?;
     steps.commit().await?;
     Ok(claimed)
@@ -119,7 +147,7 @@ async fn claim<S: ClaimSteps>(
     lease_until: i64,
     limit: usize,
     capacity: &Capacity<'_>,
-) -> StoreResult<Claimed> {
+) -> StoreResult<ClaimedRows> {
     let head = steps.head(now, limit).await?;
     let head_len = head.len();
     let first = choose(head, capacity, limit);
@@ -130,12 +158,12 @@ async fn claim<S: ClaimSteps>(
         chosen = choose(heads, capacity, limit).ids;
     }
     if chosen.is_empty() {
-        return Ok(Claimed::nothing(false, held_back));
+        return Ok(ClaimedRows::nothing(false, held_back));
     }
     let leased = steps.lease(&chosen, now, lease_until).await?;
     let lost_to_other_nodes = leased.len() < chosen.len();
     if leased.is_empty() {
-        return Ok(Claimed::nothing(lost_to_other_nodes, held_back));
+        return Ok(ClaimedRows::nothing(lost_to_other_nodes, held_back));
     }
     let rows = steps.load(&leased).await?;
     let more_due = rows.len() == limit || lost_to_other_nodes;
@@ -144,9 +172,9 @@ async fn claim<S: ClaimSteps>(
         let dead: Vec<i64> = dead.iter().map(|d| d.id).collect();
         steps.cancel(&dead, now).await?;
     }
-    Ok(Claimed {
+    Ok(ClaimedRows {
         more_due: more_due || !dead.is_empty(),
-        deliveries: rows::due_deliveries(live)?,
+        live,
         held_back,
     })
 }
@@ -304,7 +332,10 @@ mod tests {
             per_subscription_cap: 2,
             in_flight: &in_flight,
         };
-        crate::store::steps::run_ready(claim(fake, 0, 1, limit, &capacity)).unwrap()
+        crate::store::steps::run_ready(claim(fake, 0, 1, limit, &capacity))
+            .unwrap()
+            .into_claimed()
+            .unwrap()
     }
 
     fn ids(claimed: &Claimed) -> Vec<i64> {

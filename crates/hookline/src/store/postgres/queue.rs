@@ -152,7 +152,9 @@ impl DeliveryQueue for PostgresStore {
         let db = self.db_time().await?;
         let (now, lease_until) = (db.db_micros(req.now), db.db_micros(req.lease_until));
         let steps = Claim(self.pool.begin().await?);
-        claim::run(steps, now, lease_until, req.limit as usize, &req.capacity).await
+        claim::run(steps, now, lease_until, req.limit as usize, &req.capacity)
+            .await?
+            .into_claimed()
     }
 
     async fn record_outcomes(

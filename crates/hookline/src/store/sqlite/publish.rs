@@ -66,7 +66,10 @@ impl SqliteStore {
         now: Timestamp,
         lease_until: Option<Timestamp>,
     ) -> StoreResult<PublishBatch> {
-        self.write(move |c| {
+        // The answer (and the deliveries handed to the dispatcher, with their payload copies)
+        // is built after the job, off the single writer thread.
+        let (plan, accepted, rows, ids) = self
+            .write(move |c| {
             let tx = c.transaction()?;
             let accepted = insert_events(&tx, &plan, now)?;
             let rows = plan.rows(&accepted, lease_until.is_some());
@@ -89,9 +92,10 @@ impl SqliteStore {
                 ids
             };
             tx.commit()?;
-            Ok(plan.finish(&accepted, &rows, &ids))
+            Ok((plan, accepted, rows, ids))
         })
-        .await
+        .await?;
+        Ok(plan.finish(&accepted, &rows, &ids))
     }
 }
 

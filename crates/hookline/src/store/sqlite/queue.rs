@@ -231,7 +231,8 @@ impl DeliveryQueue for SqliteStore {
             let steps = Claim(c.transaction()?);
             run_ready(claim::run(steps, now, lease_until, limit, &capacity))
         })
-        .await
+        .await?
+        .into_claimed()
     }
 
     async fn record_outcomes(
