@@ -66,7 +66,7 @@ pub trait PartnerStore: Send + Sync + 'static {
 }
 
 /// Subscriptions (always scoped to a partner), their signing secrets, and the routing tokens
-/// learned for them.
+/// learned for them. Secret rotation goes here next.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync + 'static {
     async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()>;
