@@ -30,4 +30,4 @@ pub use sealing::{Keyring, SealingError, SealingKey};
 pub use secret::SigningSecret;
 pub use subscription::Subscription;
 pub use target_url::{TargetUrl, TargetUrlError, WebhookVersion};
-pub use time::{Clock, SystemClock, Timestamp};
+pub use time::{Clock, EventTime, SystemClock, Timestamp};

@@ -67,6 +67,60 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// An event's `created_at` as its publisher wrote it. Clients see this exact text in the
+/// envelope (offset, precision and all), so it is kept verbatim rather than re-rendered from
+/// [`Timestamp`]; parsing it on construction guarantees it is RFC 3339 and gives the instant.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventTime {
+    text: String,
+    at: Timestamp,
+}
+
+impl EventTime {
+    /// `None` unless `raw` is RFC 3339.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Timestamp::parse_rfc3339(raw).map(|at| EventTime {
+            text: raw.to_owned(),
+            at,
+        })
+    }
+
+    /// The time `at`, rendered as the API renders times (UTC, microseconds).
+    pub fn at(at: Timestamp) -> Self {
+        EventTime {
+            text: at.rfc3339(),
+            at,
+        }
+    }
+
+    /// Text that passed [`parse`](Self::parse) before it was stored.
+    pub fn from_stored(text: String) -> Self {
+        let at = Timestamp::parse_rfc3339(&text).unwrap_or_default();
+        EventTime { text, at }
+    }
+
+    /// The verbatim text, as it goes into the envelope.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn timestamp(&self) -> Timestamp {
+        self.at
+    }
+}
+
+impl fmt::Debug for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Where "now" comes from. Production reads the system clock; tests and the PostgreSQL store
 /// (which runs on the database's clock) supply their own.
 pub trait Clock: Send + Sync + 'static {
@@ -152,6 +206,17 @@ mod tests {
         );
         assert_eq!(t.since(t + Duration::from_secs(2)), Duration::ZERO);
         assert_eq!(Timestamp::parse_rfc3339(&t.rfc3339()), Some(t));
+    }
+
+    #[test]
+    fn event_times_keep_the_publishers_text() {
+        let t = EventTime::parse("2026-02-05T20:31:13.7+01:00").unwrap();
+        assert_eq!(t.as_str(), "2026-02-05T20:31:13.7+01:00");
+        assert_eq!(t.timestamp(), Timestamp::from_micros(1_770_319_873_700_000));
+        assert!(EventTime::parse("yesterday").is_none());
+        let now = Timestamp::from_micros(1_770_319_873_736_444);
+        assert_eq!(EventTime::at(now).as_str(), "2026-02-05T19:31:13.736444Z");
+        assert_eq!(EventTime::from_stored(now.rfc3339()).timestamp(), now);
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! subscription to `webhook_subscription.*` events receives an event about the subscription that
 //! was just created or edited".
 
-use hookline_core::time::{now_micros, rfc3339};
-use hookline_core::EventType;
+use hookline_core::{EventId, EventTime, EventType, Timestamp, TraceId};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -13,7 +12,7 @@ use crate::store::{NewEvent, Subscription};
 /// The events a partner-API change produces: `before` is `None` for a creation, `after` is
 /// `None` for a deletion. An update yields one event per aspect that changed.
 pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -> Vec<NewEvent> {
-    let occurred_at = rfc3339(now_micros());
+    let occurred_at = EventTime::at(Timestamp::now());
     let event = |name: &str, summary: &str, sub: &Subscription, change: Option<Change>| {
         account_event(name, summary, &occurred_at, BY_API, sub, change)
     };
@@ -76,8 +75,11 @@ pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -
                 ));
             }
             let routing = |s: &Subscription| {
-                json!({"routing_id_header": s.routing_id_header,
-                       "routing_key_header": s.routing_key_header})
+                let name = |h: &Option<hookline_core::RoutingHeader>| {
+                    h.as_ref().map(|h| h.as_str().to_owned())
+                };
+                json!({"routing_id_header": name(&s.routing_id_header),
+                       "routing_key_header": name(&s.routing_key_header)})
             };
             // Affinity is on while `routing_key_header` is set; `routing_id_header` alone changes
             // nothing a receiver sees.
@@ -114,7 +116,7 @@ pub fn disabled_by_receiver(sub: &Subscription) -> Vec<NewEvent> {
     vec![account_event(
         "webhook_subscription.disabled",
         "Webhook subscription disabled: its endpoint answered 410 Gone",
-        &rfc3339(now_micros()),
+        &EventTime::at(Timestamp::now()),
         BY_PLATFORM,
         sub,
         Some(Change::of(true, false)),
@@ -182,30 +184,30 @@ fn phones(s: &Subscription) -> Value {
 fn account_event(
     name: &str,
     summary: &str,
-    occurred_at: &str,
+    occurred_at: &EventTime,
     (actor, origin): Source,
     sub: &Subscription,
     change: Option<Change>,
 ) -> NewEvent {
     let data = AccountEventData {
         summary,
-        occurred_at,
+        occurred_at: occurred_at.as_str(),
         actor: Actor { kind: actor },
         origin,
         change,
         webhook_subscription: SubscriptionRef {
-            id: &sub.id,
+            id: sub.id.as_str(),
             target_url: sub.target_url.as_str(),
             events: event_names(sub),
         },
     };
     NewEvent {
         partner_id: sub.partner_id.clone(),
-        event_id: uuid::Uuid::new_v4().to_string(),
+        event_id: EventId::generate(),
         event_type: EventType::parse(name).expect("account event names are known event types"),
         phone_number: None,
-        created_at: occurred_at.to_owned(),
-        trace_id: hookline_core::TraceId::generate().into_string(),
+        created_at: occurred_at.clone(),
+        trace_id: TraceId::generate(),
         data: serde_json::to_string(&data).expect("account event data serialises"),
     }
 }
@@ -217,16 +219,16 @@ mod tests {
 
     fn sub() -> Subscription {
         Subscription {
-            id: "sub-1".into(),
-            partner_id: "p".into(),
+            id: hookline_core::SubscriptionId::from_stored("sub-1"),
+            partner_id: hookline_core::PartnerId::from_stored("p"),
             target_url: TargetUrl::parse("https://example.com/a", false).unwrap(),
             subscribed_events: vec![EventType::parse("message.sent").unwrap()],
             phone_numbers: Vec::new(),
             is_active: true,
             routing_id_header: None,
             routing_key_header: None,
-            created_at: 1,
-            updated_at: 1,
+            created_at: Timestamp::from_micros(1),
+            updated_at: Timestamp::from_micros(1),
         }
     }
 
@@ -241,7 +243,7 @@ mod tests {
         assert!(for_change(Some(&old), Some(&new)).is_empty());
         new.is_active = false;
         new.target_url = TargetUrl::parse("https://example.com/b", false).unwrap();
-        new.routing_key_header = Some("X-Route".into());
+        new.routing_key_header = Some(hookline_core::RoutingHeader::from_stored("X-Route"));
         let events = for_change(Some(&old), Some(&new));
         assert_eq!(
             types(&events),

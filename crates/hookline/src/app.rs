@@ -91,10 +91,12 @@ async fn start_engine(
 ) -> anyhow::Result<Publisher> {
     let wake = Arc::new(Notify::new());
     let dispatcher = if settings.server.role.delivers() {
-        // TASK SET: the PostgreSQL listener is spawned inside `watch_wakeups` and not joined
-        // yet; once the store hands back its task (or future), add it here:
-        // `tasks.spawn("postgres listener", ...)`, stopping on `cancel`.
-        store.watch_wakeups(wake.clone()).await?;
+        // PostgreSQL's LISTEN task (none on SQLite) stops on `cancel` like the dispatcher.
+        if let Some(listener) = store.watch_wakeups(wake.clone(), cancel.clone()).await? {
+            tasks.spawn("postgres listener", async move {
+                listener.await.context("the PostgreSQL listener panicked")
+            });
+        }
         Some(
             crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
                 .context("building the delivery client")?,

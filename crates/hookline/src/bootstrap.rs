@@ -5,7 +5,7 @@ use hookline_core::partner::ADMIN_TOKEN_PREFIX;
 use hookline_core::{ApiKey, ApiKeyHash, ApiKeyRecord, Partner, Timestamp};
 
 use crate::config::SecretSettings;
-use crate::store::{self, DynStore};
+use crate::store::DynStore;
 
 /// Returns the hash that operator requests are checked against.
 pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::Result<ApiKeyHash> {
@@ -30,8 +30,8 @@ pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::
     if let Err(e) = store
         .bootstrap(
             generated.as_ref().map(ApiKey::hash).as_ref(),
-            &stored_partner(&partner),
-            &stored_key(&record),
+            &partner,
+            &record,
         )
         .await
     {
@@ -70,23 +70,4 @@ pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::
     eprintln!("{banner}");
 
     Ok(configured.unwrap_or_else(|| generated.expect("generated when not configured").hash()))
-}
-
-// The store still takes its own row types; these go once it speaks hookline-core's.
-fn stored_partner(p: &Partner) -> store::Partner {
-    store::Partner {
-        id: p.id.to_string(),
-        name: p.name.clone(),
-        created_at: p.created_at.as_micros(),
-    }
-}
-
-fn stored_key(k: &ApiKeyRecord) -> store::ApiKeyRecord {
-    store::ApiKeyRecord {
-        id: k.id.to_string(),
-        partner_id: k.partner_id.to_string(),
-        name: k.name.clone(),
-        hash: k.hash.clone(),
-        created_at: k.created_at.as_micros(),
-    }
 }

@@ -85,7 +85,7 @@ fn bearer(parts: &Parts) -> Option<ApiKey> {
 }
 
 /// The partner an API key belongs to. Unknown, revoked or missing keys are one 401.
-pub struct PartnerAuth(pub String);
+pub struct PartnerAuth(pub hookline_core::PartnerId);
 
 impl FromRequestParts<AppState> for PartnerAuth {
     type Rejection = ApiError;

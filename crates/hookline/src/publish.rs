@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::delivery::Dispatcher;
-use crate::store::{Claimer, DynStore, NewEvent, Published, StoreError, StoreResult};
-use std::collections::HashMap;
+use crate::store::{DynStore, NewEvent, PublishBatch, Published, StoreError, StoreResult};
+use hookline_core::{SubscriptionId, Timestamp};
 use std::time::Duration;
 
 /// Upper bound of events per group transaction; keeps one commit short.
@@ -65,35 +65,10 @@ async fn run(
             }
         }
         let all: Vec<NewEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-        let now = hookline_core::time::now_micros();
-        let mut reserved: HashMap<String, usize> = HashMap::new();
-        let result = match &dispatcher {
-            Some((d, lease)) => {
-                let mut reserve = |sub: &str| {
-                    let ok = d.try_reserve(sub);
-                    if ok {
-                        *reserved.entry(sub.to_owned()).or_default() += 1;
-                    }
-                    ok
-                };
-                let mut claimer = Claimer {
-                    lease_until: now + hookline_core::time::micros(*lease),
-                    reserve: &mut reserve,
-                };
-                store.publish(&all, now, Some(&mut claimer)).await
-            }
-            None => store.publish(&all, now, None).await,
-        };
+        let events = all.len();
+        let result = commit_group(&store, dispatcher.as_ref(), all).await;
         match result {
             Ok(batch) => {
-                if let Some((d, _)) = &dispatcher {
-                    for delivery in batch.claimed {
-                        if let Some(n) = reserved.get_mut(&delivery.subscription_id) {
-                            *n -= 1;
-                        }
-                        d.start_reserved(delivery);
-                    }
-                }
                 if batch.queued > 0 {
                     wake.notify_one();
                 }
@@ -104,20 +79,51 @@ async fn run(
                 }
             }
             Err(e) => {
-                tracing::error!(error = ?e, events = all.len(), "publish transaction failed");
+                tracing::error!(error = ?e, events, "publish transaction failed");
                 let msg = format!("{e:#}");
                 for (_, reply) in group {
                     let _ = reply.send(Err(msg.clone()));
                 }
             }
         }
-        // Slots reserved for deliveries that were not handed over (repeats, a failed commit).
-        if let Some((d, _)) = &dispatcher {
-            for (sub, n) in reserved {
-                for _ in 0..n {
-                    d.release(&sub);
-                }
-            }
+    }
+}
+
+/// Plans the group, reserves a dispatcher slot for each planned delivery it can take (those are
+/// committed leased to this process and started at once), commits, and gives back the slots of
+/// deliveries that were not inserted (repeats of events accepted before, a failed commit).
+async fn commit_group(
+    store: &DynStore,
+    dispatcher: Option<&(Dispatcher, Duration)>,
+    events: Vec<NewEvent>,
+) -> StoreResult<PublishBatch> {
+    let mut plan = store.plan_publish(events).await?;
+    let now = Timestamp::now();
+    let Some((d, lease)) = dispatcher else {
+        return store.commit_publish(plan, now, None).await;
+    };
+    let mut reserved: Vec<Option<SubscriptionId>> = vec![None; plan.deliveries().len()];
+    for (i, slot) in reserved.iter_mut().enumerate() {
+        let sub = plan.deliveries()[i].subscription_id();
+        if d.try_reserve(sub) {
+            *slot = Some(sub.clone());
         }
     }
+    for (i, slot) in reserved.iter().enumerate() {
+        if slot.is_some() {
+            plan.lease(i);
+        }
+    }
+    let result = store.commit_publish(plan, now, Some(now + *lease)).await;
+    let result = result.map(|mut batch| {
+        for (i, delivery) in std::mem::take(&mut batch.claimed) {
+            reserved[i] = None;
+            d.start_reserved(delivery);
+        }
+        batch
+    });
+    for sub in reserved.into_iter().flatten() {
+        d.release(&sub);
+    }
+    result
 }

@@ -24,7 +24,7 @@ pub async fn reconcile(store: &DynStore, keys: Option<&Keyring>) -> anyhow::Resu
     let mut resealed = 0usize;
     for (id, value) in stored {
         let plain = if is_sealed(&value) {
-            let (plain, with_previous) = keys.open(&value, &id).with_context(|| {
+            let (plain, with_previous) = keys.open(&value, id.as_str()).with_context(|| {
                 format!(
                     "subscription {id}: is HOOKLINE_SECRET_KEY (or HOOKLINE_SECRET_KEY_PREVIOUS) the key its secret was sealed with?"
                 )
@@ -38,7 +38,7 @@ pub async fn reconcile(store: &DynStore, keys: Option<&Keyring>) -> anyhow::Resu
         };
         // Compare-and-set: another node resealing the same row at once is not an error.
         if store
-            .replace_signing_secret(&id, &value, &keys.seal(&plain, &id))
+            .replace_signing_secret(&id, &value, &keys.seal(&plain, id.as_str()))
             .await?
         {
             resealed += 1;

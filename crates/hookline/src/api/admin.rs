@@ -4,8 +4,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hookline_core::time::{now_micros, parse_rfc3339, rfc3339};
-use hookline_core::{ApiKey, EventType, PhoneNumber};
+use hookline_core::{
+    ApiKeyId, ApiKeyRecord, EventId, EventTime, EventType, Partner, PartnerId, PhoneNumber,
+    Timestamp, TraceId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -14,10 +16,9 @@ use super::request_id::RequestIdentity;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
-use crate::store::{ApiKeyRecord, NewEvent, Partner, Published};
+use crate::store::{NewEvent, Published};
 
 pub const MAX_BATCH: usize = 1000;
-pub const API_KEY_PREFIX: &str = "hl_live_";
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreatePartnerRequest {
@@ -34,9 +35,9 @@ pub struct PartnerView {
 impl From<&Partner> for PartnerView {
     fn from(p: &Partner) -> Self {
         PartnerView {
-            id: p.id.clone(),
+            id: p.id.to_string(),
             name: p.name.clone(),
-            created_at: rfc3339(p.created_at),
+            created_at: p.created_at.rfc3339(),
         }
     }
 }
@@ -99,33 +100,6 @@ pub struct PublishBatchResult {
     results: Vec<PublishResult>,
 }
 
-fn new_partner(name: &str) -> ApiResult<Partner> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::InvalidParameter(
-            "name must be 1 to 200 characters, without control characters".into(),
-        ));
-    }
-    Ok(Partner {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: name.to_owned(),
-        created_at: now_micros(),
-    })
-}
-
-/// A fresh key for `partner_id`; the plaintext is returned once and only its hash is kept.
-pub fn new_api_key(partner_id: &str, name: Option<String>) -> (ApiKey, ApiKeyRecord) {
-    let key = ApiKey::generate(API_KEY_PREFIX);
-    let record = ApiKeyRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        partner_id: partner_id.to_owned(),
-        name,
-        hash: key.hash(),
-        created_at: now_micros(),
-    };
-    (key, record)
-}
-
 #[utoipa::path(post, path = "/admin/v1/partners", tag = "Operator",
     request_body = CreatePartnerRequest,
     responses((status = 201, body = PartnerView), (status = 400, body = ErrorEnvelope),
@@ -136,7 +110,8 @@ pub async fn create_partner(
     _: AdminAuth,
     ApiJson(req): ApiJson<CreatePartnerRequest>,
 ) -> ApiResult<(StatusCode, Json<PartnerView>)> {
-    let partner = new_partner(&req.name)?;
+    let partner = Partner::issue(&req.name, Timestamp::now())
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
     state.store.create_partner(&partner).await?;
     Ok((StatusCode::CREATED, Json(PartnerView::from(&partner))))
 }
@@ -167,7 +142,7 @@ fn partner_not_found(id: &str) -> ApiError {
 pub async fn create_api_key(
     State(state): State<AppState>,
     _: AdminAuth,
-    ApiPath(partner_id): ApiPath<String>,
+    ApiPath(partner_id): ApiPath<PartnerId>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let req: CreateApiKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -176,21 +151,21 @@ pub async fn create_api_key(
         parse_json(&body)?
     };
     if !state.store.partner_exists(&partner_id).await? {
-        return Err(partner_not_found(&partner_id));
+        return Err(partner_not_found(partner_id.as_str()));
     }
     let name = req
         .name
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty());
-    let (key, record) = new_api_key(&partner_id, name);
+    let (key, record) = ApiKeyRecord::issue(&partner_id, name, Timestamp::now());
     state.store.create_api_key(&record).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
-            id: record.id,
+            id: record.id.into_string(),
             name: record.name,
             api_key: key.expose().to_owned(),
-            created_at: rfc3339(record.created_at),
+            created_at: record.created_at.rfc3339(),
         }),
     ))
 }
@@ -203,11 +178,11 @@ pub async fn create_api_key(
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     _: AdminAuth,
-    ApiPath((partner_id, key_id)): ApiPath<(String, String)>,
+    ApiPath((partner_id, key_id)): ApiPath<(PartnerId, ApiKeyId)>,
 ) -> ApiResult<StatusCode> {
     if state
         .store
-        .revoke_api_key(&partner_id, &key_id, now_micros())
+        .revoke_api_key(&partner_id, &key_id, Timestamp::now())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -251,34 +226,22 @@ fn validate_event(
         )));
     }
     let event_id = match req.event_id {
-        None => uuid::Uuid::new_v4().to_string(),
-        Some(id) => {
-            let ok = (1..=128).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-            if !ok {
-                return Err(invalid(format!(
-                    "event_id '{id}' must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'"
-                )));
-            }
-            id
-        }
+        None => EventId::generate(),
+        Some(id) => EventId::parse(&id).map_err(|e| invalid(e.0))?,
     };
     let created_at = match req.created_at {
-        None => rfc3339(now_micros()),
-        Some(c) if parse_rfc3339(&c).is_some() => c,
-        Some(c) => return Err(invalid(format!("created_at '{c}' is not an RFC 3339 time"))),
+        None => EventTime::at(Timestamp::now()),
+        Some(c) => EventTime::parse(&c)
+            .ok_or_else(|| invalid(format!("created_at '{c}' is not an RFC 3339 time")))?,
     };
     let trace_id = match req.trace_id {
-        None => request.trace_id.to_string(),
-        Some(t) if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            t.to_ascii_lowercase()
-        }
-        Some(t) => return Err(invalid(format!("trace_id '{t}' must be 32 hex characters"))),
+        None => request.trace_id.clone(),
+        Some(t) => TraceId::parse(&t).map_err(|e| invalid(e.0))?,
     };
+    let partner_id =
+        PartnerId::parse(&req.partner_id).map_err(|e| ApiError::InvalidParameter(e.0))?;
     Ok(NewEvent {
-        partner_id: req.partner_id,
+        partner_id,
         event_id,
         event_type,
         phone_number,
@@ -289,21 +252,15 @@ fn validate_event(
 }
 
 async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> {
-    let mut checked: Vec<&str> = Vec::new();
+    let mut checked: Vec<&PartnerId> = Vec::new();
     for e in events {
-        let id = e.partner_id.as_str();
-        if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-            return Err(ApiError::InvalidParameter(format!(
-                "Unknown partner_id '{}'",
-                id.escape_debug()
-            )));
-        }
+        let id = &e.partner_id;
         if checked.contains(&id)
             || state
                 .known_partners
                 .read()
                 .expect("not poisoned")
-                .contains(id)
+                .contains(id.as_str())
         {
             continue;
         }
@@ -316,7 +273,7 @@ async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> 
             .known_partners
             .write()
             .expect("not poisoned")
-            .insert(id.to_owned());
+            .insert(id.to_string());
         checked.push(id);
     }
     Ok(())
@@ -324,7 +281,7 @@ async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> 
 
 fn result(p: Published) -> PublishResult {
     PublishResult {
-        event_id: p.event_id,
+        event_id: p.event_id.into_string(),
         deliveries: p.deliveries,
     }
 }

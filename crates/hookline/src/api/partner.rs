@@ -4,8 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use hookline_core::time::{now_micros, rfc3339};
-use hookline_core::{event_type, phone, SigningSecret, TargetUrl};
+use hookline_core::{
+    event_type, phone, PartnerId, RoutingHeader, SigningSecret, SubscriptionId, TargetUrl,
+    Timestamp, DEFAULT_ROUTING_ID_HEADER,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -104,7 +106,7 @@ pub struct EventTypeList {
 impl From<&Subscription> for WebhookSubscription {
     fn from(s: &Subscription) -> Self {
         WebhookSubscription {
-            id: s.id.clone(),
+            id: s.id.to_string(),
             target_url: s.target_url.as_str().to_owned(),
             subscribed_events: s
                 .subscribed_events
@@ -112,16 +114,16 @@ impl From<&Subscription> for WebhookSubscription {
                 .map(|e| e.as_str().to_owned())
                 .collect(),
             is_active: s.is_active,
-            created_at: rfc3339(s.created_at),
-            updated_at: rfc3339(s.updated_at),
+            created_at: s.created_at.rfc3339(),
+            updated_at: s.updated_at.rfc3339(),
             phone_numbers: (!s.phone_numbers.is_empty()).then(|| {
                 s.phone_numbers
                     .iter()
                     .map(|p| p.as_str().to_owned())
                     .collect()
             }),
-            routing_id_header: s.routing_id_header.clone(),
-            routing_key_header: s.routing_key_header.clone(),
+            routing_id_header: s.routing_id_header.as_ref().map(|h| h.to_string()),
+            routing_key_header: s.routing_key_header.as_ref().map(|h| h.to_string()),
         }
     }
 }
@@ -158,40 +160,9 @@ fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNum
 }
 
 /// A header name the receiver will see: an HTTP token, and not one hookline sets itself.
-fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<String>> {
-    let Some(name) = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let lower = name.to_ascii_lowercase();
-    let token = name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    let reserved = lower.starts_with("webhook-")
-        || lower.starts_with("x-webhook-")
-        || lower.starts_with("proxy-")
-        || [
-            "host",
-            "content-type",
-            "content-length",
-            "content-encoding",
-            "transfer-encoding",
-            "connection",
-            "keep-alive",
-            "te",
-            "trailer",
-            "upgrade",
-            "expect",
-            "user-agent",
-            "authorization",
-        ]
-        .contains(&lower.as_str());
-    if !token || reserved {
-        return Err(ApiError::InvalidParameter(format!(
-            "{field} '{name}' is not a usable HTTP header name"
-        )));
-    }
-    Ok(Some(name))
+fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<RoutingHeader>> {
+    RoutingHeader::parse(field, raw.as_deref())
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))
 }
 
 /// Publishes the account events of a committed change (see [`account_events`]). They report the
@@ -208,7 +179,7 @@ async fn announce(
         return;
     }
     for event in &mut events {
-        event.trace_id = request.trace_id.to_string();
+        event.trace_id = request.trace_id.clone();
     }
     if let Err(e) = state.publisher.publish(events).await {
         tracing::error!(error = %e, "publishing webhook_subscription account events failed");
@@ -216,8 +187,12 @@ async fn announce(
 }
 
 /// The chat id and the routing token travel in two headers; one name for both would lose one.
-fn distinct_routing_headers(id_header: Option<&str>, key_header: Option<&str>) -> ApiResult<()> {
-    let id_header = id_header.unwrap_or(crate::delivery::sender::DEFAULT_ROUTING_ID_HEADER);
+fn distinct_routing_headers(
+    id_header: Option<&RoutingHeader>,
+    key_header: Option<&RoutingHeader>,
+) -> ApiResult<()> {
+    let id_header = id_header.map_or(DEFAULT_ROUTING_ID_HEADER, RoutingHeader::as_str);
+    let key_header = key_header.map(RoutingHeader::as_str);
     match key_header {
         Some(key) if key.eq_ignore_ascii_case(id_header) => {
             Err(ApiError::InvalidParameter(format!(
@@ -233,13 +208,13 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
 }
 
-async fn load(state: &AppState, partner: &str, id: &str) -> ApiResult<Subscription> {
-    if uuid::Uuid::parse_str(id).is_err() {
+async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<Subscription> {
+    let Ok(sub_id) = SubscriptionId::parse(id) else {
         return Err(not_found(id));
-    }
+    };
     state
         .store
-        .get_subscription(partner, id)
+        .get_subscription(partner, &sub_id)
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -261,11 +236,11 @@ pub async fn create(
     let phone_numbers = parse_phones(req.phone_numbers.as_deref())?;
     let routing_id_header = parse_header_name("routing_id_header", req.routing_id_header)?;
     let routing_key_header = parse_header_name("routing_key_header", req.routing_key_header)?;
-    distinct_routing_headers(routing_id_header.as_deref(), routing_key_header.as_deref())?;
-    let now = now_micros();
+    distinct_routing_headers(routing_id_header.as_ref(), routing_key_header.as_ref())?;
+    let now = Timestamp::now();
     let secret = SigningSecret::generate();
     let sub = Subscription {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: SubscriptionId::generate(),
         partner_id: partner,
         target_url,
         subscribed_events,
@@ -278,7 +253,7 @@ pub async fn create(
     };
     // Sealed at rest when a key is configured; the answer below shows the secret as issued.
     let stored_secret = match &state.secret_keys {
-        Some(keys) => keys.seal(secret.expose(), &sub.id),
+        Some(keys) => keys.seal(secret.expose(), sub.id.as_str()),
         None => secret.expose().to_owned(),
     };
     let new = NewSubscription {
@@ -354,11 +329,12 @@ pub async fn update(
         let mut sub = current.clone();
         patch.apply(&mut sub);
         distinct_routing_headers(
-            sub.routing_id_header.as_deref(),
-            sub.routing_key_header.as_deref(),
+            sub.routing_id_header.as_ref(),
+            sub.routing_key_header.as_ref(),
         )?;
         // Strictly after the previous value, so clients can rely on `updated_at` moving.
-        sub.updated_at = now_micros().max(current.updated_at + 1);
+        sub.updated_at =
+            Timestamp::now().max(Timestamp::from_micros(current.updated_at.as_micros() + 1));
         let forget_tokens = sub.routing_key_header != current.routing_key_header;
         match state
             .store
@@ -387,8 +363,8 @@ struct SubscriptionPatch {
     subscribed_events: Option<Vec<hookline_core::EventType>>,
     is_active: Option<bool>,
     phone_numbers: Option<Vec<hookline_core::PhoneNumber>>,
-    routing_id_header: Option<Option<String>>,
-    routing_key_header: Option<Option<String>>,
+    routing_id_header: Option<Option<RoutingHeader>>,
+    routing_key_header: Option<Option<RoutingHeader>>,
 }
 
 impl SubscriptionPatch {
@@ -454,7 +430,7 @@ pub async fn delete(
     let sub = load(&state, &partner, &id).await?;
     if !state
         .store
-        .delete_subscription(&partner, &id, now_micros())
+        .delete_subscription(&partner, &sub.id, Timestamp::now())
         .await?
     {
         return Err(not_found(&id));

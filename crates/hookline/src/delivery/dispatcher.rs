@@ -2,7 +2,8 @@
 //! bounded by a global semaphore and a per-subscription cap, so a dead endpoint can hold at
 //! most its own share of slots while every other subscription keeps flowing.
 
-use hookline_core::time::{micros, now_micros};
+use hookline_core::time::now_micros;
+use hookline_core::{ErrorKind, SubscriptionId, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +32,7 @@ const OUTCOME_BATCH: usize = 512;
 const OUTCOME_GATHER: Duration = Duration::from_millis(5);
 
 /// A cheap handle: the claim loop ([`Dispatcher::run`]) and the publisher (which hands fresh
-/// deliveries over directly, see [`crate::store::Claimer`]) share one set of slots.
+/// deliveries over directly, see [`crate::store::PublishPlan::lease`]) share one set of slots.
 #[derive(Clone)]
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -46,7 +47,7 @@ struct Shared {
     /// Deliveries started beyond the free slots (a claim raced a publish hand-off); they give
     /// back nothing when they finish, so the slot count stays exact.
     overdraft: Mutex<usize>,
-    per_subscription: Mutex<HashMap<String, usize>>,
+    per_subscription: Mutex<HashMap<SubscriptionId, usize>>,
     slot_freed: Notify,
     /// Taken at shutdown: hand-offs stop and the outcome writer can finish.
     outcomes: Mutex<Option<mpsc::Sender<Outcome>>>,
@@ -78,13 +79,13 @@ impl Dispatcher {
 
     /// Takes a slot for one delivery to `subscription_id` if both the global and the
     /// per-subscription limits allow; the slot is given back when that delivery finishes.
-    pub fn try_reserve(&self, subscription_id: &str) -> bool {
+    pub fn try_reserve(&self, subscription_id: &SubscriptionId) -> bool {
         let s = &self.shared;
         if s.outcomes.lock().expect("not poisoned").is_none() {
             return false;
         }
         let mut counts = s.per_subscription.lock().expect("not poisoned");
-        let n = counts.entry(subscription_id.to_owned()).or_default();
+        let n = counts.entry(subscription_id.clone()).or_default();
         if *n >= s.settings.delivery.max_in_flight_per_subscription {
             return false;
         }
@@ -99,7 +100,7 @@ impl Dispatcher {
     }
 
     /// Gives back a slot that [`try_reserve`](Self::try_reserve) took but no delivery used.
-    pub fn release(&self, subscription_id: &str) {
+    pub fn release(&self, subscription_id: &SubscriptionId) {
         let s = &self.shared;
         {
             let mut counts = s.per_subscription.lock().expect("not poisoned");
@@ -142,7 +143,7 @@ impl Dispatcher {
             log_attempt(&delivery, &outcome);
             if outcomes.send(outcome).await.is_err() {
                 tracing::warn!(
-                    delivery_id = delivery.delivery_id,
+                    delivery_id = delivery.delivery_id.get(),
                     "shutting down: outcome not recorded; the delivery is retried after its lease"
                 );
             }
@@ -152,12 +153,12 @@ impl Dispatcher {
 
     /// Occupies a slot for a claimed delivery (claims never exceed the free slots they saw, but a
     /// publish hand-off may have taken one since).
-    fn occupy(&self, subscription_id: &str) {
+    fn occupy(&self, subscription_id: &SubscriptionId) {
         let s = &self.shared;
         *s.per_subscription
             .lock()
             .expect("not poisoned")
-            .entry(subscription_id.to_owned())
+            .entry(subscription_id.clone())
             .or_default() += 1;
         match s.slots.try_acquire() {
             Ok(permit) => permit.forget(),
@@ -199,10 +200,10 @@ impl Dispatcher {
             let limit = (free as u32).min(CLAIM_BATCH);
             let cap = s.settings.delivery.max_in_flight_per_subscription;
             let in_flight = self.in_flight();
-            let now = now_micros();
+            let now = Timestamp::now();
             let request = ClaimRequest {
                 now,
-                lease_until: now + micros(s.settings.delivery.lease),
+                lease_until: now + s.settings.delivery.lease,
                 limit,
                 capacity: Capacity {
                     per_subscription_cap: cap,
@@ -288,7 +289,7 @@ impl Dispatcher {
         Some(Affinity { chat_id, token })
     }
 
-    fn in_flight(&self) -> HashMap<String, usize> {
+    fn in_flight(&self) -> HashMap<SubscriptionId, usize> {
         self.shared
             .per_subscription
             .lock()
@@ -298,11 +299,11 @@ impl Dispatcher {
 
     /// How long to sleep when nothing wakes us: until the earliest delivery due after the claim
     /// at `claimed_at`, at most the poll interval.
-    async fn until_next_due(&self, claimed_at: i64) -> Duration {
+    async fn until_next_due(&self, claimed_at: Timestamp) -> Duration {
         let poll = self.shared.settings.delivery.poll_interval;
         match self.shared.store.next_due_after(claimed_at).await {
             Ok(Some(at)) => {
-                let wait = at - now_micros();
+                let wait = at.as_micros() - now_micros();
                 if wait <= 0 {
                     Duration::from_millis(1)
                 } else {
@@ -339,13 +340,15 @@ fn to_outcome(
     affinity: Option<Affinity>,
     schedule: &hookline_core::RetrySchedule,
 ) -> Outcome {
-    let learned_routing_token = match (affinity, r.routing_token) {
-        (Some(a), Some(token)) if a.token.as_ref() != Some(&token) => Some(LearnedRoutingToken {
-            subscription_id: d.subscription_id.clone(),
-            header: d.routing_key_header.clone().unwrap_or_default(),
-            chat_id: a.chat_id,
-            token,
-        }),
+    let learned_routing_token = match (affinity, r.routing_token, &d.routing_key_header) {
+        (Some(a), Some(token), Some(header)) if a.token.as_ref() != Some(&token) => {
+            Some(LearnedRoutingToken {
+                subscription_id: d.subscription_id.clone(),
+                header: header.clone(),
+                chat_id: a.chat_id,
+                token,
+            })
+        }
         _ => None,
     };
     let next = match r.verdict {
@@ -353,17 +356,17 @@ fn to_outcome(
         Verdict::Permanent | Verdict::Gone => NextState::Failed,
         Verdict::Retry { after } => match schedule.delay_after(d.attempt) {
             None => NextState::Failed,
-            Some(delay) => NextState::RetryAt(now_micros() + micros(after.unwrap_or(delay))),
+            Some(delay) => NextState::RetryAt(Timestamp::now() + after.unwrap_or(delay)),
         },
     };
     Outcome {
         attempt: AttemptRecord {
             delivery_id: d.delivery_id,
             attempt: d.attempt,
-            started_at: r.started_at,
+            started_at: Timestamp::from_micros(r.started_at),
             duration_ms: r.duration.as_millis() as i64,
             status_code: r.status_code,
-            error_kind: r.error_kind.map(|k| k.as_str()),
+            error_kind: r.error_kind,
             error_message: r.error_message,
             response_body: r.response_body,
         },
@@ -381,12 +384,12 @@ fn log_attempt(d: &DueDelivery, o: &Outcome) {
     let a = &o.attempt;
     match o.next {
         NextState::Succeeded => tracing::debug!(
-            delivery_id = d.delivery_id, event_id = %d.event_id, subscription_id = %d.subscription_id,
+            delivery_id = d.delivery_id.get(), event_id = %d.event_id, subscription_id = %d.subscription_id,
             attempt = a.attempt, status = a.status_code, duration_ms = a.duration_ms, "delivered"
         ),
         _ => tracing::info!(
-            delivery_id = d.delivery_id, event_id = %d.event_id, subscription_id = %d.subscription_id,
-            attempt = a.attempt, status = a.status_code, error_kind = a.error_kind,
+            delivery_id = d.delivery_id.get(), event_id = %d.event_id, subscription_id = %d.subscription_id,
+            attempt = a.attempt, status = a.status_code, error_kind = a.error_kind.map(ErrorKind::as_str),
             error = a.error_message.as_deref(), next = ?o.next, "delivery attempt failed"
         ),
     }
@@ -402,7 +405,7 @@ async fn announce_deactivation(store: &DynStore, d: &Deactivation, wake: &Notify
     {
         Ok(Some(sub)) => {
             let events = account_events::disabled_by_receiver(&sub);
-            store.publish(&events, now_micros(), None).await.map(|_| ())
+            store.publish(events, Timestamp::now()).await.map(|_| ())
         }
         Ok(None) => Ok(()),
         Err(e) => Err(e),
@@ -432,7 +435,7 @@ async fn write_outcomes(store: DynStore, mut rx: mpsc::Receiver<Outcome>, wake: 
         }
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=8 {
-            match store.record_outcomes(&batch, now_micros()).await {
+            match store.record_outcomes(&batch, Timestamp::now()).await {
                 Ok(deactivated) => {
                     for d in deactivated {
                         announce_deactivation(&store, &d, &wake).await;

@@ -3,63 +3,7 @@
 
 use std::time::Duration;
 
-/// Why an attempt failed, as stored in the attempt log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    HttpStatus,
-    Redirect,
-    SsrfBlocked,
-    InvalidTarget,
-    /// The signing secret is sealed with a key this process does not hold (a key change under
-    /// way across nodes): retried, by another node or after this one restarts with the key.
-    SecretUnavailable,
-    Other,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Tls => "tls",
-            ErrorKind::HttpStatus => "http_status",
-            ErrorKind::Redirect => "redirect",
-            ErrorKind::SsrfBlocked => "ssrf_blocked",
-            ErrorKind::InvalidTarget => "invalid_target",
-            ErrorKind::SecretUnavailable => "secret_unavailable",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// Maps a stored name back to its `'static` form.
-    pub fn static_name(name: &str) -> &'static str {
-        [
-            ErrorKind::Timeout,
-            ErrorKind::Connect,
-            ErrorKind::Dns,
-            ErrorKind::Tls,
-            ErrorKind::HttpStatus,
-            ErrorKind::Redirect,
-            ErrorKind::SsrfBlocked,
-            ErrorKind::InvalidTarget,
-            ErrorKind::SecretUnavailable,
-        ]
-        .into_iter()
-        .map(ErrorKind::as_str)
-        .find(|k| *k == name)
-        .unwrap_or("other")
-    }
-
-    /// Network-level trouble is worth retrying; a refused or invalid destination is not.
-    pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorKind::SsrfBlocked | ErrorKind::InvalidTarget)
-    }
-}
+pub use hookline_core::ErrorKind;
 
 /// What the next step for the delivery is, before the schedule is consulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

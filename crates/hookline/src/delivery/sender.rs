@@ -24,7 +24,7 @@ use crate::store::DueDelivery;
 
 /// How much of a receiver's answer the attempt log keeps; nothing past it is read.
 pub const RESPONSE_BODY_CAP: usize = 4096;
-pub const DEFAULT_ROUTING_ID_HEADER: &str = "Linq-Chat-Id";
+pub use hookline_core::DEFAULT_ROUTING_ID_HEADER;
 pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl Sender {
 
     fn prepare(&self, d: &DueDelivery) -> Result<Arc<Prepared>, (ErrorKind, String)> {
         let mut cache = self.prepared.lock().expect("not poisoned");
-        if let Some(p) = cache.get(&d.subscription_id) {
+        if let Some(p) = cache.get(d.subscription_id.as_str()) {
             if p.raw_url == d.target_url && p.raw_secret == d.signing_secret {
                 return Ok(p.clone());
             }
@@ -185,7 +185,7 @@ impl Sender {
         if cache.len() >= PREPARED_CAP {
             cache.clear();
         }
-        cache.insert(d.subscription_id.clone(), p.clone());
+        cache.insert(d.subscription_id.to_string(), p.clone());
         Ok(p)
     }
 
@@ -197,7 +197,7 @@ impl Sender {
         let keys = self.sealing.as_ref().ok_or_else(|| {
             "the signing secret is sealed and HOOKLINE_SECRET_KEY is not set".to_owned()
         })?;
-        keys.open(&d.signing_secret, &d.subscription_id)
+        keys.open(&d.signing_secret, d.subscription_id.as_str())
             .map(|(plain, _)| plain)
             .map_err(|e| e.to_string())
     }
@@ -235,11 +235,11 @@ impl Sender {
         }
         let body = Envelope {
             webhook_version: target.webhook_version().as_str(),
-            event_type: &d.event_type,
-            event_id: &d.event_id,
-            created_at: &d.created_at,
-            trace_id: &d.trace_id,
-            partner_id: &d.partner_id,
+            event_type: d.event_type.as_str(),
+            event_id: d.event_id.as_str(),
+            created_at: d.created_at.as_str(),
+            trace_id: d.trace_id.as_str(),
+            partner_id: d.partner_id.as_str(),
             data: &d.data,
         }
         .render();
@@ -295,7 +295,7 @@ impl Sender {
 /// The token a receiver returned in the subscription's `routing_key_header`, if usable.
 fn returned_token(d: &DueDelivery, headers: &HeaderMap) -> Option<String> {
     let value = headers
-        .get(d.routing_key_header.as_deref()?)?
+        .get(d.routing_key_header.as_ref()?.as_str())?
         .to_str()
         .ok()?;
     (!value.is_empty() && value.len() <= ROUTING_TOKEN_CAP).then(|| value.to_owned())
@@ -307,17 +307,17 @@ fn returned_token(d: &DueDelivery, headers: &HeaderMap) -> Option<String> {
 fn affinity_headers(h: &mut HeaderMap, d: &DueDelivery, a: &Affinity) {
     let id_header = d
         .routing_id_header
-        .as_deref()
-        .unwrap_or(DEFAULT_ROUTING_ID_HEADER);
+        .as_ref()
+        .map_or(DEFAULT_ROUTING_ID_HEADER, |h| h.as_str());
     if let (Ok(name), Ok(value)) = (
         HeaderName::from_bytes(id_header.as_bytes()),
         HeaderValue::from_str(&a.chat_id),
     ) {
         h.insert(name, value);
     }
-    if let (Some(key_header), Some(token)) = (d.routing_key_header.as_deref(), &a.token) {
+    if let (Some(key_header), Some(token)) = (d.routing_key_header.as_ref(), &a.token) {
         if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key_header.as_bytes()),
+            HeaderName::from_bytes(key_header.as_str().as_bytes()),
             HeaderValue::from_str(token),
         ) {
             h.insert(name, value);
@@ -345,14 +345,17 @@ pub fn signed_headers(
     let value = |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-    h.insert("webhook-id", value(&d.event_id));
+    h.insert("webhook-id", value(d.event_id.as_str()));
     h.insert("webhook-timestamp", ts.clone());
     h.insert(
         "webhook-signature",
-        value(&secret.sign_standard(&d.event_id, timestamp, body)),
+        value(&secret.sign_standard(d.event_id.as_str(), timestamp, body)),
     );
-    h.insert("x-webhook-event", value(&d.event_type));
-    h.insert("x-webhook-subscription-id", value(&d.subscription_id));
+    h.insert("x-webhook-event", value(d.event_type.as_str()));
+    h.insert(
+        "x-webhook-subscription-id",
+        value(d.subscription_id.as_str()),
+    );
     h.insert("x-webhook-timestamp", ts);
     h.insert(
         "x-webhook-signature",

@@ -195,7 +195,10 @@ impl TestApp {
     ) -> Vec<hookline::store::AttemptRecord> {
         self.store()
             .await
-            .attempts_for_event(partner, event_id)
+            .attempts_for_event(
+                &hookline_core::PartnerId::from_stored(partner),
+                &hookline_core::EventId::from_stored(event_id),
+            )
             .await
             .unwrap()
     }

@@ -26,7 +26,7 @@ fn keyring(current: &str, previous: Option<&str>) -> Keyring {
 async fn stored_secret(app: &TestApp, id: &str) -> String {
     let all = app.store().await.signing_secrets().await.unwrap();
     all.into_iter()
-        .find(|(sub, _)| sub == id)
+        .find(|(sub, _)| sub.as_str() == id)
         .map(|(_, stored)| stored)
         .expect("subscription stored")
 }

@@ -1,6 +1,7 @@
 //! Delivery affinity: routing tokens learned per chat and echoed.
 
 use crate::common::*;
+use hookline_core::SubscriptionId;
 use reqwest::Method;
 use serde_json::json;
 
@@ -28,7 +29,10 @@ async fn routing_tokens_are_learned_per_chat_and_echoed(backend: Backend) {
     };
     let token_of = |chat: &'static str| {
         let (store, sub_id) = (store.clone(), sub_id.clone());
-        async move { store.routing_token(&sub_id, chat).await.unwrap() }
+        async move {
+            let sub_id = SubscriptionId::from_stored(sub_id);
+            store.routing_token(&sub_id, chat).await.unwrap()
+        }
     };
 
     publish_for("chat-a").await;

@@ -2,6 +2,7 @@
 //! in-flight cap in the claim.
 
 use crate::common::*;
+use hookline_core::{ErrorKind, EventId, PartnerId, SubscriptionId, Timestamp};
 use hookline::config::Role;
 use hookline::store::{Capacity, ClaimRequest};
 use std::collections::HashMap;
@@ -37,8 +38,9 @@ async fn a_hanging_receiver_times_out_while_a_healthy_one_keeps_receiving(backen
     let attempts = eventually("timeout attempts", WAIT, || {
         let (store, partner, event_id) = (store.clone(), partner.clone(), event_id.clone());
         async move {
+            let (partner, event_id) = (PartnerId::from_stored(partner), EventId::from_stored(event_id));
             let a = store.attempts_for_event(&partner, &event_id).await.unwrap();
-            (a.iter().filter(|a| a.error_kind == Some("timeout")).count() >= 2).then_some(a)
+            (a.iter().filter(|a| a.error_kind == Some(ErrorKind::Timeout)).count() >= 2).then_some(a)
         }
     })
     .await;
@@ -81,17 +83,17 @@ async fn a_full_subscription_neither_blocks_others_nor_exceeds_its_room(backend:
         app.publish(event(&partner, "message.read", None)).await;
     }
     let store = app.store().await;
-    let claim = |in_flight: HashMap<String, usize>| {
+    let claim = |in_flight: HashMap<SubscriptionId, usize>| {
         let store = store.clone();
         async move {
-            let now = hookline_core::time::now_micros();
+            let now = Timestamp::now();
             let capacity = Capacity {
                 per_subscription_cap: 4,
                 in_flight: &in_flight,
             };
             let request = ClaimRequest {
                 now,
-                lease_until: now + 60_000_000,
+                lease_until: now + Duration::from_secs(60),
                 limit: 10,
                 capacity,
             };
@@ -99,19 +101,20 @@ async fn a_full_subscription_neither_blocks_others_nor_exceeds_its_room(backend:
         }
     };
 
-    let full = HashMap::from([(busy.to_owned(), 4)]);
+    let busy = SubscriptionId::from_stored(busy);
+    let full = HashMap::from([(busy.clone(), 4)]);
     let claimed = claim(full.clone()).await;
     assert_eq!(claimed.len(), 3, "{claimed:?}");
-    assert!(claimed.iter().all(|d| d.subscription_id == idle));
+    assert!(claimed.iter().all(|d| d.subscription_id.as_str() == idle));
     // What is due already is the full subscription's; the next wake-up is the earliest lease.
-    let now = hookline_core::time::now_micros();
+    let now = Timestamp::now();
     let next = store.next_due_after(now).await.unwrap();
     assert!(
-        next.is_some_and(|at| at > now + 50_000_000),
+        next.is_some_and(|at| at > now + Duration::from_secs(50)),
         "the claimed rows' lease, a minute out: {next:?}"
     );
 
-    let claimed = claim(HashMap::from([(busy.to_owned(), 1)])).await;
+    let claimed = claim(HashMap::from([(busy.clone(), 1)])).await;
     let ids: Vec<&str> = claimed.iter().map(|d| d.event_id.as_str()).collect();
     assert_eq!(ids, busy_events[..3], "the room (3), oldest first");
     let claimed = claim(HashMap::new()).await;

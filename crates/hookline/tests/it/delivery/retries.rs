@@ -2,6 +2,7 @@
 //! redirects.
 
 use crate::common::*;
+use hookline_core::ErrorKind;
 use hookline::store::DeliveryCounts;
 use reqwest::Method;
 use serde_json::json;
@@ -56,7 +57,7 @@ async fn retries_5xx_and_429_honouring_retry_after_with_the_same_webhook_id(back
         attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    assert_eq!(attempts[0].error_kind, Some("http_status"));
+    assert_eq!(attempts[0].error_kind, Some(ErrorKind::HttpStatus));
     assert_eq!(attempts[2].error_kind, None);
 }
 
@@ -123,7 +124,7 @@ async fn gone_deactivates_the_subscription_and_redirects_are_not_followed(backen
         .await;
     assert!(attempts
         .iter()
-        .any(|a| a.error_kind == Some("redirect") && a.status_code == Some(302)));
+        .any(|a| a.error_kind == Some(ErrorKind::Redirect) && a.status_code == Some(302)));
 }
 
 crate::per_backend!(

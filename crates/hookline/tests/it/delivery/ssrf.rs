@@ -1,6 +1,7 @@
 //! The SSRF guard: loopback receivers are refused, by address and by name, unless allowed.
 
 use crate::common::*;
+use hookline_core::ErrorKind;
 use hookline::store::DeliveryCounts;
 use serde_json::json;
 
@@ -41,7 +42,7 @@ async fn ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list(backend
     assert!(
         attempts
             .iter()
-            .all(|a| a.error_kind == Some("ssrf_blocked")),
+            .all(|a| a.error_kind == Some(ErrorKind::SsrfBlocked)),
         "{attempts:?}"
     );
     assert!(rx.received().is_empty());

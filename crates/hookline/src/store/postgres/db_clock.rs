@@ -2,8 +2,9 @@
 //! they are written on the database's clock: a node whose own clock runs ahead would otherwise
 //! take over deliveries whose lease has not expired yet, and send them twice.
 
-use super::StoreResult;
+use crate::store::StoreResult;
 use hookline_core::time::now_micros;
+use hookline_core::Timestamp;
 use sqlx::PgPool;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -62,6 +63,33 @@ impl DbClock {
                 None => Err(e.into()),
             },
         }
+    }
+}
+
+/// Converts between this node's clock and the database's, for one operation: times from the
+/// API and the claim loop go in with [`db_micros`](Self::db_micros), due times come back with
+/// [`node_time`](Self::node_time).
+#[derive(Debug, Clone, Copy)]
+pub struct DbTime {
+    /// Database time minus this node's time, in microseconds.
+    shift: i64,
+}
+
+impl DbTime {
+    pub fn db_micros(self, t: Timestamp) -> i64 {
+        t.as_micros() + self.shift
+    }
+
+    pub fn node_time(self, micros: i64) -> Timestamp {
+        Timestamp::from_micros(micros - self.shift)
+    }
+}
+
+impl DbClock {
+    pub async fn time(&self, pool: &PgPool) -> StoreResult<DbTime> {
+        Ok(DbTime {
+            shift: self.offset(pool).await?,
+        })
     }
 }
 

@@ -1,0 +1,134 @@
+//! The PostgreSQL store, for several nodes sharing one database. PostgreSQL is the store and the
+//! queue: claims use `FOR UPDATE SKIP LOCKED` in short transactions, and `NOTIFY` wakes the
+//! dispatchers of every node when deliveries are committed.
+//!
+//! Due times and leases are on the database's clock: every method that reads or writes them
+//! converts through one `DbTime` taken from `PostgresStore::db_time`.
+
+mod attempts;
+mod db_clock;
+mod listener;
+mod partners;
+mod publish;
+mod queue;
+mod subscriptions;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Executor;
+use std::time::Duration;
+
+use super::migrate::{self, MigrationSteps};
+use super::{Store, StoreResult};
+use db_clock::{DbClock, DbTime};
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_subscription_queues.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_routing_tokens.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_global_due_index.sql"),
+    ),
+];
+
+/// Serialises migrations when several nodes start at once.
+const MIGRATION_LOCK: i64 = 0x686f6f6b6c696e65; // "hookline"
+/// The `NOTIFY` channel that wakes every node's dispatcher.
+const WAKE_CHANNEL: &str = "hookline_wake";
+
+pub struct PostgresStore {
+    pool: PgPool,
+    url: String,
+    clock: DbClock,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        migrate(&pool).await?;
+        Ok(PostgresStore {
+            pool,
+            url: url.to_owned(),
+            clock: DbClock::default(),
+        })
+    }
+
+    /// The conversion to and from the database's clock, for one operation.
+    async fn db_time(&self) -> StoreResult<DbTime> {
+        self.clock.time(&self.pool).await
+    }
+}
+
+// Boxed so the future's `Send` bound is checked here, not through every caller's generics.
+fn migrate(pool: &PgPool) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(async move {
+        let mut conn = pool.acquire().await?;
+        let outcome = migrate_locked(&mut conn).await;
+        if outcome.is_err() {
+            // Closing the session releases its advisory lock.
+            conn.close().await.ok();
+        }
+        outcome
+    })
+}
+
+async fn migrate_locked(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    conn.execute(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})").as_str())
+        .await?;
+    migrate::run(&mut Migrations(conn), MIGRATIONS, "PostgreSQL").await?;
+    conn.execute(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})").as_str())
+        .await?;
+    Ok(())
+}
+
+struct Migrations<'c>(&'c mut sqlx::PgConnection);
+
+impl MigrationSteps for Migrations<'_> {
+    async fn current_version(&mut self) -> anyhow::Result<i64> {
+        self.0
+            .execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+                .fetch_one(&mut *self.0)
+                .await?,
+        )
+    }
+
+    async fn apply(&mut self, version: i64, sql: &str) -> anyhow::Result<()> {
+        let script = format!(
+            "BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({version});\nCOMMIT;"
+        );
+        self.0.execute(script.as_str()).await?;
+        Ok(())
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

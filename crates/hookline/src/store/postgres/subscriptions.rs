@@ -1,0 +1,246 @@
+//! Subscriptions, their signing secrets and routing tokens on PostgreSQL.
+
+use async_trait::async_trait;
+use hookline_core::{PartnerId, SubscriptionId, Timestamp};
+use sqlx::postgres::PgQueryResult;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::{is_unique_violation, PostgresStore};
+use crate::store::rows::{self, *};
+use crate::store::subscription_writes::{self, SubscriptionWriteSteps, Written};
+use crate::store::{NewSubscription, StoreResult, Subscription, SubscriptionStore, UpdateResult};
+
+/// [`subscription_writes`]'s steps in one PostgreSQL transaction.
+struct Writes<'p> {
+    /// Taken (rolled back) after a unique violation, which aborts it.
+    tx: Option<Transaction<'static, Postgres>>,
+    pool: &'p PgPool,
+}
+
+impl Writes<'_> {
+    fn tx(&mut self) -> &mut Transaction<'static, Postgres> {
+        self.tx.as_mut().expect("used before a unique violation")
+    }
+}
+
+fn written(res: Result<PgQueryResult, sqlx::Error>) -> StoreResult<Written> {
+    match res {
+        Err(e) if is_unique_violation(&e) => Ok(Written::DuplicateUrl),
+        Err(e) => Err(e.into()),
+        Ok(done) if done.rows_affected() == 1 => Ok(Written::Applied),
+        Ok(_) => Ok(Written::Missed),
+    }
+}
+
+impl SubscriptionWriteSteps for Writes<'_> {
+    async fn insert(&mut self, new: &NewSubscription) -> StoreResult<Written> {
+        let s = &new.subscription;
+        let res = sqlx::query(
+            "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
+             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.partner_id.as_str())
+        .bind(s.target_url.as_str())
+        .bind(events_column(s))
+        .bind(phones_column(&s.phone_numbers))
+        .bind(s.is_active)
+        .bind(&new.signing_secret)
+        .bind(header_column(&s.routing_id_header))
+        .bind(header_column(&s.routing_key_header))
+        .bind(s.created_at.as_micros())
+        .bind(s.updated_at.as_micros())
+        .execute(&mut **self.tx())
+        .await;
+        written(res)
+    }
+
+    async fn update(
+        &mut self,
+        s: &Subscription,
+        read_updated_at: Timestamp,
+    ) -> StoreResult<Written> {
+        let res = sqlx::query(
+            "UPDATE subscriptions SET target_url = $1, subscribed_events = $2, phone_numbers = $3, \
+             is_active = $4, routing_id_header = $5, routing_key_header = $6, updated_at = $7 \
+             WHERE partner_id = $8 AND id = $9 AND deleted_at IS NULL AND updated_at = $10",
+        )
+        .bind(s.target_url.as_str())
+        .bind(events_column(s))
+        .bind(phones_column(&s.phone_numbers))
+        .bind(s.is_active)
+        .bind(header_column(&s.routing_id_header))
+        .bind(header_column(&s.routing_key_header))
+        .bind(s.updated_at.as_micros())
+        .bind(s.partner_id.as_str())
+        .bind(s.id.as_str())
+        .bind(read_updated_at.as_micros())
+        .execute(&mut **self.tx())
+        .await;
+        written(res)
+    }
+
+    async fn is_live(&mut self, partner_id: &PartnerId, id: &SubscriptionId) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM subscriptions \
+             WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL)",
+        )
+        .bind(partner_id.as_str())
+        .bind(id.as_str())
+        .fetch_one(&mut **self.tx())
+        .await?)
+    }
+
+    async fn forget_routing_tokens(&mut self, id: &SubscriptionId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = $1")
+            .bind(id.as_str())
+            .execute(&mut **self.tx())
+            .await?;
+        Ok(())
+    }
+
+    /// After a unique violation the transaction is aborted: it is given back first and the
+    /// owner read outside it.
+    async fn url_owner(
+        &mut self,
+        partner_id: &PartnerId,
+        url: &str,
+    ) -> StoreResult<SubscriptionId> {
+        drop(self.tx.take());
+        let id: String = sqlx::query_scalar(
+            "SELECT id FROM subscriptions WHERE partner_id = $1 AND target_url = $2 AND deleted_at IS NULL",
+        )
+        .bind(partner_id.as_str())
+        .bind(url)
+        .fetch_one(self.pool)
+        .await?;
+        Ok(SubscriptionId::from_stored(id))
+    }
+
+    async fn commit(mut self) -> StoreResult<()> {
+        Ok(self.tx.take().expect("not aborted").commit().await?)
+    }
+}
+
+impl PostgresStore {
+    async fn writes(&self) -> StoreResult<Writes<'_>> {
+        Ok(Writes {
+            tx: Some(self.pool.begin().await?),
+            pool: &self.pool,
+        })
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for PostgresStore {
+    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
+        subscription_writes::insert(self.writes().await?, new).await
+    }
+
+    async fn list_subscriptions(&self, partner_id: &PartnerId) -> StoreResult<Vec<Subscription>> {
+        let rows: Vec<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE partner_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(partner_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows::subscriptions(rows)?)
+    }
+
+    async fn get_subscription(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+    ) -> StoreResult<Option<Subscription>> {
+        let row: Option<SubscriptionRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(partner_id.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SubscriptionRow::into_domain).transpose()?)
+    }
+
+    async fn update_subscription(
+        &self,
+        s: &Subscription,
+        read_updated_at: Timestamp,
+        forget_routing_tokens: bool,
+    ) -> StoreResult<UpdateResult> {
+        let steps = self.writes().await?;
+        subscription_writes::update(steps, s, read_updated_at, forget_routing_tokens).await
+    }
+
+    async fn delete_subscription(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE subscriptions SET deleted_at = $1, is_active = FALSE, updated_at = $1 \
+             WHERE partner_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(now.as_micros())
+        .bind(partner_id.as_str())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, signing_secret FROM subscriptions ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, secret)| (SubscriptionId::from_stored(id), secret))
+            .collect())
+    }
+
+    async fn replace_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET signing_secret = $1 WHERE id = $2 AND signing_secret = $3",
+        )
+        .bind(new)
+        .bind(id.as_str())
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn routing_token(
+        &self,
+        subscription_id: &SubscriptionId,
+        chat_id: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT token FROM routing_tokens WHERE subscription_id = $1 AND chat_id = $2",
+        )
+        .bind(subscription_id.as_str())
+        .bind(chat_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,202 @@
+//! The store's vocabulary: what goes in and comes out of the [`Store`](super::Store) traits,
+//! beyond the domain types of `hookline_core`.
+
+use hookline_core::{
+    DeliveryId, ErrorKind, EventId, EventTime, EventType, PartnerId, PhoneNumber, RoutingHeader,
+    SubscriptionId, Timestamp, TraceId,
+};
+use std::collections::HashMap;
+
+use super::Subscription;
+
+/// The signing secret travels separately so listing code never holds it.
+pub struct NewSubscription {
+    pub subscription: Subscription,
+    /// As stored: sealed when a secret key is configured, else the plain `whsec_` value.
+    pub signing_secret: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub partner_id: PartnerId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub phone_number: Option<PhoneNumber>,
+    /// The publisher's text, verbatim into the envelope.
+    pub created_at: EventTime,
+    pub trace_id: TraceId,
+    /// The publisher's JSON object, verbatim.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub event_id: EventId,
+    pub deliveries: u32,
+    /// The event id had been accepted before: nothing new was scheduled.
+    pub duplicate: bool,
+}
+
+/// A claimed delivery with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery_id: DeliveryId,
+    /// The number of this attempt (1-based); fences the outcome write.
+    pub attempt: u32,
+    pub subscription_id: SubscriptionId,
+    /// As stored; the sender parses it once per subscription and caches the result.
+    pub target_url: String,
+    /// As stored: possibly sealed (see `hookline_core::sealing`).
+    pub signing_secret: String,
+    pub routing_id_header: Option<RoutingHeader>,
+    pub routing_key_header: Option<RoutingHeader>,
+    pub partner_id: PartnerId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub created_at: EventTime,
+    pub trace_id: TraceId,
+    pub data: String,
+}
+
+pub struct PublishBatch {
+    /// One answer per event, in request order.
+    pub published: Vec<Published>,
+    /// Deliveries committed leased to this process (attempt 1), to send now, each with its index
+    /// in [`PublishPlan::deliveries`](super::PublishPlan::deliveries). Planned deliveries marked for leasing but missing here
+    /// were not inserted (their event had been accepted before).
+    pub claimed: Vec<(usize, DueDelivery)>,
+    /// Deliveries committed due now for any worker to claim.
+    pub queued: usize,
+}
+
+/// How many more deliveries this worker may start per subscription.
+pub struct Capacity<'a> {
+    pub per_subscription_cap: usize,
+    /// Deliveries this worker has in flight, by subscription.
+    pub in_flight: &'a HashMap<SubscriptionId, usize>,
+}
+
+impl Capacity<'_> {
+    pub fn room(&self, subscription_id: &SubscriptionId) -> usize {
+        let busy = self.in_flight.get(subscription_id).copied().unwrap_or(0);
+        self.per_subscription_cap.saturating_sub(busy)
+    }
+
+    /// The in-flight map as a JSON object, for SQL that looks counts up by subscription id.
+    pub fn in_flight_json(&self) -> String {
+        serde_json::to_string(self.in_flight).expect("map serialises")
+    }
+}
+
+pub struct Claimed {
+    /// Leased and ready to send.
+    pub deliveries: Vec<DueDelivery>,
+    /// More is due right now than this claim handed out: its batch was full, it cancelled
+    /// deliveries of inactive or deleted subscriptions instead, or (PostgreSQL) another node took
+    /// rows it had chosen. Claim again at once.
+    pub more_due: bool,
+    /// Due work was left because its subscription had no room: claim again when a slot frees.
+    pub held_back: bool,
+}
+
+impl Claimed {
+    /// A claim that handed nothing out.
+    pub fn nothing(more_due: bool, held_back: bool) -> Self {
+        Claimed {
+            deliveries: Vec::new(),
+            more_due,
+            held_back,
+        }
+    }
+}
+
+pub struct ClaimRequest<'a> {
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    pub limit: u32,
+    pub capacity: Capacity<'a>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: DeliveryId,
+    pub attempt: u32,
+    pub started_at: Timestamp,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<ErrorKind>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Succeeded,
+    RetryAt(Timestamp),
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub attempt: AttemptRecord,
+    pub next: NextState,
+    /// `410 Gone`: the receiver asked us to stop.
+    pub deactivate_subscription: Option<Deactivation>,
+    /// A routing token the receiver returned that differs from the one sent.
+    pub learned_routing_token: Option<LearnedRoutingToken>,
+}
+
+/// A subscription to deactivate because its receiver answered `410 Gone`; only while it still
+/// points at the target that answered.
+#[derive(Debug, Clone)]
+pub struct Deactivation {
+    pub partner_id: PartnerId,
+    pub subscription_id: SubscriptionId,
+    /// As stored (see [`DueDelivery::target_url`]).
+    pub target_url: String,
+}
+
+/// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.
+#[derive(Debug, Clone)]
+pub struct LearnedRoutingToken {
+    pub subscription_id: SubscriptionId,
+    /// The `routing_key_header` the token came back in; stored only while the subscription
+    /// still uses that header (clearing or renaming it drops the tokens).
+    pub header: RoutingHeader,
+    pub chat_id: String,
+    pub token: String,
+}
+
+/// What a conditional subscription update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateResult {
+    Updated,
+    /// Deleted (or never existed for this partner).
+    Gone,
+    /// Changed by someone else since it was read; read again and reapply.
+    Stale,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("target_url is already used by subscription {existing_id}")]
+    DuplicateTargetUrl { existing_id: SubscriptionId },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Other(e.into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
