@@ -10,3 +10,4 @@ mod python;
 mod receiver;
 mod sdk;
 mod secrets;
+mod store;

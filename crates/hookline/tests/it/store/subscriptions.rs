@@ -1,0 +1,245 @@
+//! Subscription writes the delivery path depends on: the compare-and-set update (Updated,
+//! Stale, Gone) and the routing tokens learned for a subscription's routing key header.
+
+use super::fixture::*;
+
+conformance!(
+    update_is_a_compare_and_set_on_the_version_read,
+    update_of_a_deleted_or_foreign_subscription_is_gone,
+    a_routing_token_is_learned_only_under_the_subscriptions_current_header,
+    routing_tokens_are_forgotten_when_the_header_changes_or_the_subscription_is_deleted,
+);
+
+async fn update_is_a_compare_and_set_on_the_version_read(f: Fixture) {
+    let p = f.partner().await;
+    let read = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+
+    let first = f
+        .update(&read, at(2), |s| {
+            s.subscribed_events = vec![event_type("message.read")]
+        })
+        .await;
+    assert_eq!(first, UpdateResult::Updated);
+    let lost = f.update(&read, at(3), |s| s.is_active = false).await;
+    assert_eq!(
+        lost,
+        UpdateResult::Stale,
+        "the row changed since it was read"
+    );
+
+    let stored = f.reread(&read).await.unwrap();
+    assert!(stored.is_active, "the stale write changed nothing");
+    assert_eq!(stored.subscribed_events, [event_type("message.read")]);
+    assert_eq!(stored.updated_at, at(2));
+    let reapplied = f.update(&stored, at(3), |s| s.is_active = false).await;
+    assert_eq!(reapplied, UpdateResult::Updated, "read again and reapplied");
+    let stored = f.reread(&read).await.unwrap();
+    assert!(!stored.is_active);
+    assert_eq!(
+        stored.subscribed_events,
+        [event_type("message.read")],
+        "both changes hold"
+    );
+}
+
+async fn update_of_a_deleted_or_foreign_subscription_is_gone(f: Fixture) {
+    let (p, q) = (f.partner().await, f.partner().await);
+    let sub = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+
+    let mut foreign = sub.clone();
+    foreign.partner_id = q.clone();
+    let as_q = f.update(&foreign, at(2), |s| s.is_active = false).await;
+    assert_eq!(
+        as_q,
+        UpdateResult::Gone,
+        "another partner's subscription does not exist for q"
+    );
+    assert!(f.reread(&sub).await.unwrap().is_active);
+
+    assert!(f.delete(&sub, at(3)).await);
+    let stale_and_deleted = f.update(&sub, at(4), |s| s.is_active = false).await;
+    assert_eq!(
+        stale_and_deleted,
+        UpdateResult::Gone,
+        "deleted wins over stale"
+    );
+    let deleted_version = Subscription {
+        updated_at: at(3),
+        ..sub.clone()
+    };
+    let current_but_deleted = f.update(&deleted_version, at(4), |_| {}).await;
+    assert_eq!(current_but_deleted, UpdateResult::Gone);
+    assert!(f.reread(&sub).await.is_none());
+    assert!(!f.delete(&sub, at(5)).await, "deleted once");
+}
+
+/// Publishes one event to `sub`'s partner and claims its delivery to `sub` at `at(secs)`.
+async fn deliver_one(f: &Fixture, sub: &Subscription, secs: i64) -> DueDelivery {
+    f.publish(&[event(&sub.partner_id, "message.sent")], at(secs))
+        .await;
+    let due = f.claim_all(at(secs + 1)).await;
+    due.into_iter()
+        .find(|d| d.subscription_id == sub.id)
+        .expect("a delivery to sub")
+}
+
+async fn a_routing_token_is_learned_only_under_the_subscriptions_current_header(f: Fixture) {
+    let p = f.partner().await;
+    let keyed = Spec::to(&["message.sent"]).routing_key_header("x-route-key");
+    let sub = f.subscribe(&p, keyed).await;
+    let unkeyed = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+
+    let d = deliver_one(&f, &sub, 1).await;
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-route-key",
+            "chat-1",
+            "tok-1",
+        )],
+        at(3),
+    )
+    .await;
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await.as_deref(),
+        Some("tok-1")
+    );
+    assert_eq!(f.routing_token(&sub, "chat-2").await, None, "per chat");
+
+    let d = deliver_one(&f, &sub, 4).await;
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-route-key",
+            "chat-1",
+            "tok-2",
+        )],
+        at(6),
+    )
+    .await;
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await.as_deref(),
+        Some("tok-2"),
+        "a newer token replaces the last"
+    );
+
+    // Sent while the subscription used another header (it was changed since).
+    let d = deliver_one(&f, &sub, 7).await;
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-old-key",
+            "chat-1",
+            "tok-old",
+        )],
+        at(9),
+    )
+    .await;
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await.as_deref(),
+        Some("tok-2")
+    );
+
+    let d = deliver_one(&f, &unkeyed, 10).await;
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-route-key",
+            "chat-1",
+            "tok-u",
+        )],
+        at(12),
+    )
+    .await;
+    assert_eq!(
+        f.routing_token(&unkeyed, "chat-1").await,
+        None,
+        "a subscription without a routing key header learns nothing"
+    );
+}
+
+async fn routing_tokens_are_forgotten_when_the_header_changes_or_the_subscription_is_deleted(
+    f: Fixture,
+) {
+    let p = f.partner().await;
+    let keyed = Spec::to(&["message.sent"]).routing_key_header("x-route-key");
+    let sub = f.subscribe(&p, keyed).await;
+    let d = deliver_one(&f, &sub, 1).await;
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-route-key",
+            "chat-1",
+            "tok-1",
+        )],
+        at(3),
+    )
+    .await;
+
+    let other_change = f.update(&sub, at(4), |s| s.is_active = false).await;
+    assert_eq!(other_change, UpdateResult::Updated);
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await.as_deref(),
+        Some("tok-1"),
+        "kept while the header stays"
+    );
+    let sub = f.reread(&sub).await.unwrap();
+    let renamed = f
+        .update(&sub, at(5), |s| {
+            s.is_active = true;
+            s.routing_key_header = Some(header("x-new-key"));
+        })
+        .await;
+    assert_eq!(renamed, UpdateResult::Updated);
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await,
+        None,
+        "dropped with the old header"
+    );
+
+    let d = deliver_one(&f, &sub, 6).await;
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-new-key",
+            "chat-1",
+            "tok-new",
+        )],
+        at(8),
+    )
+    .await;
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await.as_deref(),
+        Some("tok-new")
+    );
+
+    let d = deliver_one(&f, &sub, 9).await;
+    assert!(f.delete(&sub, at(11)).await);
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await,
+        None,
+        "deleted with the subscription"
+    );
+    f.record(
+        &[learning(
+            succeeded(&d),
+            &d,
+            "x-new-key",
+            "chat-1",
+            "tok-late",
+        )],
+        at(12),
+    )
+    .await;
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await,
+        None,
+        "an outcome after the delete learns nothing"
+    );
+}
