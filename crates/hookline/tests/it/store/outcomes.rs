@@ -10,6 +10,7 @@ conformance!(
     delivery_counts_follow_each_state,
     attempts_for_event_lists_each_attempt_of_that_event_in_order,
     gone_deactivates_the_subscription_once_while_its_target_is_unchanged,
+    gone_cancels_the_subscriptions_waiting_deliveries_at_the_next_claim,
     gone_from_a_replaced_target_does_not_deactivate,
 );
 
@@ -205,6 +206,41 @@ async fn gone_deactivates_the_subscription_once_while_its_target_is_unchanged(f:
         counts(2, 0, 2, 0),
         "both 410s failed their delivery"
     );
+}
+
+async fn gone_cancels_the_subscriptions_waiting_deliveries_at_the_next_claim(f: Fixture) {
+    let p = f.partner().await;
+    let sub = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let bystander = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let events = [event(&p, "message.sent"), event(&p, "message.sent")];
+    f.publish(&events, at(1)).await;
+    // One slot per subscription: each one's second delivery waits in the queue.
+    let first = f
+        .claim(
+            at(2),
+            Room {
+                cap: 1,
+                ..Room::plenty()
+            },
+        )
+        .await;
+    assert!(first.held_back);
+    let to_sub = first
+        .deliveries
+        .iter()
+        .find(|d| d.subscription_id == sub.id);
+    let deactivated = f.record(&[gone(to_sub.unwrap())], at(3)).await;
+    assert_eq!(deactivated.len(), 1);
+
+    let next = f.claim(at(4), Room::plenty()).await;
+
+    assert_eq!(
+        pairs(&next.deliveries),
+        pairs_for(&events[1], &[&bystander]),
+        "the deactivated subscription's backlog is not sent"
+    );
+    assert!(next.more_due, "it was cancelled instead");
+    assert_eq!(f.counts().await, counts(2, 0, 1, 1));
 }
 
 async fn gone_from_a_replaced_target_does_not_deactivate(f: Fixture) {
