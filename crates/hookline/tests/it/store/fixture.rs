@@ -6,12 +6,12 @@ use crate::common::{Backend, PgDatabase};
 use hookline::store::postgres::PostgresStore;
 use hookline::store::sqlite::SqliteStore;
 pub use hookline::store::{
-    AttemptRecord, DeliveryCounts, DueDelivery, DynStore, NewEvent, Published, Subscription,
-    UpdateResult,
+    ApiKeyRecord, AttemptRecord, DeliveryCounts, DueDelivery, DynStore, NewEvent, Partner,
+    Published, Subscription, UpdateResult,
 };
 use hookline::store::{
     Capacity, ClaimRequest, Claimed, Claimer, Deactivation, LearnedRoutingToken, NewSubscription,
-    NextState, Outcome, Partner,
+    NextState, Outcome,
 };
 use hookline_core::{EventType, PhoneNumber, TargetUrl};
 use std::collections::HashMap;
@@ -75,15 +75,11 @@ impl Fixture {
         }
     }
 
+    /// A new partner, stored; its id.
     pub async fn partner(&self) -> Pid {
-        let id = format!("p-{}", uuid::Uuid::new_v4().simple());
-        let partner = Partner {
-            id: id.clone(),
-            name: id.clone(),
-            created_at: at(0),
-        };
+        let partner = partner_record("acme", at(0));
         self.store.create_partner(&partner).await.unwrap();
-        id
+        partner.id
     }
 
     /// Creates the subscription `spec` describes for `partner`, stored as of `at(0)`.
@@ -103,7 +99,7 @@ impl Fixture {
         self.store
             .insert_subscription(&NewSubscription {
                 subscription: subscription.clone(),
-                signing_secret: "whsec_conformance".into(),
+                signing_secret: SECRET.into(),
             })
             .await
             .unwrap();
@@ -207,8 +203,53 @@ impl Fixture {
             .unwrap()
     }
 
+    /// Every subscription's stored secret as `(subscription id, secret)`, sorted.
+    pub async fn signing_secrets(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self
+            .store
+            .signing_secrets()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, secret)| (id.to_string(), secret))
+            .collect();
+        all.sort();
+        all
+    }
+
+    pub async fn replace_secret(&self, sub: &Subscription, old: &str, new: &str) -> bool {
+        self.store
+            .replace_signing_secret(&sub.id, old, new)
+            .await
+            .unwrap()
+    }
+
     pub async fn routing_token(&self, sub: &Subscription, chat: &str) -> Option<String> {
         self.store.routing_token(&sub.id, chat).await.unwrap()
+    }
+}
+
+/// The signing secret every subscription is created with (stored as given).
+pub const SECRET: &str = "whsec_conformance";
+
+/// A partner not yet stored, named `name`, created at `created_at`.
+pub fn partner_record(name: &str, created_at: Ts) -> Partner {
+    Partner {
+        id: format!("p-{}", uuid::Uuid::new_v4().simple()),
+        name: name.into(),
+        created_at,
+    }
+}
+
+/// A new API key for `partner`, not yet stored: the record holds its hash only.
+pub fn key_record(partner: &Pid) -> ApiKeyRecord {
+    let key = hookline_core::ApiKey::generate("hl_test_");
+    ApiKeyRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        partner_id: partner.clone(),
+        name: Some("conformance".into()),
+        hash: key.hash(),
+        created_at: at(0),
     }
 }
 

@@ -31,4 +31,5 @@ mod fan_out;
 mod idempotency;
 mod leases;
 mod outcomes;
+mod partners;
 mod subscriptions;

@@ -206,6 +206,11 @@ async fn gone_deactivates_the_subscription_once_while_its_target_is_unchanged(f:
         counts(2, 0, 2, 0),
         "both 410s failed their delivery"
     );
+    let after = f.publish(&[event(&p, "message.sent")], at(5)).await;
+    assert_eq!(
+        after[0].deliveries, 1,
+        "new events go to the bystander only"
+    );
 }
 
 async fn gone_cancels_the_subscriptions_waiting_deliveries_at_the_next_claim(f: Fixture) {

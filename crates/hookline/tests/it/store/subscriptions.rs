@@ -1,11 +1,13 @@
 //! Subscription writes the delivery path depends on: the compare-and-set update (Updated,
-//! Stale, Gone) and the routing tokens learned for a subscription's routing key header.
+//! Stale, Gone), signing secrets replaced in place, and the routing tokens learned for a
+//! subscription's routing key header.
 
 use super::fixture::*;
 
 conformance!(
     update_is_a_compare_and_set_on_the_version_read,
     update_of_a_deleted_or_foreign_subscription_is_gone,
+    a_signing_secret_is_replaced_only_from_its_stored_value_and_deliveries_carry_the_new_one,
     a_routing_token_is_learned_only_under_the_subscriptions_current_header,
     routing_tokens_are_forgotten_when_the_header_changes_or_the_subscription_is_deleted,
 );
@@ -71,6 +73,47 @@ async fn update_of_a_deleted_or_foreign_subscription_is_gone(f: Fixture) {
     assert_eq!(current_but_deleted, UpdateResult::Gone);
     assert!(f.reread(&sub).await.is_none());
     assert!(!f.delete(&sub, at(5)).await, "deleted once");
+}
+
+async fn a_signing_secret_is_replaced_only_from_its_stored_value_and_deliveries_carry_the_new_one(
+    f: Fixture,
+) {
+    let p = f.partner().await;
+    let sub = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let deleted = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    assert!(f.delete(&deleted, at(1)).await);
+    let mut all = vec![
+        (sub.id.to_string(), SECRET.to_owned()),
+        (deleted.id.to_string(), SECRET.to_owned()),
+    ];
+    all.sort();
+    assert_eq!(
+        f.signing_secrets().await,
+        all,
+        "deleted subscriptions included"
+    );
+    // Published once before the change, so a backend that caches fan-out has the old secret.
+    let (_, before) = f.publish_leased(&[event(&p, "message.sent")], at(2)).await;
+    assert_eq!(before[0].signing_secret, SECRET);
+
+    assert!(
+        !f.replace_secret(&sub, "whsec_not_the_stored_one", "whsec_new")
+            .await
+    );
+    assert!(f.replace_secret(&sub, SECRET, "whsec_new").await);
+    assert!(
+        !f.replace_secret(&sub, SECRET, "whsec_newer").await,
+        "replaced once"
+    );
+
+    let (_, leased) = f.publish_leased(&[event(&p, "message.sent")], at(3)).await;
+    assert_eq!(
+        leased[0].signing_secret, "whsec_new",
+        "handed over at publish"
+    );
+    f.publish(&[event(&p, "message.sent")], at(4)).await;
+    let claimed = f.claim_all(at(5)).await;
+    assert_eq!(claimed[0].signing_secret, "whsec_new", "claimed");
 }
 
 /// Publishes one event to `sub`'s partner and claims its delivery to `sub` at `at(secs)`.
