@@ -10,17 +10,21 @@ pub use hookline::store::{
     Published, Subscription, UpdateResult,
 };
 use hookline::store::{
-    Capacity, ClaimRequest, Claimed, Claimer, Deactivation, LearnedRoutingToken, NewSubscription,
-    NextState, Outcome,
+    Capacity, ClaimRequest, Claimed, Deactivation, LearnedRoutingToken, NewSubscription, NextState,
+    Outcome,
 };
-use hookline_core::{EventType, PhoneNumber, TargetUrl};
+use hookline_core::{
+    ErrorKind, EventId, EventTime, EventType, PartnerId, PhoneNumber, RoutingHeader,
+    SubscriptionId, TargetUrl, Timestamp, TraceId,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A point in time as the store takes it.
-pub type Ts = i64;
+pub type Ts = Timestamp;
 /// A partner id as the store takes it.
-pub type Pid = String;
+pub type Pid = PartnerId;
 
 /// Every scenario's clock starts here (2026-03-01T00:00:00Z) and moves only when it says so.
 const T0: i64 = 1_772_323_200_000_000;
@@ -29,18 +33,19 @@ const T0: i64 = 1_772_323_200_000_000;
 /// seconds apart: the PostgreSQL store shifts `now` by its measured offset to the database's
 /// clock (microseconds on one machine), which must never reorder two instants.
 pub fn at(secs: i64) -> Ts {
-    T0 + secs * 1_000_000
+    Timestamp::from_micros(T0 + secs * 1_000_000)
 }
 
 /// `t` is `expected` as a store reports it back. The PostgreSQL store converts times it returns
 /// from the database's clock with its current offset, which may have been measured again
 /// (by microseconds) since the time was written; a second is far beyond that.
 pub fn near(t: Ts, expected: Ts) -> bool {
-    (t - expected).abs() < 1_000_000
+    t.since(expected).max(expected.since(t)) < Duration::from_secs(1)
 }
 
 /// How long a claim leases what it hands out.
-pub const LEASE_SECS: i64 = 30;
+pub const LEASE_SECS: u64 = 30;
+const LEASE: Duration = Duration::from_secs(LEASE_SECS);
 
 /// A store opened directly (no server), on a fresh file or database that lives as long as it.
 pub struct Fixture {
@@ -85,7 +90,7 @@ impl Fixture {
     /// Creates the subscription `spec` describes for `partner`, stored as of `at(0)`.
     pub async fn subscribe(&self, partner: &Pid, spec: Spec) -> Subscription {
         let subscription = Subscription {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: SubscriptionId::generate(),
             partner_id: partner.clone(),
             target_url: spec.url.unwrap_or_else(fresh_url),
             subscribed_events: spec.events.iter().map(|e| event_type(e)).collect(),
@@ -152,26 +157,26 @@ impl Fixture {
         events: &[NewEvent],
         now: Ts,
     ) -> (Vec<Published>, Vec<DueDelivery>) {
-        let mut reserve = |_: &str| true;
-        let mut claimer = Claimer {
-            lease_until: now + LEASE_SECS * 1_000_000,
-            reserve: &mut reserve,
-        };
+        let mut plan = self.store.plan_publish(events.to_vec()).await.unwrap();
+        for i in 0..plan.deliveries().len() {
+            plan.lease(i);
+        }
         let batch = self
             .store
-            .publish(events, now, Some(&mut claimer))
+            .commit_publish(plan, now, Some(now + LEASE))
             .await
             .unwrap();
-        (batch.published, batch.claimed)
+        let leased = batch.claimed.into_iter().map(|(_, d)| d).collect();
+        (batch.published, leased)
     }
 
     /// A claim at `now` leasing until `now + LEASE_SECS`.
     pub async fn claim(&self, now: Ts, room: Room<'_>) -> Claimed {
-        let in_flight: HashMap<String, usize> =
+        let in_flight: HashMap<SubscriptionId, usize> =
             room.busy.iter().map(|(s, n)| (s.id.clone(), *n)).collect();
         let req = ClaimRequest {
             now,
-            lease_until: now + LEASE_SECS * 1_000_000,
+            lease_until: now + LEASE,
             limit: room.limit,
             capacity: Capacity {
                 per_subscription_cap: room.cap,
@@ -235,7 +240,7 @@ pub const SECRET: &str = "whsec_conformance";
 /// A partner not yet stored, named `name`, created at `created_at`.
 pub fn partner_record(name: &str, created_at: Ts) -> Partner {
     Partner {
-        id: format!("p-{}", uuid::Uuid::new_v4().simple()),
+        id: PartnerId::generate(),
         name: name.into(),
         created_at,
     }
@@ -243,19 +248,12 @@ pub fn partner_record(name: &str, created_at: Ts) -> Partner {
 
 /// A new API key for `partner`, not yet stored: the record holds its hash only.
 pub fn key_record(partner: &Pid) -> ApiKeyRecord {
-    let key = hookline_core::ApiKey::generate("hl_test_");
-    ApiKeyRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        partner_id: partner.clone(),
-        name: Some("conformance".into()),
-        hash: key.hash(),
-        created_at: at(0),
-    }
+    ApiKeyRecord::issue(partner, Some("conformance".into()), at(0)).1
 }
 
 /// What [`Fixture::publish`] does, on a store handle a spawned task owns.
 pub async fn publish_on(store: &DynStore, events: &[NewEvent], now: Ts) -> Vec<Published> {
-    store.publish(events, now, None).await.unwrap().published
+    store.publish(events.to_vec(), now).await.unwrap().published
 }
 
 /// What a claim may take: at most `limit` in all, at most `cap` in flight per subscription,
@@ -332,8 +330,10 @@ pub fn url(raw: &str) -> TargetUrl {
 }
 
 /// A routing header name as a subscription stores it.
-pub fn header(name: &str) -> String {
-    name.to_owned()
+pub fn header(name: &str) -> RoutingHeader {
+    RoutingHeader::parse("routing_key_header", Some(name))
+        .unwrap()
+        .unwrap()
 }
 
 pub fn event_type(name: &str) -> EventType {
@@ -348,11 +348,11 @@ fn phone(raw: &str) -> PhoneNumber {
 pub fn event(partner: &Pid, ty: &str) -> NewEvent {
     NewEvent {
         partner_id: partner.clone(),
-        event_id: format!("evt-{}", uuid::Uuid::new_v4().simple()),
+        event_id: EventId::generate(),
         event_type: event_type(ty),
         phone_number: None,
-        created_at: hookline_core::time::rfc3339(at(0)),
-        trace_id: uuid::Uuid::new_v4().simple().to_string(),
+        created_at: EventTime::at(at(0)),
+        trace_id: TraceId::generate(),
         data: r#"{"chat_id":"chat-1"}"#.into(),
     }
 }
@@ -368,7 +368,7 @@ pub fn line_event(partner: &Pid, ty: &str, line: &str) -> NewEvent {
 /// `event` under the publisher's id `id` (an idempotency key).
 pub fn with_id(event: &NewEvent, id: &str) -> NewEvent {
     NewEvent {
-        event_id: id.into(),
+        event_id: EventId::parse(id).unwrap(),
         ..event.clone()
     }
 }
@@ -382,7 +382,7 @@ pub fn outcome(d: &DueDelivery, next: NextState, status: u16) -> Outcome {
             started_at: started_at(d.attempt),
             duration_ms: 7,
             status_code: Some(status),
-            error_kind: (status >= 300).then_some("http_status"),
+            error_kind: (status >= 300).then_some(ErrorKind::HttpStatus),
             error_message: (status >= 300).then(|| format!("answered {status}")),
             response_body: Some(format!("body of attempt {}", d.attempt)),
         },
