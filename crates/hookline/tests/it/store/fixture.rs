@@ -157,8 +157,22 @@ impl Fixture {
         events: &[NewEvent],
         now: Ts,
     ) -> (Vec<Published>, Vec<DueDelivery>) {
+        self.publish_leasing(events, now, |_| true).await
+    }
+
+    /// Publishes with a slot for each new delivery to a subscription `slot_for` accepts: those
+    /// are committed leased until `now + LEASE_SECS` and returned; the rest are due at once.
+    pub async fn publish_leasing(
+        &self,
+        events: &[NewEvent],
+        now: Ts,
+        slot_for: impl Fn(&SubscriptionId) -> bool,
+    ) -> (Vec<Published>, Vec<DueDelivery>) {
         let mut plan = self.store.plan_publish(events.to_vec()).await.unwrap();
-        for i in 0..plan.deliveries().len() {
+        let wanted: Vec<usize> = (0..plan.deliveries().len())
+            .filter(|i| slot_for(plan.deliveries()[*i].subscription_id()))
+            .collect();
+        for i in wanted {
             plan.lease(i);
         }
         let batch = self

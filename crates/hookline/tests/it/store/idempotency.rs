@@ -8,6 +8,7 @@ conformance!(
     repeats_in_one_batch_make_one_event_and_share_its_count,
     a_repeat_in_a_later_batch_schedules_nothing_and_reports_the_first_count,
     a_repeat_keeps_the_first_count_after_the_subscriptions_change,
+    a_repeat_published_with_slots_hands_nothing_over,
     concurrent_repeats_make_one_event_and_tell_every_caller_the_same_count,
     event_ids_are_idempotency_keys_per_partner,
 );
@@ -97,6 +98,36 @@ async fn a_repeat_keeps_the_first_count_after_the_subscriptions_change(f: Fixtur
         b.id,
         c.id
     );
+}
+
+async fn a_repeat_published_with_slots_hands_nothing_over(f: Fixture) {
+    let p = f.partner().await;
+    let a = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let (e, fresh) = (event(&p, "message.sent"), event(&p, "message.sent"));
+    f.publish(std::slice::from_ref(&e), at(1)).await;
+
+    let (answers, leased) = f
+        .publish_leased(&[e.clone(), fresh.clone(), fresh.clone()], at(2))
+        .await;
+
+    let told: Vec<(u32, bool)> = answers
+        .iter()
+        .map(|a| (a.deliveries, a.duplicate))
+        .collect();
+    assert_eq!(told, [(1, true), (1, false), (1, true)]);
+    assert_eq!(
+        pairs(&leased),
+        pairs_for(&fresh, &[&a]),
+        "only the new event's delivery, once, is handed over"
+    );
+    let queued = f.claim_all(at(3)).await;
+    assert_eq!(
+        pairs(&queued),
+        pairs_for(&e, &[&a]),
+        "the first acceptance's, untouched"
+    );
+    assert_eq!(queued[0].attempt, 1);
+    assert_eq!(f.counts().await, counts(2, 0, 0, 0));
 }
 
 async fn concurrent_repeats_make_one_event_and_tell_every_caller_the_same_count(f: Fixture) {

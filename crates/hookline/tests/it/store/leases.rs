@@ -6,6 +6,7 @@ use super::fixture::*;
 conformance!(
     a_claimed_delivery_is_not_claimed_again_before_its_lease_ends_and_is_after,
     a_delivery_leased_at_publish_is_claimed_only_after_its_lease_ends,
+    only_deliveries_given_a_slot_at_publish_are_committed_leased,
     a_retry_is_claimed_at_its_time_and_not_before,
     claims_take_the_oldest_due_first,
 );
@@ -62,6 +63,39 @@ async fn a_delivery_leased_at_publish_is_claimed_only_after_its_lease_ends(f: Fi
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery_id, leased[0].delivery_id);
     assert_eq!(again[0].attempt, 2, "the publisher's send was attempt 1");
+}
+
+async fn only_deliveries_given_a_slot_at_publish_are_committed_leased(f: Fixture) {
+    let p = f.partner().await;
+    let with_slot = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let without = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let e = event(&p, "message.sent");
+
+    let (answers, leased) = f
+        .publish_leasing(std::slice::from_ref(&e), at(1), |id| *id == with_slot.id)
+        .await;
+
+    assert_eq!(answers[0].deliveries, 2, "both are scheduled");
+    assert_eq!(
+        pairs(&leased),
+        pairs_for(&e, &[&with_slot]),
+        "one handed over"
+    );
+    let queued = f.claim_all(at(5)).await;
+    assert_eq!(
+        pairs(&queued),
+        pairs_for(&e, &[&without]),
+        "the other is due at once"
+    );
+    assert_eq!(queued[0].attempt, 1);
+    // The slot's lease ended at 31 s; the claim at 5 s leases until 35 s.
+    let expired = f.claim_all(at(33)).await;
+    assert_eq!(
+        pairs(&expired),
+        pairs_for(&e, &[&with_slot]),
+        "after its lease ends"
+    );
+    assert_eq!(expired[0].attempt, 2);
 }
 
 async fn a_retry_is_claimed_at_its_time_and_not_before(f: Fixture) {
