@@ -7,7 +7,7 @@ use hookline::store::postgres::PostgresStore;
 use hookline::store::sqlite::SqliteStore;
 pub use hookline::store::{
     ApiKeyRecord, AttemptRecord, DeliveryCounts, DueDelivery, DynStore, NewEvent, Partner,
-    Published, Subscription, UpdateResult,
+    Published, StoreError, StoreResult, Subscription, UpdateResult,
 };
 use hookline::store::{
     Capacity, ClaimRequest, Claimed, Deactivation, LearnedRoutingToken, NewSubscription, NextState,
@@ -89,6 +89,11 @@ impl Fixture {
 
     /// Creates the subscription `spec` describes for `partner`, stored as of `at(0)`.
     pub async fn subscribe(&self, partner: &Pid, spec: Spec) -> Subscription {
+        self.try_subscribe(partner, spec).await.unwrap()
+    }
+
+    /// [`subscribe`](Self::subscribe), answering the store's refusal instead of failing.
+    pub async fn try_subscribe(&self, partner: &Pid, spec: Spec) -> StoreResult<Subscription> {
         let subscription = Subscription {
             id: SubscriptionId::generate(),
             partner_id: partner.clone(),
@@ -106,9 +111,8 @@ impl Fixture {
                 subscription: subscription.clone(),
                 signing_secret: SECRET.into(),
             })
-            .await
-            .unwrap();
-        subscription
+            .await?;
+        Ok(subscription)
     }
 
     /// The subscription as stored now (None once deleted).
@@ -135,6 +139,16 @@ impl Fixture {
         now: Ts,
         change: impl FnOnce(&mut Subscription),
     ) -> UpdateResult {
+        self.try_update(read, now, change).await.unwrap()
+    }
+
+    /// [`update`](Self::update), answering the store's refusal instead of failing.
+    pub async fn try_update(
+        &self,
+        read: &Subscription,
+        now: Ts,
+        change: impl FnOnce(&mut Subscription),
+    ) -> StoreResult<UpdateResult> {
         let mut sub = read.clone();
         change(&mut sub);
         sub.updated_at = now;
@@ -142,7 +156,12 @@ impl Fixture {
         self.store
             .update_subscription(&sub, read.updated_at, forget_routing_tokens)
             .await
-            .unwrap()
+    }
+
+    /// The partner's live subscriptions as [`ids`] lists them.
+    pub async fn listed(&self, partner: &Pid) -> Vec<String> {
+        let subs = self.store.list_subscriptions(partner).await.unwrap();
+        ids(&subs.iter().collect::<Vec<_>>())
     }
 
     /// Publishes with nothing leased at commit: every new delivery waits in the queue.
@@ -317,6 +336,12 @@ impl Spec {
     /// Receives the `version` payload format (`?version=` on its URL).
     pub fn version(mut self, version: &str) -> Spec {
         self.url = Some(url(&format!("{}?version={version}", fresh_url())));
+        self
+    }
+
+    /// Sends to `url` instead of a fresh one.
+    pub fn at_url(mut self, url: &TargetUrl) -> Spec {
+        self.url = Some(url.clone());
         self
     }
 

@@ -7,6 +7,8 @@ use super::fixture::*;
 conformance!(
     update_is_a_compare_and_set_on_the_version_read,
     update_of_a_deleted_or_foreign_subscription_is_gone,
+    a_partner_lists_gets_and_deletes_only_its_own_live_subscriptions,
+    a_target_url_is_unique_among_a_partners_live_subscriptions,
     a_signing_secret_is_replaced_only_from_its_stored_value_and_deliveries_carry_the_new_one,
     a_routing_token_is_learned_only_under_the_subscriptions_current_header,
     routing_tokens_are_forgotten_when_the_header_changes_or_the_subscription_is_deleted,
@@ -73,6 +75,68 @@ async fn update_of_a_deleted_or_foreign_subscription_is_gone(f: Fixture) {
     assert_eq!(current_but_deleted, UpdateResult::Gone);
     assert!(f.reread(&sub).await.is_none());
     assert!(!f.delete(&sub, at(5)).await, "deleted once");
+}
+
+async fn a_partner_lists_gets_and_deletes_only_its_own_live_subscriptions(f: Fixture) {
+    let (p, q) = (f.partner().await, f.partner().await);
+    let (a, b) = (
+        f.subscribe(&p, Spec::to(&["message.sent"])).await,
+        f.subscribe(&p, Spec::to(&["message.sent"]).inactive())
+            .await,
+    );
+    let theirs = f.subscribe(&q, Spec::to(&["message.sent"])).await;
+    assert_eq!(
+        f.listed(&p).await,
+        ids(&[&a, &b]),
+        "inactive ones are listed too"
+    );
+
+    let as_q = f.store.get_subscription(&q, &a.id).await.unwrap();
+    assert!(as_q.is_none(), "q cannot read p's subscription");
+    assert!(!f.store.delete_subscription(&q, &a.id, at(1)).await.unwrap());
+    assert!(f.reread(&a).await.is_some(), "nor delete it");
+    let got = f.reread(&b).await.unwrap();
+    assert_eq!((&got.target_url, got.is_active), (&b.target_url, false));
+
+    assert!(f.delete(&a, at(2)).await);
+    assert_eq!(f.listed(&p).await, ids(&[&b]), "deleted ones are not");
+    assert_eq!(f.listed(&q).await, ids(&[&theirs]));
+}
+
+async fn a_target_url_is_unique_among_a_partners_live_subscriptions(f: Fixture) {
+    let (p, q) = (f.partner().await, f.partner().await);
+    let first = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let url = first.target_url.clone();
+
+    match f
+        .try_subscribe(&p, Spec::to(&["message.read"]).at_url(&url))
+        .await
+    {
+        Err(StoreError::DuplicateTargetUrl { existing_id }) => assert_eq!(existing_id, first.id),
+        other => panic!(
+            "a second live subscription to {url}: {:?}",
+            other.map(|s| s.id)
+        ),
+    }
+    let other = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    match f
+        .try_update(&other, at(1), |s| s.target_url = url.clone())
+        .await
+    {
+        Err(StoreError::DuplicateTargetUrl { existing_id }) => assert_eq!(existing_id, first.id),
+        answer => panic!("moved onto a used target: {:?}", answer.map(|_| ())),
+    }
+    assert_ne!(f.reread(&other).await.unwrap().target_url, url, "unchanged");
+
+    let elsewhere = f
+        .try_subscribe(&q, Spec::to(&["message.sent"]).at_url(&url))
+        .await;
+    assert!(elsewhere.is_ok(), "another partner may use the same target");
+    assert!(f.delete(&first, at(2)).await);
+    let again = f
+        .try_subscribe(&p, Spec::to(&["message.sent"]).at_url(&url))
+        .await;
+    assert!(again.is_ok(), "free again once the subscription is deleted");
 }
 
 async fn a_signing_secret_is_replaced_only_from_its_stored_value_and_deliveries_carry_the_new_one(
