@@ -17,3 +17,4 @@ mod receiver;
 mod request_identity;
 mod sdk;
 mod secrets;
+mod store;
