@@ -2,9 +2,9 @@
 //! in-flight cap in the claim.
 
 use crate::common::*;
-use hookline_core::{ErrorKind, EventId, PartnerId, SubscriptionId, Timestamp};
 use hookline::config::Role;
 use hookline::store::{Capacity, ClaimRequest};
+use hookline_core::{ErrorKind, EventId, PartnerId, SubscriptionId, Timestamp};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -38,9 +38,16 @@ async fn a_hanging_receiver_times_out_while_a_healthy_one_keeps_receiving(backen
     let attempts = eventually("timeout attempts", WAIT, || {
         let (store, partner, event_id) = (store.clone(), partner.clone(), event_id.clone());
         async move {
-            let (partner, event_id) = (PartnerId::from_stored(partner), EventId::from_stored(event_id));
+            let (partner, event_id) = (
+                PartnerId::from_stored(partner),
+                EventId::from_stored(event_id),
+            );
             let a = store.attempts_for_event(&partner, &event_id).await.unwrap();
-            (a.iter().filter(|a| a.error_kind == Some(ErrorKind::Timeout)).count() >= 2).then_some(a)
+            (a.iter()
+                .filter(|a| a.error_kind == Some(ErrorKind::Timeout))
+                .count()
+                >= 2)
+                .then_some(a)
         }
     })
     .await;

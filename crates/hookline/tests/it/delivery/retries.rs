@@ -2,8 +2,8 @@
 //! redirects.
 
 use crate::common::*;
-use hookline_core::ErrorKind;
 use hookline::store::DeliveryCounts;
+use hookline_core::ErrorKind;
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};

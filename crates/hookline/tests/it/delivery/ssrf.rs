@@ -1,8 +1,8 @@
 //! The SSRF guard: loopback receivers are refused, by address and by name, unless allowed.
 
 use crate::common::*;
-use hookline_core::ErrorKind;
 use hookline::store::DeliveryCounts;
+use hookline_core::ErrorKind;
 use serde_json::json;
 
 async fn ssrf_guard_refuses_loopback_ips_and_names_without_an_allow_list(backend: Backend) {
