@@ -182,109 +182,246 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Result<Report> {
-    let quiet = args.json;
-    let database_url = match &args.database_url {
-        Some(u) => u.clone(),
-        None => format!("sqlite://{}", dir.join("hookline.db").display()),
-    };
-    let admin_token = format!("bench-admin-{run_id}");
+    let ctx = RunContext::new(args, bin, dir, run_id);
     let (receiver_addr, received) = receiver::start().await?;
-    log(quiet, format!("receiver on {receiver_addr}"));
+    log(ctx.quiet, format!("receiver on {receiver_addr}"));
 
-    let first_role = if args.backlog { "api" } else { "all" };
-    let log_path = dir.join("hookline.log");
-    let spec = |role, log_path: PathBuf| server::Spec {
-        bin,
-        database_url: &database_url,
-        admin_token: &admin_token,
-        role,
-        log_path,
-    };
+    // Without --backlog one server does everything and logs to `hookline.log`; with it the
+    // ingest server gets its own log, and `hookline.log` belongs to the delivering server.
     let ingest_log = if args.backlog {
         dir.join("hookline-ingest.log")
     } else {
-        log_path.clone()
+        ctx.log_path.clone()
     };
-    let mut srv = server::start(&spec(first_role, ingest_log.clone())).await?;
-    log(
-        quiet,
-        format!(
-            "hookline pid {} on {} (role {first_role}), store {database_url}",
-            srv.pid, srv.base_url
-        ),
-    );
+    let mut srv = ctx.start_first_server(ingest_log.clone()).await?;
     let setup = publisher::setup(
         &srv.base_url,
-        &admin_token,
+        &ctx.admin_token,
         receiver_addr,
         args.endpoints,
         run_id,
     )
     .await?;
     let mut idle = srv.stats();
-    let is_postgres = database_url.starts_with("postgres");
-    let database_cpu_start = is_postgres.then(server::postgres_cpu_s);
+    let database_cpu_start = ctx.is_postgres().then(server::postgres_cpu_s);
 
-    log(quiet, format!("publishing {} events", args.events));
-    let outcome = publisher::run(publisher::Plan {
-        base_url: srv.base_url.clone(),
-        admin_token: admin_token.clone(),
-        partner_id: setup.partner_id,
-        run_id: run_id.to_owned(),
-        events: args.events,
-        concurrency: args.concurrency,
-        payload_bytes: args.payload_bytes,
-        batch: args.batch as usize,
-        rate: args.rate,
-    })
-    .await?;
-    let publish_secs = (outcome.finished_us - outcome.started_us) as f64 / 1e6;
-    log(
-        quiet,
-        format!(
-            "published {} events in {publish_secs:.2} s ({} failed)",
-            outcome.accepted, outcome.failed
-        ),
-    );
-    let expected = outcome.accepted * args.endpoints as u64;
+    let published = ctx.publish(&srv, setup.partner_id).await?;
+    let expected = published.outcome.accepted * args.endpoints as u64;
 
-    let mut ingest = None;
-    let mut drain_start_us = None;
+    let mut drain = None;
     let mut log_paths = vec![ingest_log];
     if args.backlog {
-        let stats = srv.stats();
-        ingest = Some(stats);
-        srv.stop().await;
-        log(quiet, "ingest server stopped; starting delivering server");
-        drain_start_us = Some(now_us());
-        srv = server::start(&spec("all", log_path.clone())).await?;
+        let (delivering, backlog) = ctx.switch_to_delivering_server(srv).await?;
+        srv = delivering;
         idle = srv.stats();
-        log_paths.push(log_path.clone());
+        drain = Some(backlog);
+        log_paths.push(ctx.log_path.clone());
     }
 
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let mut last_progress = (received.unique(), Instant::now());
-    let mut exited = None;
+    let exited = wait_for_deliveries(&mut srv, &received, expected, args.timeout, ctx.quiet).await;
+    let measured = Measured::take(&srv, &received, idle, database_cpu_start, &ctx.database_url);
+    stop_server(srv, exited).await;
+    let log_counts = count_log_lines(&log_paths);
+    Ok(build_report(
+        args,
+        published,
+        expected,
+        drain,
+        measured,
+        RunLogs {
+            path: &ctx.log_path,
+            counts: log_counts,
+        },
+    ))
+}
+
+/// What every phase of a run shares: the command line, the store, and how to start hookline on it.
+struct RunContext<'a> {
+    args: &'a Args,
+    bin: &'a Path,
+    run_id: &'a str,
+    database_url: String,
+    admin_token: String,
+    /// The delivering server's log (the only server's without `--backlog`).
+    log_path: PathBuf,
+    quiet: bool,
+}
+
+/// What the publish phase produced.
+struct Published {
+    outcome: publisher::Outcome,
+    /// First publish request → last publish response.
+    secs: f64,
+}
+
+/// Backlog mode: the ingest server's last sample, and when the delivering server was started.
+struct Drain {
+    ingest: server::ProcStats,
+    start_us: u64,
+}
+
+/// Everything sampled once the wait for deliveries ended, before the server is stopped.
+struct Measured {
+    /// The delivering server after set-up (or after its start, in backlog mode).
+    idle: server::ProcStats,
+    end: server::ProcStats,
+    database_cpu_s: Option<f64>,
+    own: server::ProcStats,
+    store_bytes: Option<u64>,
+    snap: receiver::Snapshot,
+}
+
+/// The server log named in the report, and WARN/ERROR lines counted over every server's log.
+struct RunLogs<'a> {
+    path: &'a Path,
+    counts: (u64, u64),
+}
+
+impl<'a> RunContext<'a> {
+    fn new(args: &'a Args, bin: &'a Path, dir: &Path, run_id: &'a str) -> Self {
+        let database_url = match &args.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", dir.join("hookline.db").display()),
+        };
+        RunContext {
+            args,
+            bin,
+            run_id,
+            database_url,
+            admin_token: format!("bench-admin-{run_id}"),
+            log_path: dir.join("hookline.log"),
+            quiet: args.json,
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+
+    fn spec(&self, role: &'static str, log_path: PathBuf) -> server::Spec<'_> {
+        server::Spec {
+            bin: self.bin,
+            database_url: &self.database_url,
+            admin_token: &self.admin_token,
+            role,
+            log_path,
+        }
+    }
+
+    /// Starts the server that takes the events in: role `api` in backlog mode (nothing is
+    /// delivered yet), `all` otherwise.
+    async fn start_first_server(&self, log_path: PathBuf) -> anyhow::Result<server::Server> {
+        let role = if self.args.backlog { "api" } else { "all" };
+        let srv = server::start(&self.spec(role, log_path)).await?;
+        log(
+            self.quiet,
+            format!(
+                "hookline pid {} on {} (role {role}), store {}",
+                srv.pid, srv.base_url, self.database_url
+            ),
+        );
+        Ok(srv)
+    }
+
+    async fn publish(&self, srv: &server::Server, partner_id: String) -> anyhow::Result<Published> {
+        let args = self.args;
+        log(self.quiet, format!("publishing {} events", args.events));
+        let outcome = publisher::run(publisher::Plan {
+            base_url: srv.base_url.clone(),
+            admin_token: self.admin_token.clone(),
+            partner_id,
+            run_id: self.run_id.to_owned(),
+            events: args.events,
+            concurrency: args.concurrency,
+            payload_bytes: args.payload_bytes,
+            batch: args.batch as usize,
+            rate: args.rate,
+        })
+        .await?;
+        let secs = (outcome.finished_us - outcome.started_us) as f64 / 1e6;
+        log(
+            self.quiet,
+            format!(
+                "published {} events in {secs:.2} s ({} failed)",
+                outcome.accepted, outcome.failed
+            ),
+        );
+        Ok(Published { outcome, secs })
+    }
+
+    /// Backlog mode: samples and stops the ingest server, then starts a delivering one on the
+    /// same store; the drain is timed from just before that start.
+    async fn switch_to_delivering_server(
+        &self,
+        ingest_srv: server::Server,
+    ) -> anyhow::Result<(server::Server, Drain)> {
+        let ingest = ingest_srv.stats();
+        ingest_srv.stop().await;
+        log(
+            self.quiet,
+            "ingest server stopped; starting delivering server",
+        );
+        let start_us = now_us();
+        let srv = server::start(&self.spec("all", self.log_path.clone())).await?;
+        Ok((srv, Drain { ingest, start_us }))
+    }
+}
+
+/// Waits until `expected` unique deliveries arrived, `timeout_s` passed or hookline exited;
+/// returns hookline's exit status if it exited.
+async fn wait_for_deliveries(
+    srv: &mut server::Server,
+    received: &receiver::State,
+    expected: u64,
+    timeout_s: u64,
+    quiet: bool,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    let mut last_progress = Instant::now();
     while received.unique() < expected {
         if let Some(status) = srv.exited() {
-            exited = Some(status);
-            break;
+            return Some(status);
         }
         if Instant::now() > deadline {
             break;
         }
         let n = received.unique();
-        if !quiet && last_progress.1.elapsed() > Duration::from_secs(5) {
+        if !quiet && last_progress.elapsed() > Duration::from_secs(5) {
             eprintln!("[bench] {n} / {expected} deliveries");
-            last_progress = (n, Instant::now());
+            last_progress = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let end = srv.stats();
-    let database_cpu_s = database_cpu_start.map(|start| server::postgres_cpu_s() - start);
-    let own = server::proc_stats(std::process::id()).unwrap_or_default();
-    let store_bytes = server::store_size(&database_url);
-    let snap = received.snapshot();
+    None
+}
+
+impl Measured {
+    /// Samples the server, the database, this process, the store and the receiver, in that order.
+    fn take(
+        srv: &server::Server,
+        received: &receiver::State,
+        idle: server::ProcStats,
+        database_cpu_start: Option<f64>,
+        database_url: &str,
+    ) -> Measured {
+        let end = srv.stats();
+        let database_cpu_s = database_cpu_start.map(|start| server::postgres_cpu_s() - start);
+        let own = server::proc_stats(std::process::id()).unwrap_or_default();
+        let store_bytes = server::store_size(database_url);
+        let snap = received.snapshot();
+        Measured {
+            idle,
+            end,
+            database_cpu_s,
+            own,
+            store_bytes,
+            snap,
+        }
+    }
+}
+
+/// Stops the server, or, if it already exited, says so with the tail of its log.
+async fn stop_server(srv: server::Server, exited: Option<std::process::ExitStatus>) {
     if let Some(status) = exited {
         eprintln!(
             "[bench] hookline exited early ({status}); log tail:\n{}",
@@ -293,16 +430,21 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
     } else {
         srv.stop().await;
     }
+}
 
+/// WARN and ERROR lines summed over the given server logs.
+fn count_log_lines(paths: &[PathBuf]) -> (u64, u64) {
     let (mut warn, mut error) = (0, 0);
-    for p in &log_paths {
+    for p in paths {
         let (w, e) = server::log_counts(p);
         warn += w;
         error += e;
     }
-    let e2e_secs = snap.last_us.saturating_sub(outcome.started_us) as f64 / 1e6;
-    let rate = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let drain_secs = drain_start_us.map(|t| snap.last_us.saturating_sub(t) as f64 / 1e6);
+    (warn, error)
+}
+
+/// How events were published, in words, for the report.
+fn mode_description(args: &Args) -> String {
     let mut mode = match args.batch {
         0 => "single-event requests".to_owned(),
         n => format!("batch requests of {n}"),
@@ -313,14 +455,47 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
     if args.backlog {
         mode += ", backlog drain";
     }
+    mode
+}
 
-    Ok(Report {
+fn per_second(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn build_report(
+    args: &Args,
+    published: Published,
+    expected: u64,
+    drain: Option<Drain>,
+    measured: Measured,
+    logs: RunLogs<'_>,
+) -> Report {
+    let Published {
+        outcome,
+        secs: publish_secs,
+    } = published;
+    let Measured {
+        idle,
+        end,
+        database_cpu_s,
+        own,
+        store_bytes,
+        snap,
+    } = measured;
+    let ingest = drain.as_ref().map(|d| d.ingest);
+    let e2e_secs = snap.last_us.saturating_sub(outcome.started_us) as f64 / 1e6;
+    let drain_secs = drain.map(|d| snap.last_us.saturating_sub(d.start_us) as f64 / 1e6);
+    Report {
         store: if store_bytes.is_some() {
             "sqlite".into()
         } else {
             "postgres".into()
         },
-        mode,
+        mode: mode_description(args),
         events: args.events,
         endpoints: args.endpoints,
         concurrency: args.concurrency,
@@ -334,16 +509,16 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
         retried_requests: outcome.retried_requests,
         first_publish_error: outcome.first_error,
         publish_secs,
-        publish_rate: rate(outcome.accepted, publish_secs),
+        publish_rate: per_second(outcome.accepted, publish_secs),
         expected_deliveries: expected,
         unique_deliveries: snap.unique,
         duplicates: snap.duplicates,
         unparsable: snap.unparsable,
         complete: snap.unique >= expected && outcome.failed == 0,
         e2e_secs,
-        delivery_rate: rate(snap.unique, e2e_secs),
+        delivery_rate: per_second(snap.unique, e2e_secs),
         drain_secs,
-        drain_rate: drain_secs.map(|s| rate(snap.unique, s)),
+        drain_rate: drain_secs.map(|s| per_second(snap.unique, s)),
         latency: Latency::from_sorted(&snap.latencies_us),
         server_idle_rss_mb: mib(idle.rss_kb),
         server_peak_rss_mb: mib(end.hwm_kb),
@@ -359,12 +534,12 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
         ingest_server_cpu_s: ingest.map(|s| s.cpu_s),
         bench_cpu_s: own.cpu_s,
         store_bytes,
-        log_path: log_path.display().to_string(),
-        log_warn_lines: warn,
-        log_error_lines: error,
+        log_path: logs.path.display().to_string(),
+        log_warn_lines: logs.counts.0,
+        log_error_lines: logs.counts.1,
         nproc: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         cpu_model: cpu_model(),
-    })
+    }
 }

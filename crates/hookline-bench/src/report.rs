@@ -86,9 +86,22 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "n/a".into())
 }
 
+type Rows = Vec<(&'static str, String)>;
+
 impl Report {
+    /// Prints the report as a two-column table: what was run, what was delivered, what it
+    /// cost, and where to look next.
     pub fn print_table(&self) {
-        let mut rows: Vec<(&str, String)> = vec![
+        let mut rows = self.setup_rows();
+        rows.extend(self.delivery_rows());
+        rows.extend(self.cost_rows());
+        rows.extend(self.context_rows());
+        print_rows(&rows);
+    }
+
+    /// The run's configuration and the publish phase.
+    fn setup_rows(&self) -> Rows {
+        vec![
             ("store", self.store.clone()),
             ("mode", self.mode.clone()),
             (
@@ -114,6 +127,12 @@ impl Report {
                     self.publish_rate, self.publish_secs
                 ),
             ),
+        ]
+    }
+
+    /// Deliveries: completeness, rates and latency.
+    fn delivery_rows(&self) -> Rows {
+        let mut rows = vec![
             (
                 "deliveries",
                 format!(
@@ -151,21 +170,28 @@ impl Report {
                 )
             }),
         ));
-        rows.push((
-            "server RSS idle/peak",
-            format!(
-                "{:.1} / {:.1} MiB",
-                self.server_idle_rss_mb, self.server_peak_rss_mb
+        rows
+    }
+
+    /// Memory, CPU and disk: the servers', the database's and the benchmark's own.
+    fn cost_rows(&self) -> Rows {
+        let mut rows = vec![
+            (
+                "server RSS idle/peak",
+                format!(
+                    "{:.1} / {:.1} MiB",
+                    self.server_idle_rss_mb, self.server_peak_rss_mb
+                ),
             ),
-        ));
-        rows.push((
-            "server CPU",
-            format!(
-                "{:.2} s  ({} per delivery)",
-                self.server_cpu_s,
-                opt(self.server_cpu_ms_per_delivery, |m| format!("{m:.3} ms"))
+            (
+                "server CPU",
+                format!(
+                    "{:.2} s  ({} per delivery)",
+                    self.server_cpu_s,
+                    opt(self.server_cpu_ms_per_delivery, |m| format!("{m:.3} ms"))
+                ),
             ),
-        ));
+        ];
         if let Some(db) = self.database_cpu_s {
             rows.push((
                 "database CPU",
@@ -182,21 +208,7 @@ impl Report {
                 ),
             ));
         }
-        let mut parts = vec!["hookline"];
-        if self.backlog {
-            parts.push("ingest server");
-        }
-        if self.database_cpu_s.is_some() {
-            parts.push("PostgreSQL");
-        }
-        rows.push((
-            "CPU per delivery, all",
-            format!(
-                "{}  ({})",
-                opt(self.total_cpu_ms_per_delivery, |m| format!("{m:.3} ms")),
-                parts.join(" + ")
-            ),
-        ));
+        rows.push(self.total_cpu_row());
         rows.push(("bench CPU (pub+recv)", format!("{:.2} s", self.bench_cpu_s)));
         rows.push((
             "store size",
@@ -204,24 +216,55 @@ impl Report {
                 format!("{:.1} MiB ({b} B)", b as f64 / 1048576.0)
             }),
         ));
-        rows.push((
-            "server log",
+        rows
+    }
+
+    /// CPU per delivery over everything that took part, naming the parts.
+    fn total_cpu_row(&self) -> (&'static str, String) {
+        let mut parts = vec!["hookline"];
+        if self.backlog {
+            parts.push("ingest server");
+        }
+        if self.database_cpu_s.is_some() {
+            parts.push("PostgreSQL");
+        }
+        (
+            "CPU per delivery, all",
             format!(
-                "{} WARN, {} ERROR lines  {}",
-                self.log_warn_lines, self.log_error_lines, self.log_path
+                "{}  ({})",
+                opt(self.total_cpu_ms_per_delivery, |m| format!("{m:.3} ms")),
+                parts.join(" + ")
             ),
-        ));
-        rows.push(("machine", format!("{} × {}", self.nproc, self.cpu_model)));
+        )
+    }
+
+    /// The server log, the machine, and the first publish error if any.
+    fn context_rows(&self) -> Rows {
+        let mut rows = vec![
+            (
+                "server log",
+                format!(
+                    "{} WARN, {} ERROR lines  {}",
+                    self.log_warn_lines, self.log_error_lines, self.log_path
+                ),
+            ),
+            ("machine", format!("{} × {}", self.nproc, self.cpu_model)),
+        ];
         if let Some(e) = &self.first_publish_error {
             rows.push(("first publish error", e.clone()));
         }
-        let width = rows
-            .iter()
-            .map(|(k, _)| k.chars().count())
-            .max()
-            .unwrap_or(0);
-        for (k, v) in rows {
-            println!("{k:<width$}  {v}");
-        }
+        rows
+    }
+}
+
+/// Prints `key  value` lines with the keys padded to the longest one.
+fn print_rows(rows: &[(&str, String)]) {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in rows {
+        println!("{k:<width$}  {v}");
     }
 }
