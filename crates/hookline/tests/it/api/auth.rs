@@ -5,9 +5,22 @@ use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 
-async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Backend) {
+/// Every partner endpoint, one of each method.
+const PARTNER_ENDPOINTS: [(Method, &str); 4] = [
+    (Method::GET, "/v3/webhook-subscriptions"),
+    (Method::POST, "/v3/webhook-subscriptions"),
+    (Method::GET, "/v3/webhook-events"),
+    (
+        Method::DELETE,
+        "/v3/webhook-subscriptions/0190c2a0-0000-7000-8000-000000000000",
+    ),
+];
+
+async fn missing_malformed_or_unknown_credentials_are_401_2004_with_the_seed_message(
+    backend: Backend,
+) {
     let app = TestApp::spawn(backend).await;
-    let (partner, key) = app.partner("acme").await;
+    let (_, key) = app.partner("acme").await;
     let cases: Vec<Option<String>> = vec![
         None,
         Some("Bearer".into()),
@@ -17,16 +30,8 @@ async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Bac
         Some(key.clone()),
     ];
     for auth in cases {
-        for (method, path) in [
-            (Method::GET, "/v3/webhook-subscriptions"),
-            (Method::POST, "/v3/webhook-subscriptions"),
-            (Method::GET, "/v3/webhook-events"),
-            (
-                Method::DELETE,
-                "/v3/webhook-subscriptions/0190c2a0-0000-7000-8000-000000000000",
-            ),
-        ] {
-            let mut req = app.http.request(method.clone(), app.url(path));
+        for (method, path) in PARTNER_ENDPOINTS {
+            let mut req = app.http.request(method, app.url(path));
             if let Some(a) = &auth {
                 req = req.header("authorization", a);
             }
@@ -38,7 +43,11 @@ async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Bac
             );
         }
     }
-    // Scheme is case-insensitive.
+}
+
+async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
     let r = app
         .http
         .get(app.url("/v3/webhook-events"))
@@ -47,8 +56,13 @@ async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Bac
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
 
-    // Revoked keys stop working at once; other keys keep working.
+async fn a_revoked_key_stops_working_at_once_and_the_partners_other_keys_keep_working(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, key) = app.partner("acme").await;
     let (_, k2) = app
         .admin(
             Method::POST,
@@ -67,12 +81,13 @@ async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Bac
         .call(k2_key, Method::GET, "/v3/webhook-subscriptions", None)
         .await;
     assert_eq!(s, 200);
+    let revoke = format!(
+        "/admin/v1/partners/{partner}/api-keys/{}",
+        k2["id"].as_str().unwrap()
+    );
     let r = app
         .http
-        .delete(app.url(&format!(
-            "/admin/v1/partners/{partner}/api-keys/{}",
-            k2["id"].as_str().unwrap()
-        )))
+        .delete(app.url(&revoke))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -86,16 +101,8 @@ async fn authentication_failures_are_401_2004_with_the_seed_message(backend: Bac
         .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
         .await;
     assert_eq!(s, 200);
-    let (s, v) = app
-        .admin(
-            Method::DELETE,
-            &format!(
-                "/admin/v1/partners/{partner}/api-keys/{}",
-                k2["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    // Revoking it again: the key is gone.
+    let (s, v) = app.admin(Method::DELETE, &revoke, None).await;
     assert_error(s, &v, 404, 2001);
 }
 
@@ -157,7 +164,9 @@ async fn partners_cannot_see_change_or_delete_each_others_subscriptions(backend:
 }
 
 crate::per_backend!(
-    authentication_failures_are_401_2004_with_the_seed_message,
+    missing_malformed_or_unknown_credentials_are_401_2004_with_the_seed_message,
+    the_bearer_scheme_is_case_insensitive,
+    a_revoked_key_stops_working_at_once_and_the_partners_other_keys_keep_working,
     operator_api_needs_the_admin_token,
     partners_cannot_see_change_or_delete_each_others_subscriptions,
 );

@@ -40,8 +40,9 @@ async fn publish_is_idempotent_per_partner_event_id(backend: Backend) {
     assert_eq!(rx.received().len(), 2);
 }
 
-async fn publish_validation_errors(backend: Backend) {
-    let app = TestApp::spawn_with(
+/// An app whose events may be at most 1 KiB, so the size limit is cheap to hit.
+async fn spawn_with_1_kib_events(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
         backend,
         Options {
             raw: hookline::config::RawConfig {
@@ -51,9 +52,13 @@ async fn publish_validation_errors(backend: Backend) {
             ..Options::default()
         },
     )
-    .await;
-    let (partner, _) = app.partner("acme").await;
-    let cases: Vec<(Value, u16, u64, &str)> = vec![
+    .await
+}
+
+/// Events `POST /admin/v1/events` refuses, with the status, code and a word of the message each
+/// gets.
+fn invalid_events(partner: &str) -> Vec<(Value, u16, u64, &'static str)> {
+    vec![
         (
             json!({"partner_id": "nobody", "event_type": "message.sent", "data": {}}),
             400,
@@ -108,19 +113,33 @@ async fn publish_validation_errors(backend: Backend) {
             1005,
             "event_id",
         ),
-    ];
-    for (body, status, code, needle) in cases {
+    ]
+}
+
+async fn invalid_events_are_refused_with_a_code_and_a_message_naming_the_problem(backend: Backend) {
+    let app = spawn_with_1_kib_events(backend).await;
+    let (partner, _) = app.partner("acme").await;
+    for (body, status, code, needle) in invalid_events(&partner) {
         let (s, v) = app
             .admin(Method::POST, "/admin/v1/events", Some(body.clone()))
             .await;
         let msg = assert_error(s, &v, status, code);
         assert!(msg.contains(needle), "{body} → {msg}");
     }
-    // phone_number null is the same as absent.
+    assert_eq!(counts(&app).await, DeliveryCounts::default());
+}
+
+async fn a_null_phone_number_is_the_same_as_an_absent_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
     let (s, _) = app.admin(Method::POST, "/admin/v1/events",
         Some(json!({"partner_id": partner, "event_type": "message.sent", "phone_number": null, "data": {}}))).await;
     assert_eq!(s, 202);
-    // Batches are all-or-nothing and name the bad element.
+}
+
+async fn a_batch_with_one_bad_event_is_refused_whole_naming_the_bad_element(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
     let good = json!({"partner_id": partner, "event_type": "message.sent", "data": {}, "event_id": "batch-good"});
     let bad = json!({"partner_id": partner, "event_type": "nope", "data": {}});
     let (s, v) = app
@@ -139,6 +158,11 @@ async fn publish_validation_errors(backend: Backend) {
         s, 202,
         "the good event of the refused batch must not have been stored"
     );
+}
+
+async fn empty_batches_and_batches_over_1000_events_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
     let (s, v) = app
         .admin(
             Method::POST,
@@ -163,5 +187,8 @@ async fn publish_validation_errors(backend: Backend) {
 
 crate::per_backend!(
     publish_is_idempotent_per_partner_event_id,
-    publish_validation_errors,
+    invalid_events_are_refused_with_a_code_and_a_message_naming_the_problem,
+    a_null_phone_number_is_the_same_as_an_absent_one,
+    a_batch_with_one_bad_event_is_refused_whole_naming_the_bad_element,
+    empty_batches_and_batches_over_1000_events_are_refused,
 );

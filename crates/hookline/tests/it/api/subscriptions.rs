@@ -94,109 +94,145 @@ async fn list_get_update_delete_roundtrip_on_both_prefixes(backend: Backend) {
     let (_, key) = app.partner("acme").await;
     for prefix in ["", "/api/partner"] {
         let url = format!("https://example.com/{prefix}x");
-        let (s, created) = app
-            .call(
-                &key,
-                Method::POST,
-                &format!("{prefix}/v3/webhook-subscriptions"),
-                Some(sub_body(&url)),
-            )
-            .await;
-        assert_eq!(s, 201, "{created}");
-        let id = created["id"].as_str().unwrap().to_owned();
-        let one = format!("{prefix}/v3/webhook-subscriptions/{id}");
+        let one = create_and_find_in_list(&app, &key, prefix, &url).await;
+        let got = get_as_created(&app, &key, &one, &url).await;
+        partial_update_changes_only_is_active(&app, &key, &one, &got).await;
+        phone_filter_is_set_then_cleared_by_null_and_by_empty(&app, &key, &one).await;
+        let url2 = format!("{url}2");
+        target_url_and_is_active_change_together(&app, &key, &one, &url2).await;
+        delete_answers_204_then_404_and_frees_the_url(&app, &key, &one, &url2).await;
+    }
+}
 
-        let (s, list) = app
-            .call(
-                &key,
-                Method::GET,
-                &format!("{prefix}/v3/webhook-subscriptions"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200);
-        assert!(list["subscriptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["id"] == json!(id)));
-
-        let (s, got) = app.call(&key, Method::GET, &one, None).await;
-        assert_eq!(s, 200);
-        assert_eq!(got["target_url"], json!(url));
-        assert_eq!(
-            got["subscribed_events"],
-            json!(["message.sent", "message.received"])
-        );
-        assert_eq!(got["phone_numbers"], Value::Null);
-
-        // Partial update: only is_active changes.
-        let (s, upd) = app
-            .call(&key, Method::PUT, &one, Some(json!({"is_active": false})))
-            .await;
-        assert_eq!(s, 200, "{upd}");
-        assert_eq!(upd["is_active"], json!(false));
-        assert_eq!(upd["target_url"], got["target_url"]);
-        assert_eq!(upd["subscribed_events"], got["subscribed_events"]);
-        assert_eq!(upd["created_at"], got["created_at"]);
-        assert!(upd["updated_at"].as_str().unwrap() > got["updated_at"].as_str().unwrap());
-
-        // Set, then clear the phone filter with null and with [].
-        let (_, upd) = app.call(&key, Method::PUT, &one, Some(json!({"phone_numbers": ["+447911123456"], "subscribed_events": ["call.ended"]}))).await;
-        assert_eq!(upd["phone_numbers"], json!(["+447911123456"]));
-        assert_eq!(upd["subscribed_events"], json!(["call.ended"]));
-        assert_eq!(upd["is_active"], json!(false));
-        let (_, upd) = app
-            .call(
-                &key,
-                Method::PUT,
-                &one,
-                Some(json!({"phone_numbers": null})),
-            )
-            .await;
-        assert_eq!(upd["phone_numbers"], Value::Null);
-        app.call(
-            &key,
-            Method::PUT,
-            &one,
-            Some(json!({"phone_numbers": ["+447911123456"]})),
+/// Creates a subscription to `url` under `prefix`, checks the list shows it, and returns its
+/// path.
+async fn create_and_find_in_list(app: &TestApp, key: &str, prefix: &str, url: &str) -> String {
+    let (s, created) = app
+        .call(
+            key,
+            Method::POST,
+            &format!("{prefix}/v3/webhook-subscriptions"),
+            Some(sub_body(url)),
         )
         .await;
-        let (_, upd) = app
-            .call(&key, Method::PUT, &one, Some(json!({"phone_numbers": []})))
-            .await;
-        assert_eq!(upd["phone_numbers"], Value::Null);
-        let (_, upd) = app
-            .call(
-                &key,
-                Method::PUT,
-                &one,
-                Some(json!({"target_url": format!("{url}2"), "is_active": true})),
-            )
-            .await;
-        assert_eq!(upd["target_url"], json!(format!("{url}2")));
-        assert_eq!(upd["is_active"], json!(true));
-        let (_, again) = app.call(&key, Method::GET, &one, None).await;
-        assert_eq!(again, upd);
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (s, list) = app
+        .call(
+            key,
+            Method::GET,
+            &format!("{prefix}/v3/webhook-subscriptions"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(list["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == json!(id)));
+    format!("{prefix}/v3/webhook-subscriptions/{id}")
+}
 
-        let resp = app
-            .http
-            .delete(app.url(&one))
-            .bearer_auth(&key)
-            .header("accept", "*/*")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
-        assert!(resp.bytes().await.unwrap().is_empty());
-        let (s, v) = app.call(&key, Method::GET, &one, None).await;
-        assert_error(s, &v, 404, 2001);
-        let (s, v) = app.call(&key, Method::DELETE, &one, None).await;
-        assert_error(s, &v, 404, 2001);
-        // The URL is free again once deleted.
-        app.create_subscription(&key, sub_body(&format!("{url}2")))
-            .await;
-    }
+/// GET `one` returns what `sub_body(url)` created.
+async fn get_as_created(app: &TestApp, key: &str, one: &str, url: &str) -> Value {
+    let (s, got) = app.call(key, Method::GET, one, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(got["target_url"], json!(url));
+    assert_eq!(
+        got["subscribed_events"],
+        json!(["message.sent", "message.received"])
+    );
+    assert_eq!(got["phone_numbers"], Value::Null);
+    got
+}
+
+async fn partial_update_changes_only_is_active(app: &TestApp, key: &str, one: &str, got: &Value) {
+    let (s, upd) = app
+        .call(key, Method::PUT, one, Some(json!({"is_active": false})))
+        .await;
+    assert_eq!(s, 200, "{upd}");
+    assert_eq!(upd["is_active"], json!(false));
+    assert_eq!(upd["target_url"], got["target_url"]);
+    assert_eq!(upd["subscribed_events"], got["subscribed_events"]);
+    assert_eq!(upd["created_at"], got["created_at"]);
+    assert!(upd["updated_at"].as_str().unwrap() > got["updated_at"].as_str().unwrap());
+}
+
+/// Sets the phone filter (with the event types, leaving is_active false), then clears it with
+/// null and with [].
+async fn phone_filter_is_set_then_cleared_by_null_and_by_empty(
+    app: &TestApp,
+    key: &str,
+    one: &str,
+) {
+    let (_, upd) = app
+        .call(
+            key,
+            Method::PUT,
+            one,
+            Some(json!({"phone_numbers": ["+447911123456"], "subscribed_events": ["call.ended"]})),
+        )
+        .await;
+    assert_eq!(upd["phone_numbers"], json!(["+447911123456"]));
+    assert_eq!(upd["subscribed_events"], json!(["call.ended"]));
+    assert_eq!(upd["is_active"], json!(false));
+    let (_, upd) = app
+        .call(key, Method::PUT, one, Some(json!({"phone_numbers": null})))
+        .await;
+    assert_eq!(upd["phone_numbers"], Value::Null);
+    app.call(
+        key,
+        Method::PUT,
+        one,
+        Some(json!({"phone_numbers": ["+447911123456"]})),
+    )
+    .await;
+    let (_, upd) = app
+        .call(key, Method::PUT, one, Some(json!({"phone_numbers": []})))
+        .await;
+    assert_eq!(upd["phone_numbers"], Value::Null);
+}
+
+/// Updates two fields at once; a later GET returns exactly what the PUT answered.
+async fn target_url_and_is_active_change_together(app: &TestApp, key: &str, one: &str, url2: &str) {
+    let (_, upd) = app
+        .call(
+            key,
+            Method::PUT,
+            one,
+            Some(json!({"target_url": url2, "is_active": true})),
+        )
+        .await;
+    assert_eq!(upd["target_url"], json!(url2));
+    assert_eq!(upd["is_active"], json!(true));
+    let (_, again) = app.call(key, Method::GET, one, None).await;
+    assert_eq!(again, upd);
+}
+
+/// DELETE answers 204 with no body; the subscription is then 404 to GET and DELETE, and its
+/// URL (`url2`) can be subscribed again.
+async fn delete_answers_204_then_404_and_frees_the_url(
+    app: &TestApp,
+    key: &str,
+    one: &str,
+    url2: &str,
+) {
+    let resp = app
+        .http
+        .delete(app.url(one))
+        .bearer_auth(key)
+        .header("accept", "*/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let (s, v) = app.call(key, Method::GET, one, None).await;
+    assert_error(s, &v, 404, 2001);
+    let (s, v) = app.call(key, Method::DELETE, one, None).await;
+    assert_error(s, &v, 404, 2001);
+    app.create_subscription(key, sub_body(url2)).await;
 }
 
 async fn list_is_stable_and_includes_inactive(backend: Backend) {

@@ -5,11 +5,14 @@ use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn validation_errors_name_the_problem(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let (_, key) = app.partner("acme").await;
+/// A subscription body `POST /v3/webhook-subscriptions` refuses, with the status, code and a
+/// word of the message it gets.
+type Case = (Value, u16, u64, &'static str);
+
+/// Missing required fields, and target URLs that are not absolute HTTPS URLs without credentials, fragment or whitespace, of at most 2048 bytes.
+fn missing_fields_and_bad_target_urls() -> Vec<Case> {
     let long = format!("https://example.com/{}", "a".repeat(2100));
-    let cases: Vec<(Value, u16, u64, &str)> = vec![
+    vec![
         (
             json!({"subscribed_events": ["message.sent"]}),
             400,
@@ -58,6 +61,12 @@ async fn validation_errors_name_the_problem(backend: Backend) {
             1005,
             "whitespace",
         ),
+    ]
+}
+
+/// Event type lists that are empty or name unknown types, and phone filters that are too long or not E.164.
+fn bad_event_types_and_phone_numbers() -> Vec<Case> {
+    vec![
         (
             json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"],
                    "phone_numbers": (0..1001).map(|i| format!("+1202555{i:04}")).collect::<Vec<_>>()}),
@@ -89,6 +98,12 @@ async fn validation_errors_name_the_problem(backend: Backend) {
             1002,
             "2025551234",
         ),
+    ]
+}
+
+/// Well-formed JSON of the wrong type, at the top or in a field.
+fn wrongly_typed_json() -> Vec<Case> {
+    vec![
         (
             json!({"target_url": 42, "subscribed_events": ["message.sent"]}),
             400,
@@ -107,6 +122,13 @@ async fn validation_errors_name_the_problem(backend: Backend) {
             1003,
             "subscribed_events[1]",
         ),
+        (json!([1, 2]), 400, 1003, "JSON object"),
+    ]
+}
+
+/// Routing key headers that are not a header name, are reserved, or collide with the routing id header.
+fn bad_routing_key_headers() -> Vec<Case> {
+    vec![
         (
             json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"], "routing_key_header": "bad header"}),
             400,
@@ -125,8 +147,22 @@ async fn validation_errors_name_the_problem(backend: Backend) {
             1005,
             "must differ from routing_id_header ('Linq-Chat-Id')",
         ),
-        (json!([1, 2]), 400, 1003, "JSON object"),
-    ];
+    ]
+}
+
+/// The partner's subscriptions, as listed.
+async fn listed(app: &TestApp, key: &str) -> Vec<Value> {
+    let (s, list) = app
+        .call(key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    list["subscriptions"].as_array().unwrap().clone()
+}
+
+/// Posts every case, checks each is refused as it says, and that nothing was stored.
+async fn assert_refused(backend: Backend, cases: Vec<Case>) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
     for (body, status, code, needle) in cases {
         let (s, v) = app
             .call(
@@ -139,7 +175,32 @@ async fn validation_errors_name_the_problem(backend: Backend) {
         let msg = assert_error(s, &v, status, code);
         assert!(msg.contains(needle), "{body} → {msg}");
     }
-    // Malformed JSON and an empty body.
+    assert_eq!(
+        listed(&app, &key).await,
+        Vec::<Value>::new(),
+        "nothing invalid was stored"
+    );
+}
+
+async fn missing_fields_and_bad_target_urls_are_refused_naming_the_problem(backend: Backend) {
+    assert_refused(backend, missing_fields_and_bad_target_urls()).await;
+}
+
+async fn bad_event_types_and_phone_numbers_are_refused_naming_the_problem(backend: Backend) {
+    assert_refused(backend, bad_event_types_and_phone_numbers()).await;
+}
+
+async fn wrongly_typed_json_is_400_1003_naming_the_field(backend: Backend) {
+    assert_refused(backend, wrongly_typed_json()).await;
+}
+
+async fn bad_routing_key_headers_are_refused_naming_the_header(backend: Backend) {
+    assert_refused(backend, bad_routing_key_headers()).await;
+}
+
+async fn malformed_json_and_an_empty_body_are_400_1003(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
     for raw in ["{\"target_url\": ", "", "not json"] {
         let r = app
             .http
@@ -153,19 +214,35 @@ async fn validation_errors_name_the_problem(backend: Backend) {
         let (s, v) = into_parts(r).await;
         assert_error(s, &v, 400, 1003);
     }
-    // Unknown fields are ignored.
+    assert_eq!(
+        listed(&app, &key).await,
+        Vec::<Value>::new(),
+        "nothing invalid was stored"
+    );
+}
+
+async fn unknown_fields_are_ignored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
     let (s, _) = app.call(&key, Method::POST, "/v3/webhook-subscriptions",
         Some(json!({"target_url": "https://example.com/extra", "subscribed_events": ["message.sent"], "something_new": 1}))).await;
     assert_eq!(s, 201);
-    // Nothing invalid was stored.
-    let (_, list) = app
-        .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
-        .await;
-    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(listed(&app, &key).await.len(), 1);
+}
 
-    // Update validates the same way.
-    let id = list["subscriptions"][0]["id"].as_str().unwrap().to_owned();
-    let one = format!("/v3/webhook-subscriptions/{id}");
+async fn updates_are_validated_like_creates(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    let created = app
+        .create_subscription(
+            &key,
+            json!({"target_url": "https://example.com/v", "subscribed_events": ["message.sent"]}),
+        )
+        .await;
+    let one = format!(
+        "/v3/webhook-subscriptions/{}",
+        created["id"].as_str().unwrap()
+    );
     for (body, code) in [
         (json!({"target_url": "http://example.com/x"}), 1005),
         (json!({"subscribed_events": []}), 1005),
@@ -175,6 +252,18 @@ async fn validation_errors_name_the_problem(backend: Backend) {
         let (s, v) = app.call(&key, Method::PUT, &one, Some(body)).await;
         assert_error(s, &v, 400, code);
     }
+    let (_, after) = app.call(&key, Method::GET, &one, None).await;
+    assert_eq!(
+        after,
+        created_without_secret(created),
+        "a refused update changed nothing"
+    );
+}
+
+/// What GET answers for a subscription just created: the create answer without the secret.
+fn created_without_secret(mut created: Value) -> Value {
+    created.as_object_mut().unwrap().remove("signing_secret");
+    created
 }
 
 async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope(backend: Backend) {
@@ -233,6 +322,12 @@ async fn unknown_ids_paths_methods_and_big_bodies_get_the_envelope(backend: Back
 }
 
 crate::per_backend!(
-    validation_errors_name_the_problem,
+    missing_fields_and_bad_target_urls_are_refused_naming_the_problem,
+    bad_event_types_and_phone_numbers_are_refused_naming_the_problem,
+    wrongly_typed_json_is_400_1003_naming_the_field,
+    bad_routing_key_headers_are_refused_naming_the_header,
+    malformed_json_and_an_empty_body_are_400_1003,
+    unknown_fields_are_ignored,
+    updates_are_validated_like_creates,
     unknown_ids_paths_methods_and_big_bodies_get_the_envelope,
 );
