@@ -3,8 +3,11 @@
 
 use crate::common::*;
 use crate::python;
+use crate::receiver::Received;
 use hookline_core::SigningSecret;
 use serde_json::{json, Value};
+
+const TRACE: &str = "8af9171a45022df2eb74ba4e4c83be0f";
 
 async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -26,10 +29,31 @@ async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend
         None,
     )
     .await;
-    let trace = "8af9171a45022df2eb74ba4e4c83be0f";
-    // Sent as raw text: `data` must arrive byte for byte (key order, number spelling).
+    publish_raw_event(&app, &partner).await;
+    let got = rx.wait_for(None, 2, WAIT).await;
+
+    let mut lines = String::new();
+    for r in &got {
+        let (sub, version) = if r.path == "/hook" {
+            (&new, "2026-02-03")
+        } else {
+            (&old, "2025-01-01")
+        };
+        assert_envelope(r, version, &partner);
+        assert_headers_and_signatures(r, sub);
+        lines.push_str(&verification_line(r, &sub["signing_secret"]));
+    }
+    assert!(got
+        .iter()
+        .any(|r| r.path == "/hook" && r.query.as_deref() == Some("version=2026-02-03&line=1")));
+    verify_independently(&lines, 2).await;
+}
+
+/// Publishes `evt-sig-1` for `partner` as raw text, so `data` must arrive byte for byte (key
+/// order, number spelling), and checks it is accepted for two deliveries.
+async fn publish_raw_event(app: &TestApp, partner: &str) {
     let raw = format!(
-        r#"{{"partner_id":"{partner}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{trace}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
+        r#"{{"partner_id":"{partner}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{TRACE}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
     );
     let resp = app
         .http
@@ -43,55 +67,60 @@ async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend
     let (status, published) = into_parts(resp).await;
     assert_eq!(status, 202);
     assert_eq!(published, json!({"event_id": "evt-sig-1", "deliveries": 2}));
-    let got = rx.wait_for(None, 2, WAIT).await;
+}
 
-    let mut lines = String::new();
-    for r in &got {
-        let (secret, version, sub_id) = if r.path == "/hook" {
-            (&new["signing_secret"], "2026-02-03", &new["id"])
-        } else {
-            (&old["signing_secret"], "2025-01-01", &old["id"])
-        };
-        let body = std::str::from_utf8(&r.body).unwrap();
-        // Byte-exact envelope in Linq's key order, data verbatim.
-        assert_eq!(
-            body,
-            format!(
-                r#"{{"api_version":"v3","webhook_version":"{version}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{trace}","partner_id":"{partner}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
-            )
-        );
-        assert_eq!(r.header("content-type"), "application/json");
-        assert!(r.header("user-agent").starts_with("hookline/"));
-        assert_eq!(r.header("webhook-id"), "evt-sig-1");
-        assert_eq!(r.header("x-webhook-event"), "message.received");
-        assert_eq!(
-            r.header("x-webhook-subscription-id"),
-            sub_id.as_str().unwrap()
-        );
-        let ts = r.header("webhook-timestamp");
-        assert_eq!(ts, r.header("x-webhook-timestamp"));
-        let ts: i64 = ts.parse().unwrap();
-        assert!((ts - chrono::Utc::now().timestamp()).abs() < 60);
-        // Our own check, against the signer's algorithm from CONTRACT.md §3...
-        let s = SigningSecret::parse(secret.as_str().unwrap()).unwrap();
-        assert_eq!(
-            r.header("webhook-signature"),
-            s.sign_standard("evt-sig-1", ts, &r.body)
-        );
-        assert_eq!(r.header("x-webhook-signature"), s.sign_legacy(ts, &r.body));
-        // ...and, below, an independent implementation.
-        let headers: serde_json::Map<String, Value> = r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap())))
-            .collect();
-        lines.push_str(&json!({"secret": secret, "headers": headers, "body": body}).to_string());
-        lines.push('\n');
-    }
-    assert!(got
+/// The body is Linq's envelope, byte for byte in Linq's key order, with `data` verbatim.
+fn assert_envelope(r: &Received, version: &str, partner: &str) {
+    let body = std::str::from_utf8(&r.body).unwrap();
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"api_version":"v3","webhook_version":"{version}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{TRACE}","partner_id":"{partner}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
+        )
+    );
+}
+
+/// The headers name the event and subscription, and both signatures match our own check,
+/// against the signer's algorithm from CONTRACT.md §3 (an independent implementation checks
+/// them too: `verify_independently`).
+fn assert_headers_and_signatures(r: &Received, sub: &Value) {
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(r.header("user-agent").starts_with("hookline/"));
+    assert_eq!(r.header("webhook-id"), "evt-sig-1");
+    assert_eq!(r.header("x-webhook-event"), "message.received");
+    assert_eq!(
+        r.header("x-webhook-subscription-id"),
+        sub["id"].as_str().unwrap()
+    );
+    let ts = r.header("webhook-timestamp");
+    assert_eq!(ts, r.header("x-webhook-timestamp"));
+    let ts: i64 = ts.parse().unwrap();
+    assert!((ts - chrono::Utc::now().timestamp()).abs() < 60);
+    let s = SigningSecret::parse(sub["signing_secret"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        r.header("webhook-signature"),
+        s.sign_standard("evt-sig-1", ts, &r.body)
+    );
+    assert_eq!(r.header("x-webhook-signature"), s.sign_legacy(ts, &r.body));
+}
+
+/// One line of input for `verify_delivery.py`: the secret, the headers and the body received.
+fn verification_line(r: &Received, secret: &Value) -> String {
+    let body = std::str::from_utf8(&r.body).unwrap();
+    let headers: serde_json::Map<String, Value> = r
+        .headers
         .iter()
-        .any(|r| r.path == "/hook" && r.query.as_deref() == Some("version=2026-02-03&line=1")));
+        .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap())))
+        .collect();
+    let mut line = json!({"secret": secret, "headers": headers, "body": body}).to_string();
+    line.push('\n');
+    line
+}
 
+/// Runs `verify_delivery.py` (the `standardwebhooks` package, not our code) over `lines` and
+/// checks it accepted all `n` deliveries of `evt-sig-1`.
+async fn verify_independently(lines: &str, n: usize) {
+    use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(python::python())
         .arg(python::script("verify_delivery.py"))
         .stdin(std::process::Stdio::piped())
@@ -99,7 +128,6 @@ async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use tokio::io::AsyncWriteExt;
     child
         .stdin
         .take()
@@ -114,7 +142,7 @@ async fn deliveries_carry_both_signatures_and_the_linq_envelope(backend: Backend
         "independent verification failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("ok evt-sig-1").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("ok evt-sig-1").count(), n, "{stdout}");
 }
 
 async fn message_edited_goes_only_to_2026_02_03_subscriptions(backend: Backend) {

@@ -11,7 +11,8 @@ conformance!(
     a_target_url_is_unique_among_a_partners_live_subscriptions,
     a_signing_secret_is_replaced_only_from_its_stored_value_and_deliveries_carry_the_new_one,
     a_routing_token_is_learned_only_under_the_subscriptions_current_header,
-    routing_tokens_are_forgotten_when_the_header_changes_or_the_subscription_is_deleted,
+    routing_tokens_are_kept_across_other_changes_and_forgotten_when_the_header_changes,
+    routing_tokens_are_forgotten_when_the_subscription_is_deleted_and_not_learned_after,
 );
 
 async fn update_is_a_compare_and_set_on_the_version_read(f: Fixture) {
@@ -197,17 +198,7 @@ async fn a_routing_token_is_learned_only_under_the_subscriptions_current_header(
     let unkeyed = f.subscribe(&p, Spec::to(&["message.sent"])).await;
 
     let d = deliver_one(&f, &sub, 1).await;
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-route-key",
-            "chat-1",
-            "tok-1",
-        )],
-        at(3),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-route-key", "chat-1", "tok-1", 3).await;
     assert_eq!(
         f.routing_token(&sub, "chat-1").await.as_deref(),
         Some("tok-1")
@@ -215,17 +206,7 @@ async fn a_routing_token_is_learned_only_under_the_subscriptions_current_header(
     assert_eq!(f.routing_token(&sub, "chat-2").await, None, "per chat");
 
     let d = deliver_one(&f, &sub, 4).await;
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-route-key",
-            "chat-1",
-            "tok-2",
-        )],
-        at(6),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-route-key", "chat-1", "tok-2", 6).await;
     assert_eq!(
         f.routing_token(&sub, "chat-1").await.as_deref(),
         Some("tok-2"),
@@ -234,34 +215,14 @@ async fn a_routing_token_is_learned_only_under_the_subscriptions_current_header(
 
     // Sent while the subscription used another header (it was changed since).
     let d = deliver_one(&f, &sub, 7).await;
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-old-key",
-            "chat-1",
-            "tok-old",
-        )],
-        at(9),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-old-key", "chat-1", "tok-old", 9).await;
     assert_eq!(
         f.routing_token(&sub, "chat-1").await.as_deref(),
         Some("tok-2")
     );
 
     let d = deliver_one(&f, &unkeyed, 10).await;
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-route-key",
-            "chat-1",
-            "tok-u",
-        )],
-        at(12),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-route-key", "chat-1", "tok-u", 12).await;
     assert_eq!(
         f.routing_token(&unkeyed, "chat-1").await,
         None,
@@ -269,24 +230,30 @@ async fn a_routing_token_is_learned_only_under_the_subscriptions_current_header(
     );
 }
 
-async fn routing_tokens_are_forgotten_when_the_header_changes_or_the_subscription_is_deleted(
+/// Records `d` succeeded at `secs`, its response carrying `token` for `chat` under `header_name`.
+async fn learn_on_success(
+    f: &Fixture,
+    d: &DueDelivery,
+    header_name: &str,
+    chat: &str,
+    token: &str,
+    secs: i64,
+) {
+    f.record(
+        &[learning(succeeded(d), d, header_name, chat, token)],
+        at(secs),
+    )
+    .await;
+}
+
+async fn routing_tokens_are_kept_across_other_changes_and_forgotten_when_the_header_changes(
     f: Fixture,
 ) {
     let p = f.partner().await;
     let keyed = Spec::to(&["message.sent"]).routing_key_header("x-route-key");
     let sub = f.subscribe(&p, keyed).await;
     let d = deliver_one(&f, &sub, 1).await;
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-route-key",
-            "chat-1",
-            "tok-1",
-        )],
-        at(3),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-route-key", "chat-1", "tok-1", 3).await;
 
     let other_change = f.update(&sub, at(4), |s| s.is_active = false).await;
     assert_eq!(other_change, UpdateResult::Updated);
@@ -310,40 +277,36 @@ async fn routing_tokens_are_forgotten_when_the_header_changes_or_the_subscriptio
     );
 
     let d = deliver_one(&f, &sub, 6).await;
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-new-key",
-            "chat-1",
-            "tok-new",
-        )],
-        at(8),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-new-key", "chat-1", "tok-new", 8).await;
     assert_eq!(
         f.routing_token(&sub, "chat-1").await.as_deref(),
-        Some("tok-new")
+        Some("tok-new"),
+        "learned again under the new header"
+    );
+}
+
+async fn routing_tokens_are_forgotten_when_the_subscription_is_deleted_and_not_learned_after(
+    f: Fixture,
+) {
+    let p = f.partner().await;
+    let keyed = Spec::to(&["message.sent"]).routing_key_header("x-route-key");
+    let sub = f.subscribe(&p, keyed).await;
+    let d = deliver_one(&f, &sub, 1).await;
+    learn_on_success(&f, &d, "x-route-key", "chat-1", "tok-1", 3).await;
+    assert_eq!(
+        f.routing_token(&sub, "chat-1").await.as_deref(),
+        Some("tok-1")
     );
 
-    let d = deliver_one(&f, &sub, 9).await;
-    assert!(f.delete(&sub, at(11)).await);
+    // A delivery claimed before the delete whose outcome is recorded after it.
+    let d = deliver_one(&f, &sub, 4).await;
+    assert!(f.delete(&sub, at(6)).await);
     assert_eq!(
         f.routing_token(&sub, "chat-1").await,
         None,
         "deleted with the subscription"
     );
-    f.record(
-        &[learning(
-            succeeded(&d),
-            &d,
-            "x-new-key",
-            "chat-1",
-            "tok-late",
-        )],
-        at(12),
-    )
-    .await;
+    learn_on_success(&f, &d, "x-route-key", "chat-1", "tok-late", 7).await;
     assert_eq!(
         f.routing_token(&sub, "chat-1").await,
         None,
