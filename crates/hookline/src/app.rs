@@ -47,7 +47,9 @@ pub async fn serve(
         DatabaseUrl::Postgres(_) => None,
     };
     let store = open_store(&settings).await?;
-    crate::secrets_at_rest::reconcile(&store, settings.secret_keys.as_ref()).await?;
+    crate::secrets::Secrets::new(settings.secret_keys.clone())
+        .reconcile(&store)
+        .await?;
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings).await?;
     let wake = Arc::new(Notify::new());
     let cancel = CancellationToken::new();
