@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::delivery::slots::Permit;
 use crate::delivery::Dispatcher;
 use crate::store::{DynStore, NewEvent, PublishBatch, Published, StoreError, StoreResult};
-use hookline_core::{SubscriptionId, Timestamp};
+use hookline_core::Timestamp;
 use std::time::Duration;
 
 /// Upper bound of events per group transaction; keeps one commit short.
@@ -66,8 +67,7 @@ async fn run(
         }
         let all: Vec<NewEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         let events = all.len();
-        let result = commit_group(&store, dispatcher.as_ref(), all).await;
-        match result {
+        match commit_group(&store, dispatcher.as_ref(), all).await {
             Ok(batch) => {
                 if batch.queued > 0 {
                     wake.notify_one();
@@ -89,9 +89,10 @@ async fn run(
     }
 }
 
-/// Plans the group, reserves a dispatcher slot for each planned delivery it can take (those are
-/// committed leased to this process and started at once), commits, and gives back the slots of
-/// deliveries that were not inserted (repeats of events accepted before, a failed commit).
+/// Plans the group, takes a slot for each planned delivery this process can start now (those
+/// are committed leased to it), commits, and starts each leased delivery with its permit.
+/// Permits of deliveries that were not inserted (repeats of events accepted before, a failed
+/// commit) are dropped, which frees them.
 async fn commit_group(
     store: &DynStore,
     dispatcher: Option<&(Dispatcher, Duration)>,
@@ -102,28 +103,26 @@ async fn commit_group(
     let Some((d, lease)) = dispatcher else {
         return store.commit_publish(plan, now, None).await;
     };
-    let mut reserved: Vec<Option<SubscriptionId>> = vec![None; plan.deliveries().len()];
-    for (i, slot) in reserved.iter_mut().enumerate() {
-        let sub = plan.deliveries()[i].subscription_id();
-        if d.try_reserve(sub) {
-            *slot = Some(sub.clone());
-        }
-    }
-    for (i, slot) in reserved.iter().enumerate() {
-        if slot.is_some() {
+    let mut permits: Vec<Option<Permit>> = plan
+        .deliveries()
+        .iter()
+        .map(|p| d.try_acquire(p.subscription_id()))
+        .collect();
+    for (i, permit) in permits.iter().enumerate() {
+        if permit.is_some() {
             plan.lease(i);
         }
     }
-    let result = store.commit_publish(plan, now, Some(now + *lease)).await;
-    let result = result.map(|mut batch| {
-        for (i, delivery) in std::mem::take(&mut batch.claimed) {
-            reserved[i] = None;
-            d.start_reserved(delivery);
+    let mut batch = store.commit_publish(plan, now, Some(now + *lease)).await?;
+    for (i, delivery) in std::mem::take(&mut batch.claimed) {
+        match permits.get_mut(i).and_then(Option::take) {
+            Some(permit) => d.start(delivery, permit),
+            // Not a reason to exceed a cap: the lease expires and any worker claims it then.
+            None => tracing::error!(
+                delivery_id = delivery.delivery_id.get(),
+                "the store leased a delivery that was not marked; it waits for its lease"
+            ),
         }
-        batch
-    });
-    for sub in reserved.into_iter().flatten() {
-        d.release(&sub);
     }
-    result
+    Ok(batch)
 }
