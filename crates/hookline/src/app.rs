@@ -63,11 +63,16 @@ pub async fn serve(
     } else {
         None
     };
-    let publisher = Publisher::spawn(
+    let (publisher, publisher_task) = Publisher::new(
         store.clone(),
         wake.clone(),
         dispatcher.clone().map(|d| (d, settings.lease)),
     );
+    // Stopped after the dispatcher, whose outcome recorder publishes through it until the end.
+    let publisher_stop = CancellationToken::new();
+    let publisher_task = tokio::spawn(publisher_task.run(publisher_stop.clone()));
+    let dispatcher =
+        dispatcher.map(|d| tokio::spawn(d.run(cancel.clone(), Arc::new(publisher.clone()))));
     let state = AppState {
         store: store.clone(),
         settings: settings.clone(),
@@ -75,7 +80,6 @@ pub async fn serve(
         publisher,
         known_partners: Arc::default(),
     };
-    let dispatcher = dispatcher.map(|d| tokio::spawn(d.run(cancel.clone())));
 
     let app = crate::api::router(state);
     let addr = listener.local_addr()?;
@@ -101,6 +105,8 @@ pub async fn serve(
     if let Some(d) = dispatcher {
         d.await.context("dispatcher panicked")?;
     }
+    publisher_stop.cancel();
+    publisher_task.await.context("publisher panicked")?;
     if let Some(l) = wake_listener {
         l.await.context("PostgreSQL listener panicked")?;
     }

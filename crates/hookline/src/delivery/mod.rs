@@ -1,17 +1,23 @@
 //! The delivery engine: claim due deliveries, sign and send them, record what happened.
 //!
-//! Flow: the [`Dispatcher`] claims a batch with a lease (committed at once), or the publisher
-//! hands fresh deliveries over → each runs in its own task holding a [`slots::Permit`] →
-//! [`attempt`] signs it ([`signer`]), sends it with no transaction open ([`transport`]) and lets
-//! [`decision`] choose deliver, retry or fail → the outcome writer commits batches fenced by
-//! attempt number.
+//! Flow: the claim loop (`claim_loop.rs`) leases a batch of due deliveries (committed at once),
+//! or the publisher hands fresh ones over → each runs in its own task holding a
+//! [`slots::Permit`] → the attempt runner (`attempt.rs`) signs it ([`signer`]), sends it with
+//! no transaction open ([`transport`]) and lets [`decision`] choose deliver, retry or fail →
+//! the outcome recorder (`outcome_recorder.rs`) commits batches fenced by attempt number and
+//! announces `410 Gone` deactivations through the [`Announcer`] (`announcements.rs`). The
+//! [`Dispatcher`] is the handle that owns the slots and runs and stops all of it.
 
 mod affinity;
+mod announcements;
 mod attempt;
+mod claim_loop;
 pub mod decision;
 mod dispatcher;
+mod outcome_recorder;
 pub mod signer;
 pub mod slots;
 pub mod transport;
 
+pub use announcements::Announcer;
 pub use dispatcher::Dispatcher;
