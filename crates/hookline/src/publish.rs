@@ -173,3 +173,61 @@ async fn commit(
     }
     Ok(batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use hookline_core::{EventId, EventTime, EventType, Partner, TraceId};
+
+    async fn store() -> (DynStore, Partner, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let partner = Partner::issue("p", Timestamp::now()).unwrap();
+        store.create_partner(&partner).await.unwrap();
+        (store, partner, dir)
+    }
+
+    fn event(partner: &Partner, id: &str) -> NewEvent {
+        NewEvent {
+            partner_id: partner.id.clone(),
+            event_id: EventId::parse(id).unwrap(),
+            event_type: EventType::parse("message.sent").unwrap(),
+            phone_number: None,
+            created_at: EventTime::at(Timestamp::now()),
+            trace_id: TraceId::generate(),
+            data: "{}".to_owned(),
+        }
+    }
+
+    /// Shutdown: requests queued before the stop are committed and answered; later ones are
+    /// refused, and the task returns rather than waiting for handles to go away.
+    #[tokio::test]
+    async fn a_stopped_publisher_answers_what_it_holds_and_takes_nothing_more() {
+        let (store, partner, _dir) = store().await;
+        let (publisher, task) = Publisher::new(store, Arc::new(Notify::new()), None);
+        let mut answers = Vec::new();
+        for id in ["e1", "e2", "e3"] {
+            let (reply, answer) = oneshot::channel();
+            publisher
+                .queue
+                .send((vec![event(&partner, id)], reply))
+                .await
+                .unwrap();
+            answers.push(answer);
+        }
+        let stop = CancellationToken::new();
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task.run(stop))
+            .await
+            .expect("the task ends although handles remain");
+        for (answer, id) in answers.into_iter().zip(["e1", "e2", "e3"]) {
+            let published = answer.await.expect("answered").expect("committed");
+            assert_eq!(published.len(), 1);
+            assert_eq!(published[0].event_id.as_str(), id);
+            assert!(!published[0].duplicate);
+        }
+        let late = publisher.publish(vec![event(&partner, "e4")]).await;
+        assert!(late.is_err(), "accepted after the stop");
+    }
+}
