@@ -150,3 +150,102 @@ impl ClaimLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::DueDelivery;
+    use hookline_core::{
+        DeliveryId, EventId, EventTime, EventType, PartnerId, SigningSecret, SubscriptionId,
+        TraceId,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    /// A receiver on 127.0.0.1 that reports each request as it arrives and answers 200.
+    async fn receiver() -> (u16, mpsc::UnboundedReceiver<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (arrived, arrivals) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let arrived = arrived.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 8192];
+                    while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        let _ = arrived.send(());
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if tcp.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, arrivals)
+    }
+
+    fn delivery(port: u16) -> DueDelivery {
+        DueDelivery {
+            delivery_id: DeliveryId::from_stored(1),
+            attempt: 1,
+            subscription_id: SubscriptionId::generate(),
+            target_url: format!("http://127.0.0.1:{port}/hook"),
+            signing_secret: SigningSecret::generate().expose().to_owned(),
+            routing_id_header: None,
+            routing_key_header: None,
+            partner_id: PartnerId::from_stored("p"),
+            event_id: EventId::generate(),
+            event_type: EventType::parse("message.sent").unwrap(),
+            created_at: EventTime::at(Timestamp::now()),
+            trace_id: TraceId::generate(),
+            data: "{}".to_owned(),
+        }
+    }
+
+    /// The claim/hand-off race through the real claim path: the claim chose a delivery while
+    /// its subscription had room, a publish hand-off took that room before the claim returned.
+    /// The claimed delivery must wait for the hand-off's attempt to finish, not run beside it.
+    #[tokio::test]
+    async fn a_claimed_delivery_waits_for_the_slot_a_hand_off_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let settings = Arc::new(Settings {
+            ssrf_allow: vec!["127.0.0.0/8".parse().unwrap()],
+            max_in_flight_per_subscription: 1,
+            ..Settings::default()
+        });
+        let d = Dispatcher::new(store, settings, Arc::new(Notify::new())).unwrap();
+        let (port, mut arrivals) = receiver().await;
+        let claimed = delivery(port);
+        let sub = claimed.subscription_id.clone();
+
+        let claim_loop = d.claim_loop(CancellationToken::new());
+        let slots = claim_loop.slots.clone();
+
+        let handed_off = d
+            .try_acquire(&sub)
+            .expect("the hand-off takes the only slot");
+        let claim = Claimed {
+            deliveries: vec![claimed],
+            more_due: true,
+            held_back: false,
+        };
+        assert!(claim_loop
+            .start_and_wait(claim, Timestamp::now())
+            .await
+            .is_continue());
+        // Started, and waiting: one attempt holds the subscription's slot, one is promised it.
+        assert_eq!(slots.held(), 1, "the claimed delivery exceeded the cap");
+        assert_eq!(slots.in_flight().get(&sub), Some(&2));
+        assert!(arrivals.try_recv().is_err());
+
+        drop(handed_off);
+        tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+            .await
+            .expect("sent once the slot was freed")
+            .unwrap();
+    }
+}

@@ -112,6 +112,12 @@ impl Dispatcher {
             announcer,
         };
         let recorder = tokio::spawn(recorder.run(rx));
+        self.claim_loop(cancel).run().await;
+        self.shut_down(recorder).await;
+    }
+
+    pub(super) fn claim_loop(&self, cancel: CancellationToken) -> ClaimLoop {
+        let s = &self.shared;
         ClaimLoop {
             dispatcher: self.clone(),
             store: s.store.clone(),
@@ -120,9 +126,6 @@ impl Dispatcher {
             slots: s.slots.clone(),
             cancel,
         }
-        .run()
-        .await;
-        self.shut_down(recorder).await;
     }
 
     /// Stops hand-offs and waiting reservations, waits for in-flight attempts up to the grace
