@@ -53,11 +53,6 @@ impl ErrorKind {
     pub fn from_stored(name: &str) -> Self {
         name.parse().unwrap_or(ErrorKind::Other)
     }
-
-    /// Network-level trouble is worth retrying; a refused or invalid destination is not.
-    pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorKind::SsrfBlocked | ErrorKind::InvalidTarget)
-    }
 }
 
 impl FromStr for ErrorKind {

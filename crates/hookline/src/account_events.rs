@@ -3,7 +3,7 @@
 //! subscription to `webhook_subscription.*` events receives an event about the subscription that
 //! was just created or edited".
 
-use hookline_core::{EventId, EventTime, EventType, Timestamp, TraceId};
+use hookline_core::{EventId, EventTime, EventType, RoutingHeader, Timestamp, TraceId};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -13,100 +13,101 @@ use crate::store::{NewEvent, Subscription};
 /// `None` for a deletion. An update yields one event per aspect that changed.
 pub fn for_change(before: Option<&Subscription>, after: Option<&Subscription>) -> Vec<NewEvent> {
     let occurred_at = EventTime::at(Timestamp::now());
-    let event = |name: &str, summary: &str, sub: &Subscription, change: Option<Change>| {
+    let event = |(name, summary): Kind, sub: &Subscription, change: Option<Change>| {
         account_event(name, summary, &occurred_at, BY_API, sub, change)
     };
     match (before, after) {
-        (None, Some(new)) => vec![event(
-            "webhook_subscription.created",
-            "Webhook subscription created",
-            new,
-            None,
-        )],
-        (Some(old), None) => vec![event(
-            "webhook_subscription.deleted",
-            "Webhook subscription deleted",
-            old,
-            None,
-        )],
-        (Some(old), Some(new)) => {
-            let mut events = Vec::new();
-            if old.target_url.as_str() != new.target_url.as_str() {
-                events.push(event(
-                    "webhook_subscription.target_url_changed",
-                    "Webhook subscription target URL changed",
-                    new,
-                    Some(Change::of(old.target_url.as_str(), new.target_url.as_str())),
-                ));
-            }
-            if old.is_active != new.is_active {
-                let (name, summary) = if new.is_active {
-                    (
-                        "webhook_subscription.enabled",
-                        "Webhook subscription enabled",
-                    )
-                } else {
-                    (
-                        "webhook_subscription.disabled",
-                        "Webhook subscription disabled",
-                    )
-                };
-                events.push(event(
-                    name,
-                    summary,
-                    new,
-                    Some(Change::of(old.is_active, new.is_active)),
-                ));
-            }
-            if old.subscribed_events != new.subscribed_events {
-                events.push(event(
-                    "webhook_subscription.events.updated",
-                    "Webhook subscription events updated",
-                    new,
-                    Some(Change::of(event_names(old), event_names(new))),
-                ));
-            }
-            if old.phone_numbers != new.phone_numbers {
-                events.push(event(
-                    "webhook_subscription.phone_numbers.updated",
-                    "Webhook subscription phone numbers updated",
-                    new,
-                    Some(Change::of(phones(old), phones(new))),
-                ));
-            }
-            let routing = |s: &Subscription| {
-                let name = |h: &Option<hookline_core::RoutingHeader>| {
-                    h.as_ref().map(|h| h.as_str().to_owned())
-                };
-                json!({"routing_id_header": name(&s.routing_id_header),
-                       "routing_key_header": name(&s.routing_key_header)})
-            };
-            // Affinity is on while `routing_key_header` is set; `routing_id_header` alone changes
-            // nothing a receiver sees.
-            let affinity_on = |s: &Subscription| s.routing_key_header.is_some();
-            if routing(old) != routing(new) && (affinity_on(old) || affinity_on(new)) {
-                let (name, summary) = if affinity_on(new) {
-                    (
-                        "webhook_subscription.routing_headers_set",
-                        "Webhook subscription routing headers set",
-                    )
-                } else {
-                    (
-                        "webhook_subscription.routing_headers_cleared",
-                        "Webhook subscription routing headers cleared",
-                    )
-                };
-                events.push(event(
-                    name,
-                    summary,
-                    new,
-                    Some(Change::of(routing(old), routing(new))),
-                ));
-            }
-            events
-        }
+        (None, Some(new)) => vec![event(CREATED, new, None)],
+        (Some(old), None) => vec![event(DELETED, old, None)],
+        (Some(old), Some(new)) => changes(old, new)
+            .into_iter()
+            .map(|(kind, change)| event(kind, new, Some(change)))
+            .collect(),
         (None, None) => Vec::new(),
     }
+}
+
+/// An account event's `(type, summary)`.
+type Kind = (&'static str, &'static str);
+const CREATED: Kind = (
+    "webhook_subscription.created",
+    "Webhook subscription created",
+);
+const DELETED: Kind = (
+    "webhook_subscription.deleted",
+    "Webhook subscription deleted",
+);
+
+/// Each aspect of an update that changed, in the order the events are published.
+fn changes(old: &Subscription, new: &Subscription) -> Vec<(Kind, Change)> {
+    let mut changes = Vec::new();
+    if old.target_url.as_str() != new.target_url.as_str() {
+        changes.push((
+            (
+                "webhook_subscription.target_url_changed",
+                "Webhook subscription target URL changed",
+            ),
+            Change::of(old.target_url.as_str(), new.target_url.as_str()),
+        ));
+    }
+    if old.is_active != new.is_active {
+        let kind = match new.is_active {
+            true => (
+                "webhook_subscription.enabled",
+                "Webhook subscription enabled",
+            ),
+            false => (
+                "webhook_subscription.disabled",
+                "Webhook subscription disabled",
+            ),
+        };
+        changes.push((kind, Change::of(old.is_active, new.is_active)));
+    }
+    if old.subscribed_events != new.subscribed_events {
+        changes.push((
+            (
+                "webhook_subscription.events.updated",
+                "Webhook subscription events updated",
+            ),
+            Change::of(event_names(old), event_names(new)),
+        ));
+    }
+    if old.phone_numbers != new.phone_numbers {
+        changes.push((
+            (
+                "webhook_subscription.phone_numbers.updated",
+                "Webhook subscription phone numbers updated",
+            ),
+            Change::of(phones(old), phones(new)),
+        ));
+    }
+    changes.extend(routing_change(old, new));
+    changes
+}
+
+/// Affinity is on while `routing_key_header` is set; `routing_id_header` alone changes nothing
+/// a receiver sees, so a change to it while affinity is off is not announced.
+fn routing_change(old: &Subscription, new: &Subscription) -> Option<(Kind, Change)> {
+    let routing = |s: &Subscription| {
+        let name = |h: &Option<RoutingHeader>| h.as_ref().map(|h| h.as_str().to_owned());
+        json!({"routing_id_header": name(&s.routing_id_header),
+               "routing_key_header": name(&s.routing_key_header)})
+    };
+    let affinity_on = |s: &Subscription| s.routing_key_header.is_some();
+    if routing(old) == routing(new) || !(affinity_on(old) || affinity_on(new)) {
+        return None;
+    }
+    let kind = match affinity_on(new) {
+        true => (
+            "webhook_subscription.routing_headers_set",
+            "Webhook subscription routing headers set",
+        ),
+        false => (
+            "webhook_subscription.routing_headers_cleared",
+            "Webhook subscription routing headers cleared",
+        ),
+    };
+    Some((kind, Change::of(routing(old), routing(new))))
 }
 
 /// `webhook_subscription.disabled` for a subscription hookline itself deactivated because its

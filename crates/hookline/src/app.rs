@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::AppState;
 use crate::config::{DatabaseUrl, Settings, StoreSettings};
 use crate::publish::Publisher;
+use crate::secrets::Secrets;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{ServeLock as SqliteServeLock, SqliteStore};
 use crate::store::DynStore;
@@ -42,15 +43,27 @@ pub async fn serve(
         DatabaseUrl::Postgres(_) => None,
     };
     let store = open_store(&settings.store).await?;
-    crate::secrets_at_rest::reconcile(&store, settings.secrets.keys.as_ref()).await?;
+    let secrets = Secrets::new(settings.secrets.keys.clone());
+    secrets.reconcile(&store).await?;
     let admin_hash = crate::bootstrap::ensure_admin(store.clone(), &settings.secrets).await?;
     let cancel = CancellationToken::new();
-    let mut tasks = Tasks::default();
-    let publisher = start_engine(&store, &settings, &cancel, &mut tasks).await?;
+    let publisher_stop = CancellationToken::new();
+    // `late` holds what must stop after everything in `tasks`: the Publisher.
+    let (mut tasks, mut late) = (Tasks::default(), Tasks::default());
+    let publisher = start_engine(
+        &store,
+        &settings,
+        &secrets,
+        &cancel,
+        publisher_stop.clone(),
+        &mut tasks,
+        &mut late,
+    )
+    .await?;
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
-        secret_keys: settings.secrets.keys.clone(),
+        secrets,
         admin_hash: Arc::new(admin_hash),
         publisher,
         known_partners: Arc::default(),
@@ -67,16 +80,26 @@ pub async fn serve(
     );
     tracing::info!(%addr, role = ?settings.server.role, "hookline listening");
 
-    let served = tokio::select! {
-        () = shutdown => Ok(()),
-        (name, result) = tasks.first_to_end() => {
-            let error = result.err().unwrap_or_else(|| anyhow::anyhow!("it returned"));
+    let ended = tokio::select! {
+        () = shutdown => None,
+        ended = tasks.first_to_end() => Some(ended),
+        ended = late.first_to_end() => Some(ended),
+    };
+    let served = match ended {
+        None => Ok(()),
+        Some((name, result)) => {
+            let error = result
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("it returned"));
             tracing::error!(task = name, error = ?error, "a task ended while serving; shutting down");
             Err(error.context(format!("{name} ended while serving")))
         }
     };
     cancel.cancel();
-    let joined = tasks.join_all(join_backstop(&settings)).await;
+    let backstop = join_backstop(&settings);
+    let joined = tasks.join_all(backstop).await;
+    publisher_stop.cancel();
+    let joined = joined.and(late.join_all(backstop).await);
     tracing::info!("hookline stopped");
     served.and(joined)
 }
@@ -86,8 +109,11 @@ pub async fn serve(
 async fn start_engine(
     store: &DynStore,
     settings: &Arc<Settings>,
+    secrets: &Secrets,
     cancel: &CancellationToken,
+    publisher_stop: CancellationToken,
     tasks: &mut Tasks,
+    late: &mut Tasks,
 ) -> anyhow::Result<Publisher> {
     let wake = Arc::new(Notify::new());
     let dispatcher = if settings.server.role.delivers() {
@@ -98,25 +124,33 @@ async fn start_engine(
             });
         }
         Some(
-            crate::delivery::Dispatcher::new(store.clone(), settings.clone(), wake.clone())
-                .context("building the delivery client")?,
+            crate::delivery::Dispatcher::new(
+                store.clone(),
+                Arc::new(settings.delivery.clone()),
+                secrets.clone(),
+                wake.clone(),
+            )
+            .context("building the delivery client")?,
         )
     } else {
         None
     };
-    // TASK SET: `Publisher::spawn` starts its group-commit task itself and does not hand it
-    // back yet; once it does, add it here: `tasks.spawn("publisher", ...)`. It ends by itself
-    // when the last `Publisher` handle is dropped (the HTTP server's state, the dispatcher's),
-    // after committing what is queued, so it is joined after both without a signal of its own.
-    let publisher = Publisher::spawn(
+    let (publisher, publisher_task) = Publisher::new(
         store.clone(),
         wake,
         dispatcher.clone().map(|d| (d, settings.delivery.lease)),
     );
+    // The Publisher outlives the HTTP server (requests still draining publish through it) and
+    // the dispatcher (410 announcements publish through it until the last outcome is written),
+    // so it stops on a token of its own, cancelled once both have ended.
+    late.spawn("publisher", async move {
+        publisher_task.run(publisher_stop).await;
+        Ok(())
+    });
     if let Some(d) = dispatcher {
-        let stop = cancel.clone();
+        let (stop, announcer) = (cancel.clone(), Arc::new(publisher.clone()));
         tasks.spawn("dispatcher", async move {
-            d.run(stop).await;
+            d.run(stop, announcer).await;
             Ok(())
         });
     }

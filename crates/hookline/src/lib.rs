@@ -10,7 +10,7 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod publish;
-pub mod secrets_at_rest;
+pub mod secrets;
 pub mod store;
 
 pub use app::serve;

@@ -1,36 +1,59 @@
 //! Group commit for publishes: concurrent publish requests are gathered into one store
 //! transaction (one fsync) instead of one each. A request is answered only after the
 //! transaction holding its events has committed.
+//!
+//! When this process delivers, each new delivery it has a slot for is committed leased to it
+//! and handed to the [`Dispatcher`] with its [`Permit`], skipping the claim round trip.
+//! The task is owned by the caller: [`PublisherTask::run`] ends at shutdown after answering
+//! every request it accepted.
 
+use async_trait::async_trait;
+use hookline_core::Timestamp;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Notify};
-
-use crate::delivery::Dispatcher;
-use crate::store::{DynStore, NewEvent, PublishBatch, Published, StoreError, StoreResult};
-use hookline_core::{SubscriptionId, Timestamp};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::slots::Permit;
+use crate::delivery::{Announcer, Dispatcher};
+use crate::store::{DynStore, NewEvent, PublishBatch, Published, StoreError, StoreResult};
 
 /// Upper bound of events per group transaction; keeps one commit short.
 const MAX_GROUP_EVENTS: usize = 2000;
 
 type Reply = oneshot::Sender<Result<Vec<Published>, String>>;
+type Request = (Vec<NewEvent>, Reply);
 
+/// A cheap handle for publishing; clones share one task.
 #[derive(Clone)]
 pub struct Publisher {
-    queue: mpsc::Sender<(Vec<NewEvent>, Reply)>,
+    queue: mpsc::Sender<Request>,
+}
+
+/// The publisher's work, to be run (and awaited) by whoever owns the process's tasks.
+pub struct PublisherTask {
+    store: DynStore,
+    wake: Arc<Notify>,
+    /// This process's dispatcher and the lease of a handed-over delivery; `None` when it does
+    /// not deliver (every delivery then waits in the store for any worker).
+    handoff: Option<(Dispatcher, Duration)>,
+    rx: mpsc::Receiver<Request>,
 }
 
 impl Publisher {
-    /// With a `dispatcher` (this process delivers), new deliveries go to it directly, leased
-    /// for `lease`, as long as it has free slots; the rest wait in the store for any worker.
-    pub fn spawn(
+    pub fn new(
         store: DynStore,
         wake: Arc<Notify>,
-        dispatcher: Option<(Dispatcher, Duration)>,
-    ) -> Self {
+        handoff: Option<(Dispatcher, Duration)>,
+    ) -> (Publisher, PublisherTask) {
         let (queue, rx) = mpsc::channel(4096);
-        tokio::spawn(run(store, wake, dispatcher, rx));
-        Publisher { queue }
+        let task = PublisherTask {
+            store,
+            wake,
+            handoff,
+            rx,
+        };
+        (Publisher { queue }, task)
     }
 
     pub async fn publish(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Published>> {
@@ -46,17 +69,42 @@ impl Publisher {
     }
 }
 
-async fn run(
-    store: DynStore,
-    wake: Arc<Notify>,
-    dispatcher: Option<(Dispatcher, Duration)>,
-    mut rx: mpsc::Receiver<(Vec<NewEvent>, Reply)>,
-) {
-    while let Some(first) = rx.recv().await {
+/// The engine's own events (`410 Gone` announcements) share the group commit.
+#[async_trait]
+impl Announcer for Publisher {
+    async fn publish(&self, events: Vec<NewEvent>) -> StoreResult<()> {
+        Publisher::publish(self, events).await.map(drop)
+    }
+}
+
+impl PublisherTask {
+    /// Commits groups until `stop`. Then it takes no more work (a later publish fails with
+    /// "publisher stopped"), commits and answers every request already queued, and returns.
+    pub async fn run(mut self, stop: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                next = self.rx.recv() => match next {
+                    Some(request) => request,
+                    None => return, // every handle is gone: nothing can be queued
+                },
+            };
+            self.commit_group(first).await;
+        }
+        self.rx.close();
+        while let Some(first) = self.rx.recv().await {
+            self.commit_group(first).await;
+        }
+    }
+
+    /// Commits `first` and whatever else is queued (up to [`MAX_GROUP_EVENTS`]) in one
+    /// transaction, and answers each request.
+    async fn commit_group(&mut self, first: Request) {
         let mut group = vec![first];
         let mut total = group[0].0.len();
         while total < MAX_GROUP_EVENTS {
-            match rx.try_recv() {
+            match self.rx.try_recv() {
                 Ok(next) => {
                     total += next.0.len();
                     group.push(next);
@@ -66,11 +114,10 @@ async fn run(
         }
         let all: Vec<NewEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         let events = all.len();
-        let result = commit_group(&store, dispatcher.as_ref(), all).await;
-        match result {
+        match commit(&self.store, self.handoff.as_ref(), all).await {
             Ok(batch) => {
                 if batch.queued > 0 {
-                    wake.notify_one();
+                    self.wake.notify_one();
                 }
                 let mut results = batch.published.into_iter();
                 for (events, reply) in group {
@@ -89,41 +136,98 @@ async fn run(
     }
 }
 
-/// Plans the group, reserves a dispatcher slot for each planned delivery it can take (those are
-/// committed leased to this process and started at once), commits, and gives back the slots of
-/// deliveries that were not inserted (repeats of events accepted before, a failed commit).
-async fn commit_group(
+/// Plans the group, takes a slot for each planned delivery this process can start now (those
+/// are committed leased to it), commits, and starts each leased delivery with its permit.
+/// Permits of deliveries that were not inserted (repeats of events accepted before, a failed
+/// commit) are dropped, which frees them.
+async fn commit(
     store: &DynStore,
-    dispatcher: Option<&(Dispatcher, Duration)>,
+    handoff: Option<&(Dispatcher, Duration)>,
     events: Vec<NewEvent>,
 ) -> StoreResult<PublishBatch> {
     let mut plan = store.plan_publish(events).await?;
     let now = Timestamp::now();
-    let Some((d, lease)) = dispatcher else {
+    let Some((d, lease)) = handoff else {
         return store.commit_publish(plan, now, None).await;
     };
-    let mut reserved: Vec<Option<SubscriptionId>> = vec![None; plan.deliveries().len()];
-    for (i, slot) in reserved.iter_mut().enumerate() {
-        let sub = plan.deliveries()[i].subscription_id();
-        if d.try_reserve(sub) {
-            *slot = Some(sub.clone());
-        }
-    }
-    for (i, slot) in reserved.iter().enumerate() {
-        if slot.is_some() {
+    let mut permits: Vec<Option<Permit>> = plan
+        .deliveries()
+        .iter()
+        .map(|p| d.try_acquire(p.subscription_id()))
+        .collect();
+    for (i, permit) in permits.iter().enumerate() {
+        if permit.is_some() {
             plan.lease(i);
         }
     }
-    let result = store.commit_publish(plan, now, Some(now + *lease)).await;
-    let result = result.map(|mut batch| {
-        for (i, delivery) in std::mem::take(&mut batch.claimed) {
-            reserved[i] = None;
-            d.start_reserved(delivery);
+    let mut batch = store.commit_publish(plan, now, Some(now + *lease)).await?;
+    for (i, delivery) in std::mem::take(&mut batch.claimed) {
+        match permits.get_mut(i).and_then(Option::take) {
+            Some(permit) => d.start(delivery, permit),
+            // Not a reason to exceed a cap: the lease expires and any worker claims it then.
+            None => tracing::error!(
+                delivery_id = delivery.delivery_id.get(),
+                "the store leased a delivery that was not marked; it waits for its lease"
+            ),
         }
-        batch
-    });
-    for sub in reserved.into_iter().flatten() {
-        d.release(&sub);
     }
-    result
+    Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use hookline_core::{EventId, EventTime, EventType, Partner, TraceId};
+
+    async fn store() -> (DynStore, Partner, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let partner = Partner::issue("p", Timestamp::now()).unwrap();
+        store.create_partner(&partner).await.unwrap();
+        (store, partner, dir)
+    }
+
+    fn event(partner: &Partner, id: &str) -> NewEvent {
+        NewEvent {
+            partner_id: partner.id.clone(),
+            event_id: EventId::parse(id).unwrap(),
+            event_type: EventType::parse("message.sent").unwrap(),
+            phone_number: None,
+            created_at: EventTime::at(Timestamp::now()),
+            trace_id: TraceId::generate(),
+            data: "{}".to_owned(),
+        }
+    }
+
+    /// Shutdown: requests queued before the stop are committed and answered; later ones are
+    /// refused, and the task returns rather than waiting for handles to go away.
+    #[tokio::test]
+    async fn a_stopped_publisher_answers_what_it_holds_and_takes_nothing_more() {
+        let (store, partner, _dir) = store().await;
+        let (publisher, task) = Publisher::new(store, Arc::new(Notify::new()), None);
+        let mut answers = Vec::new();
+        for id in ["e1", "e2", "e3"] {
+            let (reply, answer) = oneshot::channel();
+            publisher
+                .queue
+                .send((vec![event(&partner, id)], reply))
+                .await
+                .unwrap();
+            answers.push(answer);
+        }
+        let stop = CancellationToken::new();
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task.run(stop))
+            .await
+            .expect("the task ends although handles remain");
+        for (answer, id) in answers.into_iter().zip(["e1", "e2", "e3"]) {
+            let published = answer.await.expect("answered").expect("committed");
+            assert_eq!(published.len(), 1);
+            assert_eq!(published[0].event_id.as_str(), id);
+            assert!(!published[0].duplicate);
+        }
+        let late = publisher.publish(vec![event(&partner, "e4")]).await;
+        assert!(late.is_err(), "accepted after the stop");
+    }
 }

@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use hookline_core::{
-    event_type, phone, PartnerId, RoutingHeader, SigningSecret, SubscriptionId, TargetUrl,
-    Timestamp, DEFAULT_ROUTING_ID_HEADER,
+    event_type, phone, PartnerId, RoutingHeader, SubscriptionId, TargetUrl, Timestamp,
+    DEFAULT_ROUTING_ID_HEADER,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -238,7 +238,6 @@ pub async fn create(
     let routing_key_header = parse_header_name("routing_key_header", req.routing_key_header)?;
     distinct_routing_headers(routing_id_header.as_ref(), routing_key_header.as_ref())?;
     let now = Timestamp::now();
-    let secret = SigningSecret::generate();
     let sub = Subscription {
         id: SubscriptionId::generate(),
         partner_id: partner,
@@ -251,14 +250,11 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    // Sealed at rest when a key is configured; the answer below shows the secret as issued.
-    let stored_secret = match &state.secret_keys {
-        Some(keys) => keys.seal(secret.expose(), sub.id.as_str()),
-        None => secret.expose().to_owned(),
-    };
+    // Stored sealed when a key is configured; the answer below shows the secret as issued.
+    let issued = state.secrets.issue(&sub.id);
     let new = NewSubscription {
         subscription: sub,
-        signing_secret: stored_secret,
+        signing_secret: issued.stored,
     };
     state.store.insert_subscription(&new).await?;
     announce(&state, &request, None, Some(&new.subscription)).await;
@@ -274,7 +270,7 @@ pub async fn create(
         phone_numbers: view.phone_numbers,
         routing_id_header: view.routing_id_header,
         routing_key_header: view.routing_key_header,
-        signing_secret: secret.expose().to_owned(),
+        signing_secret: issued.secret.expose().to_owned(),
     };
     Ok((StatusCode::CREATED, Json(body)))
 }

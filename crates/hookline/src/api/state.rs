@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use crate::config::ServerSettings;
 use crate::publish::Publisher;
+use crate::secrets::Secrets;
 use crate::store::DynStore;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
     pub settings: Arc<ServerSettings>,
-    /// Seals signing secrets as they are issued; `None` stores them as issued.
-    pub secret_keys: Option<hookline_core::Keyring>,
+    /// Issues signing secrets, sealed for storage when a key is configured.
+    pub secrets: Secrets,
     pub admin_hash: Arc<ApiKeyHash>,
     pub publisher: Publisher,
     /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:

@@ -1,12 +1,24 @@
 //! The delivery engine: claim due deliveries, sign and send them, record what happened.
 //!
-//! Flow: [`Dispatcher`] claims a batch with a lease (committed at once) → each delivery is sent
-//! by [`sender`] with no transaction open → the outcome goes to the outcome writer, which
-//! commits batches fenced by attempt number.
+//! Flow, one file per step: the claim loop (`claim_loop.rs`) leases a batch of due deliveries
+//! (committed at once), or the publisher hands fresh ones over → each runs in its own task
+//! holding a [`slots::Permit`] → the attempt runner (`attempt.rs`) signs it (`signer.rs`),
+//! sends it with no transaction open (`transport.rs`) and lets `decision.rs` choose deliver,
+//! retry or fail → the outcome recorder (`outcome_recorder.rs`) commits batches fenced by
+//! attempt number and announces `410 Gone` deactivations through the [`Announcer`]
+//! (`announcements.rs`). The [`Dispatcher`] is the handle that owns the slots and runs and
+//! stops all of it. Only the dispatcher, the slots and the announcer are used from outside.
 
+mod affinity;
+mod announcements;
+mod attempt;
+mod claim_loop;
+mod decision;
 mod dispatcher;
-pub mod outcome;
-pub mod sender;
+mod outcome_recorder;
+mod signer;
+pub mod slots;
+mod transport;
 
+pub use announcements::Announcer;
 pub use dispatcher::Dispatcher;
-pub use outcome::ErrorKind;

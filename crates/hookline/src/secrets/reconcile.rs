@@ -4,11 +4,21 @@
 //! store holding sealed secrets refuses to start rather than fail every delivery.
 
 use anyhow::{bail, Context};
-use hookline_core::sealing::{is_sealed, Keyring};
+use hookline_core::sealing::is_sealed;
 
+use super::Secrets;
 use crate::store::DynStore;
 
-pub async fn reconcile(store: &DynStore, keys: Option<&Keyring>) -> anyhow::Result<()> {
+impl Secrets {
+    /// Run once at start-up, before any delivery: afterwards every stored secret opens with the
+    /// current key (or, without a key, none is sealed).
+    pub async fn reconcile(&self, store: &DynStore) -> anyhow::Result<()> {
+        reconcile(self, store).await
+    }
+}
+
+async fn reconcile(secrets: &Secrets, store: &DynStore) -> anyhow::Result<()> {
+    let keys = secrets.keys.as_ref();
     let stored = store
         .signing_secrets()
         .await

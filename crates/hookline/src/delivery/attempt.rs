@@ -1,0 +1,170 @@
+//! One delivery attempt, start to outcome: look up the chat's routing token, sign, send, let
+//! [`decide`] choose what follows, and build the outcome for the recorder. Holds no transaction
+//! and no pooled connection while the receiver is awaited.
+
+use hookline_core::{RetrySchedule, Timestamp};
+use reqwest::header::RETRY_AFTER;
+use std::time::Instant;
+
+use super::affinity::{self, Affinity};
+use super::decision::{decide, parse_retry_after, Attempted, Decision};
+use super::signer::Signer;
+use super::transport::{Answer, Transport};
+use crate::config::DeliverySettings;
+use crate::secrets::Secrets;
+use crate::store::{
+    AttemptRecord, Deactivation, DueDelivery, DynStore, LearnedRoutingToken, NextState, Outcome,
+};
+
+/// The span of one attempt: every log line of it (from waiting for a slot to recording the
+/// outcome) names the event, subscription, delivery, attempt and trace.
+pub fn span(d: &DueDelivery) -> tracing::Span {
+    tracing::info_span!(
+        "delivery_attempt",
+        event_id = %d.event_id,
+        subscription_id = %d.subscription_id,
+        delivery_id = d.delivery_id.get(),
+        attempt = d.attempt,
+        trace_id = %d.trace_id,
+    )
+}
+
+pub struct AttemptRunner {
+    store: DynStore,
+    signer: Signer,
+    transport: Transport,
+    schedule: RetrySchedule,
+}
+
+/// What came back, before the decision.
+struct Sent {
+    attempted: Attempted,
+    message: Option<String>,
+    answer: Option<Answer>,
+}
+
+impl AttemptRunner {
+    pub fn new(
+        store: DynStore,
+        settings: &DeliverySettings,
+        secrets: Secrets,
+    ) -> anyhow::Result<Self> {
+        Ok(AttemptRunner {
+            store,
+            signer: Signer::new(secrets),
+            transport: Transport::new(settings)?,
+            schedule: settings.retry_schedule.clone(),
+        })
+    }
+
+    /// Runs the attempt `d` stands for; call it inside [`span`].
+    pub async fn run(&self, d: &DueDelivery) -> Outcome {
+        let affinity = affinity::look_up(&self.store, d).await;
+        let started_at = Timestamp::now();
+        let clock = Instant::now();
+        let sent = self.send(d, affinity.as_ref()).await;
+        let duration = clock.elapsed();
+        let decision = decide(sent.attempted, d.attempt, &self.schedule, Timestamp::now());
+        let learned_routing_token = learned_token(d, affinity, &decision, sent.answer.as_ref());
+        let error_kind = sent.attempted.error_kind();
+        let outcome = Outcome {
+            attempt: AttemptRecord {
+                delivery_id: d.delivery_id,
+                attempt: d.attempt,
+                started_at,
+                duration_ms: duration.as_millis() as i64,
+                status_code: sent.answer.as_ref().map(|a| a.status),
+                error_kind,
+                error_message: error_kind.and(sent.message),
+                response_body: sent.answer.and_then(|a| a.body),
+            },
+            next: decision.next,
+            deactivate_subscription: decision.deactivate.then(|| Deactivation {
+                partner_id: d.partner_id.clone(),
+                subscription_id: d.subscription_id.clone(),
+                target_url: d.target_url.clone(),
+            }),
+            learned_routing_token,
+        };
+        log(&outcome);
+        outcome
+    }
+
+    async fn send(&self, d: &DueDelivery, affinity: Option<&Affinity>) -> Sent {
+        let mut signed = match self.signer.sign(d, chrono::Utc::now().timestamp()) {
+            Ok(signed) => signed,
+            Err(unsignable) => {
+                return Sent {
+                    attempted: Attempted::Failed(unsignable.kind),
+                    message: Some(unsignable.message),
+                    answer: None,
+                }
+            }
+        };
+        if let Some(a) = affinity {
+            affinity::add_headers(&mut signed.headers, d, a);
+        }
+        match self
+            .transport
+            .post(&signed.to.target, signed.headers, signed.body)
+            .await
+        {
+            Ok(answer) => {
+                let retry_after = answer
+                    .headers
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+                Sent {
+                    attempted: Attempted::Answered {
+                        status: answer.status,
+                        retry_after,
+                    },
+                    message: Some(format!("receiver answered {}", answer.status)),
+                    answer: Some(answer),
+                }
+            }
+            Err(failure) => Sent {
+                attempted: Attempted::Failed(failure.kind),
+                message: Some(failure.message),
+                answer: None,
+            },
+        }
+    }
+}
+
+/// A routing token a delivered answer returned that differs from the one sent.
+fn learned_token(
+    d: &DueDelivery,
+    affinity: Option<Affinity>,
+    decision: &Decision,
+    answer: Option<&Answer>,
+) -> Option<LearnedRoutingToken> {
+    if decision.next != NextState::Succeeded {
+        return None;
+    }
+    let (affinity, header) = (affinity?, d.routing_key_header.as_ref()?);
+    let token = affinity::returned_token(d, &answer?.headers)?;
+    (affinity.token.as_ref() != Some(&token)).then(|| LearnedRoutingToken {
+        subscription_id: d.subscription_id.clone(),
+        header: header.clone(),
+        chat_id: affinity.chat_id,
+        token,
+    })
+}
+
+/// The attempt's ids are on the enclosing span.
+fn log(o: &Outcome) {
+    let a = &o.attempt;
+    match o.next {
+        NextState::Succeeded => tracing::debug!(
+            status = a.status_code,
+            duration_ms = a.duration_ms,
+            "delivered"
+        ),
+        _ => tracing::info!(
+            status = a.status_code, error_kind = a.error_kind.map(|k| k.as_str()),
+            error = a.error_message.as_deref(), next = ?o.next, "delivery attempt failed"
+        ),
+    }
+}

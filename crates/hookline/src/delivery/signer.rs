@@ -1,0 +1,141 @@
+//! Signing: the envelope's bytes and both signature header sets of CONTRACT.md §3.1 (Standard
+//! Webhooks and legacy Linq), computed over exactly the bytes that are sent. Never does I/O.
+
+use hookline_core::envelope::Envelope;
+use hookline_core::{ErrorKind, SigningSecret, SubscriptionId, TargetUrl};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::secrets::{OpenError, Secrets};
+use crate::store::DueDelivery;
+
+pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+
+/// A delivery ready to send: where to, with which headers, which bytes.
+pub struct Signed {
+    pub to: Arc<Prepared>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// A subscription's parsed target and opened secret, as of the stored values they came from.
+pub struct Prepared {
+    raw_url: String,
+    raw_secret: String,
+    pub target: TargetUrl,
+    secret: SigningSecret,
+}
+
+/// Why a delivery could not be signed; no request was made.
+#[derive(Debug)]
+pub struct Unsignable {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+pub struct Signer {
+    secrets: Secrets,
+    /// Parsing the target and opening the secret on every attempt is measurable (the secret may
+    /// be sealed): both are kept per subscription while its stored values stay the same.
+    prepared: Mutex<HashMap<SubscriptionId, Arc<Prepared>>>,
+}
+
+/// Subscriptions cached before the cache is dropped and rebuilt; bounds memory.
+const PREPARED_CAP: usize = 10_000;
+
+impl Signer {
+    pub fn new(secrets: Secrets) -> Self {
+        Signer {
+            secrets,
+            prepared: Mutex::default(),
+        }
+    }
+
+    /// The envelope and its signed headers, both signatures made at `timestamp` (Unix seconds).
+    pub fn sign(&self, d: &DueDelivery, timestamp: i64) -> Result<Signed, Unsignable> {
+        let to = self.prepare(d)?;
+        let body = envelope(d, &to.target);
+        let headers = signed_headers(d, &to.secret, timestamp, &body);
+        Ok(Signed { to, headers, body })
+    }
+
+    fn prepare(&self, d: &DueDelivery) -> Result<Arc<Prepared>, Unsignable> {
+        let mut cache = self.prepared.lock().expect("not poisoned");
+        if let Some(p) = cache.get(&d.subscription_id) {
+            if p.raw_url == d.target_url && p.raw_secret == d.signing_secret {
+                return Ok(p.clone());
+            }
+        }
+        let target = TargetUrl::parse(&d.target_url, true).map_err(|e| Unsignable {
+            kind: ErrorKind::InvalidTarget,
+            message: e.to_string(),
+        })?;
+        let secret = self
+            .secrets
+            .open(&d.signing_secret, &d.subscription_id)
+            .map_err(|e| Unsignable {
+                kind: match e {
+                    OpenError::NoKey | OpenError::Sealing(_) => ErrorKind::SecretUnavailable,
+                    OpenError::Invalid(_) => ErrorKind::InvalidTarget,
+                },
+                message: e.to_string(),
+            })?;
+        let p = Arc::new(Prepared {
+            raw_url: d.target_url.clone(),
+            raw_secret: d.signing_secret.clone(),
+            target,
+            secret,
+        });
+        if cache.len() >= PREPARED_CAP {
+            cache.clear();
+        }
+        cache.insert(d.subscription_id.clone(), p.clone());
+        Ok(p)
+    }
+}
+
+/// The envelope's bytes, in the shape the target's webhook version asks for.
+fn envelope(d: &DueDelivery, target: &TargetUrl) -> Vec<u8> {
+    Envelope {
+        webhook_version: target.webhook_version().as_str(),
+        event_type: d.event_type.as_str(),
+        event_id: d.event_id.as_str(),
+        created_at: d.created_at.as_str(),
+        trace_id: d.trace_id.as_str(),
+        partner_id: d.partner_id.as_str(),
+        data: &d.data,
+    }
+    .render()
+}
+
+/// Both header sets of CONTRACT.md §3.1, from one clock reading.
+fn signed_headers(
+    d: &DueDelivery,
+    secret: &SigningSecret,
+    timestamp: i64,
+    body: &[u8],
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(10);
+    let ts = HeaderValue::from(timestamp);
+    let value = |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    h.insert("webhook-id", value(d.event_id.as_str()));
+    h.insert("webhook-timestamp", ts.clone());
+    h.insert(
+        "webhook-signature",
+        value(&secret.sign_standard(d.event_id.as_str(), timestamp, body)),
+    );
+    h.insert("x-webhook-event", value(d.event_type.as_str()));
+    h.insert(
+        "x-webhook-subscription-id",
+        value(d.subscription_id.as_str()),
+    );
+    h.insert("x-webhook-timestamp", ts);
+    h.insert(
+        "x-webhook-signature",
+        value(&secret.sign_legacy(timestamp, body)),
+    );
+    h
+}
