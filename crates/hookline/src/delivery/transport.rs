@@ -223,7 +223,8 @@ fn classify(e: &reqwest::Error) -> ErrorKind {
     }
 }
 
-/// The cause chain as one line, for the attempt log.
+/// The cause chain as one line, for the attempt log, with what to do where the cause is a
+/// common set-up mistake.
 fn describe(e: &reqwest::Error) -> String {
     let mut chain: Vec<String> = Vec::new();
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
@@ -231,7 +232,31 @@ fn describe(e: &reqwest::Error) -> String {
         chain.push(err.to_string());
         source = err.source();
     }
-    chain.join(": ")
+    let mut line = chain.join(": ");
+    if ca_used_as_end_entity(e) {
+        line.push_str(CA_AS_SERVER_CERT_HINT);
+    }
+    line
+}
+
+/// `openssl req -x509` makes a CA certificate (basicConstraints CA:TRUE) by default; rustls, like
+/// browsers, refuses one as a server's own certificate. The check stays strict; the log says how
+/// to make a certificate that works (README, "Delivery contract").
+const CA_AS_SERVER_CERT_HINT: &str = " (the receiver presents a CA certificate, basicConstraints \
+     CA:TRUE, as its own: use a leaf certificate, e.g. `openssl req -x509 ... -addext \
+     basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:<host>`, or one signed by \
+     your CA, and trust it with HOOKLINE_EXTRA_ROOT_CERTS)";
+
+fn ca_used_as_end_entity(e: &reqwest::Error) -> bool {
+    causes(e).any(|err| match err.downcast_ref::<rustls::Error>() {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            )
+        }
+        _ => false,
+    })
 }
 
 #[cfg(test)]

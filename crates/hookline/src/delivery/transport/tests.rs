@@ -198,8 +198,11 @@ async fn a_ca_certificate_used_as_the_server_certificate_is_a_tls_failure() {
     std::fs::write(&pem, ca.pem()).unwrap();
     let port = tls_peer(ca.der().clone(), &key).await;
     let transport = Transport::new(&settings(Some(pem))).unwrap();
-    assert_eq!(
-        kind_with(&transport, &format!("https://127.0.0.1:{port}/")).await,
-        ErrorKind::Tls
+    let url = format!("https://127.0.0.1:{port}/");
+    assert_eq!(kind_with(&transport, &url).await, ErrorKind::Tls);
+    let message = post(&transport, &url).await.err().unwrap().message;
+    assert!(
+        message.contains("CA:FALSE") && message.contains("HOOKLINE_EXTRA_ROOT_CERTS"),
+        "the attempt's error says how to make a certificate that works: {message}"
     );
 }
