@@ -167,7 +167,8 @@ async fn a_keep_alive_connection_waits_the_idle_timeout_not_the_header_timeout()
     let idle_since = Instant::now();
     closed_by_server(&mut stream).await;
     let idle = idle_since.elapsed();
-    assert!(idle >= Duration::from_millis(1200), "closed after {idle:?}");
+    // Well past the 300 ms header timeout; the idle timer started a little before `idle_since`.
+    assert!(idle >= Duration::from_millis(1000), "closed after {idle:?}");
 }
 
 /// Past the cap, the oldest connections with no request in progress are closed to make room:
