@@ -1,9 +1,13 @@
 //! Wiring: shared state, the server entry point, and the background tasks of a process. Every
 //! task `serve` starts is in its [`Tasks`] set, so shutdown waits for all of them in one place.
 
+mod http;
+
+pub use http::raise_open_file_limit;
+
 use anyhow::Context;
 use std::collections::HashMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -71,9 +75,10 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tasks.spawn(
         "http server",
-        http_server(
+        http::serve(
             listener,
             crate::api::router(state),
+            settings.server.connections.clone(),
             cancel.clone(),
             settings.server.shutdown_grace,
         ),
@@ -163,30 +168,6 @@ async fn start_engine(
 fn join_backstop(settings: &Settings) -> Duration {
     let delivery = settings.delivery.shutdown_grace + settings.delivery.timeout;
     settings.server.shutdown_grace.max(delivery) + Duration::from_secs(5)
-}
-
-/// The HTTP server until `cancel`, then a graceful stop bounded by `grace`: a client trickling
-/// a request body must not keep the process alive.
-async fn http_server(
-    listener: TcpListener,
-    app: axum::Router,
-    cancel: CancellationToken,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let stop = cancel.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .into_future();
-    tokio::select! {
-        done = server => done.context("HTTP server failed"),
-        () = async {
-            cancel.cancelled().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("open HTTP connections did not finish within the grace period; closing them");
-            Ok(())
-        }
-    }
 }
 
 /// Every task a process starts, by name: the one place shutdown waits for them all.

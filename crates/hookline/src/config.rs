@@ -99,6 +99,18 @@ pub struct RawConfig {
     /// Largest serialized `data` of one published event, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
+    /// How long a client may take to send a request's headers.
+    #[arg(long, env = "HOOKLINE_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// How long a keep-alive connection may wait for its next request.
+    #[arg(long, env = "HOOKLINE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// How long a client may take to send a request's body.
+    #[arg(long, env = "HOOKLINE_BODY_TIMEOUT")]
+    pub body_timeout: Option<String>,
+    /// Client connections open at once.
+    #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -132,6 +144,10 @@ impl RawConfig {
                 .or(file.max_in_flight_per_subscription),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
+            header_read_timeout: self.header_read_timeout.or(file.header_read_timeout),
+            idle_timeout: self.idle_timeout.or(file.idle_timeout),
+            body_timeout: self.body_timeout.or(file.body_timeout),
+            max_connections: self.max_connections.or(file.max_connections),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -190,6 +206,22 @@ pub struct ServerSettings {
     pub max_event_bytes: usize,
     /// How long graceful shutdown waits for open HTTP connections.
     pub shutdown_grace: Duration,
+    pub connections: ConnectionSettings,
+}
+
+/// What one client connection may take: no client can hold a connection, a file descriptor or
+/// a buffer without sending a request at a reasonable pace.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// From accept (or from the first byte of a later request) to the end of the headers.
+    pub header_read_timeout: Duration,
+    /// Between requests on a keep-alive connection.
+    pub idle_timeout: Duration,
+    /// From the end of the headers to the end of the body.
+    pub body_timeout: Duration,
+    /// Connections open at once; past it, the oldest connection with no request in progress is
+    /// closed to make room (see `app::http`).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +304,32 @@ impl ServerSettings {
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
             shutdown_grace: SHUTDOWN_GRACE,
+            connections: ConnectionSettings::from_raw(raw)?,
+        })
+    }
+}
+
+impl ConnectionSettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let duration = |value: &Option<String>, default: &str, name: &'static str| {
+            let d = parse_duration(value.as_deref().unwrap_or(default)).context(name)?;
+            anyhow::ensure!(!d.is_zero(), "{name} must be positive");
+            Ok::<_, anyhow::Error>(d)
+        };
+        let max_connections = raw.max_connections.unwrap_or(10_000);
+        anyhow::ensure!(
+            max_connections > 0,
+            "HOOKLINE_MAX_CONNECTIONS must be positive"
+        );
+        Ok(ConnectionSettings {
+            header_read_timeout: duration(
+                &raw.header_read_timeout,
+                "10s",
+                "HOOKLINE_HEADER_READ_TIMEOUT",
+            )?,
+            idle_timeout: duration(&raw.idle_timeout, "60s", "HOOKLINE_IDLE_TIMEOUT")?,
+            body_timeout: duration(&raw.body_timeout, "30s", "HOOKLINE_BODY_TIMEOUT")?,
+            max_connections,
         })
     }
 }
@@ -396,6 +454,11 @@ mod tests {
         assert_eq!(s.delivery.timeout, Duration::from_secs(10));
         assert!(!s.server.allow_http_targets);
         assert!(s.delivery.ssrf_allow.is_empty());
+        let c = &s.server.connections;
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_connections, 10_000);
     }
 
     #[test]
@@ -456,6 +519,22 @@ mod tests {
             },
             RawConfig {
                 max_in_flight_per_subscription: Some(0),
+                ..Default::default()
+            },
+            RawConfig {
+                header_read_timeout: Some("0s".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                idle_timeout: Some("a minute".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                body_timeout: Some("30".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                max_connections: Some(0),
                 ..Default::default()
             },
             RawConfig {

@@ -35,6 +35,15 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 408: the request body did not arrive within `HOOKLINE_BODY_TIMEOUT`.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 400, 414 or 431 for a request the HTTP layer could not parse (no route ever saw it).
+    #[error("{message}")]
+    MalformedRequest {
+        status: StatusCode,
+        message: &'static str,
+    },
     #[error("Service unavailable: {0}")]
     Unavailable(String),
     #[error("Internal server error")]
@@ -69,6 +78,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 1005),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, 1005),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 1003),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, 1003),
+            ApiError::MalformedRequest { status, .. } => (*status, 1003),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 4004),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 3006),
         }
@@ -82,13 +93,10 @@ fn doc_url(code: u32) -> String {
     )
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The envelope of this error for the request `trace_id`.
+    pub fn envelope(&self, trace_id: String) -> (StatusCode, ErrorEnvelope) {
         let (status, code) = self.status_and_code();
-        let trace_id = crate::api::request_id::current_trace_id().into_string();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%trace_id, error = ?cause, "request failed");
-        }
         let body = ErrorEnvelope {
             success: false,
             error: ErrorDetail {
@@ -99,6 +107,17 @@ impl IntoResponse for ApiError {
             },
             trace_id,
         };
+        (status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let trace_id = crate::api::request_id::current_trace_id().into_string();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%trace_id, error = ?cause, "request failed");
+        }
+        let (status, body) = self.envelope(trace_id);
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::Conflict(_)) {
             response

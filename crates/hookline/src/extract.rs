@@ -21,12 +21,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("Request body is larger than the allowed limit".into())
+            } else if timed_out(&rejection) {
+                ApiError::RequestTimeout("Request body was not received in time".into())
             } else {
                 ApiError::InvalidBody(format!("Could not read request body: {rejection}"))
             }
         })?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// The server ends a body that does not arrive in time with an `io::ErrorKind::TimedOut` error
+/// (see `app::http`); it reaches us wrapped in axum's rejection.
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(rejection);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -81,6 +81,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config, raw } => {
             let s = settings(config, raw)?;
             init_logging(&s);
+            match hookline::app::raise_open_file_limit() {
+                Ok(limit) => tracing::debug!(?limit, "open-file limit raised to its hard limit"),
+                Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+            }
             let listener = tokio::net::TcpListener::bind(s.server.listen)
                 .await
                 .with_context(|| format!("binding {}", s.server.listen))?;

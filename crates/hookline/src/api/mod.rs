@@ -1,6 +1,7 @@
 //! HTTP routing: the partner API (at `/v3` and `/api/partner/v3`), the operator API, and meta.
 
 pub mod admin;
+mod body_limit;
 pub mod meta;
 pub mod partner;
 mod state;
@@ -34,6 +35,10 @@ fn partner_routes(state: &AppState) -> Router<AppState> {
         )
         .route("/v3/webhook-events", get(partner::event_types))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.settings.max_body_bytes,
+            body_limit::refuse_declared_oversize,
+        ))
 }
 
 fn admin_routes() -> Router<AppState> {
@@ -53,6 +58,10 @@ fn admin_routes() -> Router<AppState> {
         .route("/admin/v1/events", post(admin::publish))
         .route("/admin/v1/events/batch", post(admin::publish_batch))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ADMIN_BODY_LIMIT,
+            body_limit::refuse_declared_oversize,
+        ))
 }
 
 fn meta_routes() -> Router<AppState> {
