@@ -99,6 +99,9 @@ pub struct RawConfig {
     /// Largest serialized `data` of one published event, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
+    /// Live webhook subscriptions one partner may have.
+    #[arg(long, env = "HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER")]
+    pub max_subscriptions_per_partner: Option<usize>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -132,6 +135,9 @@ impl RawConfig {
                 .or(file.max_in_flight_per_subscription),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
+            max_subscriptions_per_partner: self
+                .max_subscriptions_per_partner
+                .or(file.max_subscriptions_per_partner),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -188,6 +194,9 @@ pub struct ServerSettings {
     pub allow_http_targets: bool,
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    /// Live subscriptions one partner may have: bounds the list answer and the fan-out of
+    /// every publish; the store refuses the one past it.
+    pub max_subscriptions_per_partner: usize,
     /// How long graceful shutdown waits for open HTTP connections.
     pub shutdown_grace: Duration,
 }
@@ -271,6 +280,10 @@ impl ServerSettings {
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            max_subscriptions_per_partner: match raw.max_subscriptions_per_partner {
+                Some(0) => bail!("HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER must be positive"),
+                limit => limit.unwrap_or(1000),
+            },
             shutdown_grace: SHUTDOWN_GRACE,
         })
     }
@@ -456,6 +469,10 @@ mod tests {
             },
             RawConfig {
                 max_in_flight_per_subscription: Some(0),
+                ..Default::default()
+            },
+            RawConfig {
+                max_subscriptions_per_partner: Some(0),
                 ..Default::default()
             },
             RawConfig {
