@@ -89,7 +89,7 @@ pub const ALL: &[&str] = &[
 pub struct EventType(&'static str);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type '{0}'")]
+#[error("unknown event type '{}'", crate::text::quote(.0))]
 pub struct UnknownEventType(pub String);
 
 impl EventType {

@@ -16,6 +16,7 @@ pub mod secret;
 pub mod ssrf;
 pub mod subscription;
 pub mod target_url;
+pub mod text;
 pub mod time;
 
 pub use api_key::{ApiKey, ApiKeyHash};

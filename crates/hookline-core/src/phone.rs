@@ -6,7 +6,7 @@ use std::fmt;
 pub struct PhoneNumber(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("phone number '{0}' must be in E.164 format (e.g. +12025551234)")]
+#[error("phone number '{}' must be in E.164 format (e.g. +12025551234)", crate::text::quote(.0))]
 pub struct InvalidPhoneNumber(pub String);
 
 impl PhoneNumber {

@@ -3,6 +3,8 @@
 use std::fmt;
 use url::Url;
 
+use crate::text::quote;
+
 /// Linq's documented URL length cap for targets.
 pub const MAX_TARGET_URL_LEN: usize = 2048;
 
@@ -18,9 +20,9 @@ pub enum TargetUrlError {
     Empty,
     #[error("target_url is longer than {MAX_TARGET_URL_LEN} characters")]
     TooLong,
-    #[error("target_url '{0}' is not a valid absolute URL")]
+    #[error("target_url '{}' is not a valid absolute URL", quote(.0))]
     Malformed(String),
-    #[error("target_url must use HTTPS (got scheme '{0}')")]
+    #[error("target_url must use HTTPS (got scheme '{}')", quote(.0))]
     NotHttps(String),
     #[error("target_url must not contain credentials (user:password@)")]
     HasCredentials,
@@ -28,9 +30,11 @@ pub enum TargetUrlError {
     HasFragment,
     #[error("target_url must name a host")]
     NoHost,
+    #[error("target_url must not use port 0 (name the receiver's port, or none for the scheme's default)")]
+    PortZero,
     #[error("target_url must not contain whitespace or control characters")]
     InvalidCharacters,
-    #[error("target_url has an unsupported version '{0}' (supported: 2025-01-01, 2026-02-03)")]
+    #[error("target_url has an unsupported version '{}' (supported: 2025-01-01, 2026-02-03)", quote(.0))]
     UnknownVersion(String),
 }
 
@@ -61,6 +65,21 @@ impl WebhookVersion {
 impl TargetUrl {
     /// `allow_http` is the development switch: plain `http://` is refused unless set.
     pub fn parse(raw: &str, allow_http: bool) -> Result<Self, TargetUrlError> {
+        let url = Self::parse_stored(raw, allow_http)?;
+        // Nothing listens on port 0: no delivery could ever reach it.
+        if url.parsed.port() == Some(0) {
+            return Err(TargetUrlError::PortZero);
+        }
+        Ok(url)
+    }
+
+    /// A target read back from the store. Rules added after a row was written (port 0) are not
+    /// applied, so an old row still loads and can be listed, changed or deleted.
+    pub fn from_stored(raw: &str) -> Result<Self, TargetUrlError> {
+        Self::parse_stored(raw, true)
+    }
+
+    fn parse_stored(raw: &str, allow_http: bool) -> Result<Self, TargetUrlError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(TargetUrlError::Empty);
@@ -104,6 +123,15 @@ impl TargetUrl {
 
     pub fn url(&self) -> &Url {
         &self.parsed
+    }
+
+    /// What "the same target" means for a partner's one-subscription-per-URL rule: the URL as
+    /// deliveries are sent to it (the `url` crate's WHATWG serialization), so scheme and host
+    /// are lowercased, IDN hosts are punycode, the scheme's default port is dropped, dot
+    /// segments are resolved and an empty path is `/`. Two targets with the same key receive the
+    /// very same requests; path and query stay case-sensitive, as receivers may treat them.
+    pub fn uniqueness_key(&self) -> &str {
+        self.parsed.as_str()
     }
 
     fn explicit_version(&self) -> Result<Option<WebhookVersion>, TargetUrlError> {
@@ -179,6 +207,58 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_TARGET_URL_LEN));
         assert_eq!(TargetUrl::parse(&long, false), Err(TargetUrlError::TooLong));
+    }
+
+    #[test]
+    fn spellings_of_one_target_share_a_key_and_keep_their_text() {
+        let key = |raw: &str| {
+            let u = TargetUrl::parse(raw, false).unwrap();
+            assert_eq!(u.as_str(), raw, "returned as given");
+            u.uniqueness_key().to_owned()
+        };
+        let plain = key("https://example.com/x");
+        for same in [
+            "HTTPS://EXAMPLE.COM/x",
+            "https://example.com:443/x",
+            "https://Example.Com:443/./x",
+        ] {
+            assert_eq!(key(same), plain, "{same}");
+        }
+        for other in [
+            "https://example.com/X",
+            "https://example.com:8443/x",
+            "https://example.com/x?a=1",
+        ] {
+            assert_ne!(key(other), plain, "{other}");
+        }
+        assert_eq!(
+            key("https://bücher.example/h"),
+            "https://xn--bcher-kva.example/h"
+        );
+        assert_eq!(key("https://example.com"), key("https://example.com/"));
+        let http = |raw: &str| {
+            TargetUrl::parse(raw, true)
+                .unwrap()
+                .uniqueness_key()
+                .to_owned()
+        };
+        assert_eq!(http("HTTP://127.0.0.1:80/h"), http("http://127.0.0.1/h"));
+    }
+
+    #[test]
+    fn port_zero_is_refused_on_input_but_loads_from_the_store() {
+        for raw in ["https://example.com:0/x", "http://127.0.0.1:0/x"] {
+            assert_eq!(TargetUrl::parse(raw, true), Err(TargetUrlError::PortZero));
+            assert_eq!(TargetUrl::from_stored(raw).unwrap().as_str(), raw);
+        }
+        assert!(TargetUrl::parse("https://example.com:00/x", false).is_err());
+    }
+
+    #[test]
+    fn quoted_input_is_bounded() {
+        let long = format!("https://example.com/h?version={}", "9".repeat(1900));
+        let msg = TargetUrl::parse(&long, false).unwrap_err().to_string();
+        assert!(msg.len() < 200, "{msg}");
     }
 
     #[test]

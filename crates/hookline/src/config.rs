@@ -111,6 +111,9 @@ pub struct RawConfig {
     /// Client connections open at once.
     #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Live webhook subscriptions one partner may have.
+    #[arg(long, env = "HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER")]
+    pub max_subscriptions_per_partner: Option<usize>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -148,6 +151,9 @@ impl RawConfig {
             idle_timeout: self.idle_timeout.or(file.idle_timeout),
             body_timeout: self.body_timeout.or(file.body_timeout),
             max_connections: self.max_connections.or(file.max_connections),
+            max_subscriptions_per_partner: self
+                .max_subscriptions_per_partner
+                .or(file.max_subscriptions_per_partner),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -204,6 +210,9 @@ pub struct ServerSettings {
     pub allow_http_targets: bool,
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    /// Live subscriptions one partner may have: bounds the list answer and the fan-out of
+    /// every publish; the store refuses the one past it.
+    pub max_subscriptions_per_partner: usize,
     /// How long graceful shutdown waits for open HTTP connections.
     pub shutdown_grace: Duration,
     pub connections: ConnectionSettings,
@@ -303,6 +312,10 @@ impl ServerSettings {
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            max_subscriptions_per_partner: match raw.max_subscriptions_per_partner {
+                Some(0) => bail!("HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER must be positive"),
+                limit => limit.unwrap_or(1000),
+            },
             shutdown_grace: SHUTDOWN_GRACE,
             connections: ConnectionSettings::from_raw(raw)?,
         })
@@ -535,6 +548,7 @@ mod tests {
             },
             RawConfig {
                 max_connections: Some(0),
+                max_subscriptions_per_partner: Some(0),
                 ..Default::default()
             },
             RawConfig {

@@ -86,6 +86,23 @@ impl ApiError {
     }
 }
 
+/// The longest `message` sent, in bytes. Messages quote caller input in bounded form already
+/// (`hookline_core::text`); this is the backstop for any that quotes it whole (a serde error
+/// naming a huge string, say), so no answer echoes a request back at length.
+pub const MAX_MESSAGE_BYTES: usize = 512;
+
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
 fn doc_url(code: u32) -> String {
     format!(
         "https://docs.linqapp.com/error/codes/{}xxx/{code}/",
@@ -102,7 +119,7 @@ impl ApiError {
             error: ErrorDetail {
                 status: status.as_u16(),
                 code,
-                message: self.to_string(),
+                message: bounded(self.to_string()),
                 doc_url: doc_url(code),
             },
             trace_id,
@@ -134,6 +151,9 @@ impl From<StoreError> for ApiError {
             StoreError::DuplicateTargetUrl { existing_id } => ApiError::Conflict(format!(
                 "target_url is already used by webhook subscription {existing_id}; each target_url can be used once per account"
             )),
+            StoreError::SubscriptionLimit { limit } => ApiError::Conflict(format!(
+                "this account already has {limit} webhook subscriptions, the most it may have; delete one before creating another"
+            )),
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }
@@ -146,3 +166,19 @@ impl From<anyhow::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short".into()), "short");
+        for filler in ["x", "é", "😀"] {
+            let cut = bounded(filler.repeat(10_000));
+            assert!(cut.len() <= MAX_MESSAGE_BYTES, "{}", cut.len());
+            assert!(cut.len() > MAX_MESSAGE_BYTES - 8);
+            assert!(cut.ends_with('…'));
+        }
+    }
+}

@@ -10,7 +10,8 @@ pub use state::AppState;
 pub mod request_id;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -93,7 +94,21 @@ pub fn router(state: AppState) -> Router {
     app.fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(request_id::identify))
+        // Outermost, so it marks every answer, whichever layer or handler made it.
+        .layer(axum::middleware::map_response(not_cacheable))
         .with_state(state)
+}
+
+/// Answers carry API keys and signing secrets: no cache or proxy may keep them, and no browser
+/// may sniff a JSON answer into something it renders.
+async fn not_cacheable(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 struct SecuritySchemes;

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use hookline_core::{
-    event_type, phone, PartnerId, RoutingHeader, SubscriptionId, TargetUrl, Timestamp,
+    event_type, phone, text, PartnerId, RoutingHeader, SubscriptionId, TargetUrl, Timestamp,
     DEFAULT_ROUTING_ID_HEADER,
 };
 use serde::{Deserialize, Deserializer, Serialize};
@@ -142,7 +142,7 @@ fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
     event_type::parse_list(raw).map_err(|unknown| {
         ApiError::InvalidParameter(format!(
             "Unknown event type(s) in subscribed_events: {}; GET /v3/webhook-events lists the valid ones",
-            unknown.join(", ")
+            text::name_some(&unknown)
         ))
     })
 }
@@ -256,7 +256,10 @@ pub async fn create(
         subscription: sub,
         signing_secret: issued.stored,
     };
-    state.store.insert_subscription(&new).await?;
+    state
+        .store
+        .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
+        .await?;
     announce(&state, &request, None, Some(&new.subscription)).await;
     let view = WebhookSubscription::from(&new.subscription);
     tracing::info!(subscription_id = %view.id, "subscription created");

@@ -69,7 +69,10 @@ pub trait PartnerStore: Send + Sync + 'static {
 /// learned for them. Secret rotation goes here next.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync + 'static {
-    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()>;
+    /// Refused with [`StoreError::SubscriptionLimit`] when the partner already has `cap` live
+    /// subscriptions: counted in the insert's transaction, with concurrent inserts for the
+    /// partner serialised, so racing creates cannot overshoot.
+    async fn insert_subscription(&self, new: &NewSubscription, cap: usize) -> StoreResult<()>;
     async fn list_subscriptions(&self, partner_id: &PartnerId) -> StoreResult<Vec<Subscription>>;
     async fn get_subscription(
         &self,

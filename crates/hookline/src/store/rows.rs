@@ -42,8 +42,7 @@ impl SubscriptionRow {
             .transpose()?
             .unwrap_or_default();
         Ok(Subscription {
-            // Stored values passed validation on the way in; `allow_http` only widens, so accept here.
-            target_url: TargetUrl::parse(&self.target_url, true)
+            target_url: TargetUrl::from_stored(&self.target_url)
                 .with_context(|| format!("stored target_url of {}", self.id))?,
             subscribed_events: event_type::parse_list(&events)
                 .map_err(|unknown| anyhow::anyhow!("stored unknown event types {unknown:?}"))?,

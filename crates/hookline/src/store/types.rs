@@ -189,6 +189,9 @@ pub struct DeliveryCounts {
 pub enum StoreError {
     #[error("target_url is already used by subscription {existing_id}")]
     DuplicateTargetUrl { existing_id: SubscriptionId },
+    /// The partner has `limit` live subscriptions already (`HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER`).
+    #[error("the partner has {limit} live subscriptions already")]
+    SubscriptionLimit { limit: usize },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

@@ -17,10 +17,10 @@ use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::Executor;
+use sqlx::{Connection, Executor};
 use std::time::Duration;
 
-use super::migrate::{self, MigrationSteps};
+use super::migrate::{self, DataStep, MigrationSteps, UrlRow};
 use super::{Store, StoreResult};
 use db_clock::{DbClock, DbTime};
 
@@ -40,6 +40,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../../migrations/postgres/0004_global_due_index.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/postgres/0005_target_url_key.sql"),
     ),
 ];
 
@@ -112,13 +116,58 @@ impl MigrationSteps for Migrations<'_> {
         )
     }
 
-    async fn apply(&mut self, version: i64, sql: &str) -> anyhow::Result<()> {
-        let script = format!(
-            "BEGIN;\n{sql}\nINSERT INTO schema_version (version) VALUES ({version});\nCOMMIT;"
-        );
-        self.0.execute(script.as_str()).await?;
+    async fn apply(
+        &mut self,
+        version: i64,
+        sql: &str,
+        data: Option<DataStep>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.0.begin().await?;
+        // Without bind arguments this is the simple query protocol: the file's statements run
+        // as one script.
+        (&mut *tx).execute(sql).await?;
+        match data {
+            Some(DataStep::TargetUrlKeys) => backfill_target_url_keys(&mut tx).await?,
+            None => {}
+        }
+        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
+}
+
+async fn backfill_target_url_keys(tx: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
+        "SELECT id, partner_id, target_url, deleted_at IS NULL FROM subscriptions \
+         ORDER BY created_at, id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let rows: Vec<UrlRow> = rows
+        .into_iter()
+        .map(|(id, partner_id, target_url, live)| UrlRow {
+            id,
+            partner_id,
+            target_url,
+            live,
+        })
+        .collect();
+    let keys = migrate::target_url_keys(&rows);
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    // One statement for all rows: a round trip per row would make the migration's time grow
+    // with the network latency to the database.
+    sqlx::query(
+        "UPDATE subscriptions s SET target_url_key = k.key \
+         FROM UNNEST($1::text[], $2::text[]) AS k(id, key) WHERE s.id = k.id",
+    )
+    .bind(ids)
+    .bind(keys)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -33,12 +33,30 @@ fn written(res: Result<PgQueryResult, sqlx::Error>) -> StoreResult<Written> {
 }
 
 impl SubscriptionWriteSteps for Writes<'_> {
+    /// Two statements on purpose: the partner row's lock makes a concurrent create for the
+    /// partner wait for this transaction, and the count, a statement of its own, takes its
+    /// snapshot only after that wait, so it sees what the other create committed. (A count
+    /// inside the locking statement would use the snapshot from before the wait.)
+    async fn live_subscriptions(&mut self, partner_id: &PartnerId) -> StoreResult<u64> {
+        sqlx::query("SELECT 1 FROM partners WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(partner_id.as_str())
+            .fetch_optional(&mut **self.tx())
+            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM subscriptions WHERE partner_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(partner_id.as_str())
+        .fetch_one(&mut **self.tx())
+        .await?;
+        Ok(n as u64)
+    }
+
     async fn insert(&mut self, new: &NewSubscription) -> StoreResult<Written> {
         let s = &new.subscription;
         let res = sqlx::query(
             "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
-             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at, \
+             target_url_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(s.id.as_str())
         .bind(s.partner_id.as_str())
@@ -51,6 +69,7 @@ impl SubscriptionWriteSteps for Writes<'_> {
         .bind(header_column(&s.routing_key_header))
         .bind(s.created_at.as_micros())
         .bind(s.updated_at.as_micros())
+        .bind(s.target_url.uniqueness_key())
         .execute(&mut **self.tx())
         .await;
         written(res)
@@ -63,7 +82,8 @@ impl SubscriptionWriteSteps for Writes<'_> {
     ) -> StoreResult<Written> {
         let res = sqlx::query(
             "UPDATE subscriptions SET target_url = $1, subscribed_events = $2, phone_numbers = $3, \
-             is_active = $4, routing_id_header = $5, routing_key_header = $6, updated_at = $7 \
+             is_active = $4, routing_id_header = $5, routing_key_header = $6, updated_at = $7, \
+             target_url_key = CASE WHEN target_url = $1 THEN target_url_key ELSE $11 END \
              WHERE partner_id = $8 AND id = $9 AND deleted_at IS NULL AND updated_at = $10",
         )
         .bind(s.target_url.as_str())
@@ -76,6 +96,7 @@ impl SubscriptionWriteSteps for Writes<'_> {
         .bind(s.partner_id.as_str())
         .bind(s.id.as_str())
         .bind(read_updated_at.as_micros())
+        .bind(s.target_url.uniqueness_key())
         .execute(&mut **self.tx())
         .await;
         written(res)
@@ -105,14 +126,14 @@ impl SubscriptionWriteSteps for Writes<'_> {
     async fn url_owner(
         &mut self,
         partner_id: &PartnerId,
-        url: &str,
+        key: &str,
     ) -> StoreResult<SubscriptionId> {
         drop(self.tx.take());
         let id: String = sqlx::query_scalar(
-            "SELECT id FROM subscriptions WHERE partner_id = $1 AND target_url = $2 AND deleted_at IS NULL",
+            "SELECT id FROM subscriptions WHERE partner_id = $1 AND target_url_key = $2 AND deleted_at IS NULL",
         )
         .bind(partner_id.as_str())
-        .bind(url)
+        .bind(key)
         .fetch_one(self.pool)
         .await?;
         Ok(SubscriptionId::from_stored(id))
@@ -134,8 +155,12 @@ impl PostgresStore {
 
 #[async_trait]
 impl SubscriptionStore for PostgresStore {
-    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
-        subscription_writes::insert(self.writes().await?, new).await
+    async fn insert_subscription(
+        &self,
+        new: &NewSubscription,
+        max_per_partner: usize,
+    ) -> StoreResult<()> {
+        subscription_writes::insert(self.writes().await?, new, max_per_partner).await
     }
 
     async fn list_subscriptions(&self, partner_id: &PartnerId) -> StoreResult<Vec<Subscription>> {

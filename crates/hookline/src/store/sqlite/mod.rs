@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::oneshot;
 
-use super::migrate::{self, MigrationSteps};
+use super::migrate::{self, DataStep, MigrationSteps, UrlRow};
 use super::publish_plan::Targets;
 use super::steps::run_ready;
 use super::{Store, StoreError, StoreResult};
@@ -42,6 +42,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../../migrations/sqlite/0004_global_due_index.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_target_url_key.sql"),
     ),
 ];
 /// Read connections kept open for reuse.
@@ -117,9 +121,18 @@ impl MigrationSteps for Migrations<'_> {
         )?)
     }
 
-    async fn apply(&mut self, version: i64, sql: &str) -> anyhow::Result<()> {
+    async fn apply(
+        &mut self,
+        version: i64,
+        sql: &str,
+        data: Option<DataStep>,
+    ) -> anyhow::Result<()> {
         let tx = self.0.transaction()?;
         tx.execute_batch(sql)?;
+        match data {
+            Some(DataStep::TargetUrlKeys) => backfill_target_url_keys(&tx)?,
+            None => {}
+        }
         tx.execute(
             "INSERT INTO schema_version (version) VALUES (?1)",
             [version],
@@ -127,6 +140,28 @@ impl MigrationSteps for Migrations<'_> {
         tx.commit()?;
         Ok(())
     }
+}
+
+fn backfill_target_url_keys(tx: &rusqlite::Transaction) -> anyhow::Result<()> {
+    let rows = tx
+        .prepare(
+            "SELECT id, partner_id, target_url, deleted_at IS NULL FROM subscriptions \
+             ORDER BY created_at, id",
+        )?
+        .query_map([], |r| {
+            Ok(UrlRow {
+                id: r.get(0)?,
+                partner_id: r.get(1)?,
+                target_url: r.get(2)?,
+                live: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut set = tx.prepare("UPDATE subscriptions SET target_url_key = ?1 WHERE id = ?2")?;
+    for (row, key) in rows.iter().zip(migrate::target_url_keys(&rows)) {
+        set.execute(rusqlite::params![key, row.id])?;
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {

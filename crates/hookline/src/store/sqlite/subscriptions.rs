@@ -37,12 +37,23 @@ fn written(res: rusqlite::Result<usize>) -> StoreResult<Written> {
 }
 
 impl SubscriptionWriteSteps for Writes<'_> {
+    /// One writer thread runs every write, so nothing can insert between this count and the
+    /// insert that follows it.
+    async fn live_subscriptions(&mut self, partner_id: &PartnerId) -> StoreResult<u64> {
+        let n: i64 = self.0.query_row(
+            "SELECT count(*) FROM subscriptions WHERE partner_id = ?1 AND deleted_at IS NULL",
+            [partner_id.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     async fn insert(&mut self, new: &NewSubscription) -> StoreResult<Written> {
         let s = &new.subscription;
         written(self.0.execute(
             "INSERT INTO subscriptions (id, partner_id, target_url, subscribed_events, phone_numbers, \
-             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             is_active, signing_secret, routing_id_header, routing_key_header, created_at, updated_at, \
+             target_url_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 s.id.as_str(),
                 s.partner_id.as_str(),
@@ -54,7 +65,8 @@ impl SubscriptionWriteSteps for Writes<'_> {
                 header_column(&s.routing_id_header),
                 header_column(&s.routing_key_header),
                 s.created_at.as_micros(),
-                s.updated_at.as_micros()
+                s.updated_at.as_micros(),
+                s.target_url.uniqueness_key()
             ],
         ))
     }
@@ -66,7 +78,8 @@ impl SubscriptionWriteSteps for Writes<'_> {
     ) -> StoreResult<Written> {
         written(self.0.execute(
             "UPDATE subscriptions SET target_url = ?1, subscribed_events = ?2, phone_numbers = ?3, \
-             is_active = ?4, routing_id_header = ?5, routing_key_header = ?6, updated_at = ?7 \
+             is_active = ?4, routing_id_header = ?5, routing_key_header = ?6, updated_at = ?7, \
+             target_url_key = CASE WHEN target_url = ?1 THEN target_url_key ELSE ?11 END \
              WHERE partner_id = ?8 AND id = ?9 AND deleted_at IS NULL AND updated_at = ?10",
             params![
                 s.target_url.as_str(),
@@ -78,7 +91,8 @@ impl SubscriptionWriteSteps for Writes<'_> {
                 s.updated_at.as_micros(),
                 s.partner_id.as_str(),
                 s.id.as_str(),
-                read_updated_at.as_micros()
+                read_updated_at.as_micros(),
+                s.target_url.uniqueness_key()
             ],
         ))
     }
@@ -103,11 +117,11 @@ impl SubscriptionWriteSteps for Writes<'_> {
     async fn url_owner(
         &mut self,
         partner_id: &PartnerId,
-        url: &str,
+        key: &str,
     ) -> StoreResult<SubscriptionId> {
         let id: String = self.0.query_row(
-            "SELECT id FROM subscriptions WHERE partner_id = ?1 AND target_url = ?2 AND deleted_at IS NULL",
-            params![partner_id.as_str(), url],
+            "SELECT id FROM subscriptions WHERE partner_id = ?1 AND target_url_key = ?2 AND deleted_at IS NULL",
+            params![partner_id.as_str(), key],
             |r| r.get(0),
         )?;
         Ok(SubscriptionId::from_stored(id))
@@ -120,13 +134,18 @@ impl SubscriptionWriteSteps for Writes<'_> {
 
 #[async_trait]
 impl SubscriptionStore for SqliteStore {
-    async fn insert_subscription(&self, new: &NewSubscription) -> StoreResult<()> {
+    async fn insert_subscription(
+        &self,
+        new: &NewSubscription,
+        max_per_partner: usize,
+    ) -> StoreResult<()> {
         let new = NewSubscription {
             subscription: new.subscription.clone(),
             signing_secret: new.signing_secret.clone(),
         };
         self.write_subscriptions(move |c| {
-            run_ready(subscription_writes::insert(Writes(c.transaction()?), &new))
+            let steps = Writes(c.transaction()?);
+            run_ready(subscription_writes::insert(steps, &new, max_per_partner))
         })
         .await
     }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod hygiene;
+mod input;
 mod publish;
 mod server;
 mod subscriptions;

@@ -94,6 +94,16 @@ impl Fixture {
 
     /// [`subscribe`](Self::subscribe), answering the store's refusal instead of failing.
     pub async fn try_subscribe(&self, partner: &Pid, spec: Spec) -> StoreResult<Subscription> {
+        self.try_subscribe_capped(partner, spec, usize::MAX).await
+    }
+
+    /// [`try_subscribe`](Self::try_subscribe) for a partner allowed `cap` live subscriptions.
+    pub async fn try_subscribe_capped(
+        &self,
+        partner: &Pid,
+        spec: Spec,
+        cap: usize,
+    ) -> StoreResult<Subscription> {
         let subscription = Subscription {
             id: SubscriptionId::generate(),
             partner_id: partner.clone(),
@@ -107,10 +117,13 @@ impl Fixture {
             updated_at: at(0),
         };
         self.store
-            .insert_subscription(&NewSubscription {
-                subscription: subscription.clone(),
-                signing_secret: SECRET.into(),
-            })
+            .insert_subscription(
+                &NewSubscription {
+                    subscription: subscription.clone(),
+                    signing_secret: SECRET.into(),
+                },
+                cap,
+            )
             .await?;
         Ok(subscription)
     }

@@ -32,4 +32,6 @@ mod idempotency;
 mod leases;
 mod outcomes;
 mod partners;
+mod subscription_rules;
 mod subscriptions;
+mod url_key_migration;
