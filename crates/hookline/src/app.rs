@@ -67,6 +67,10 @@ pub async fn serve(
         admin_hash: Arc::new(admin_hash),
         publisher,
         known_partners: Arc::default(),
+        readiness: crate::api::readiness::Readiness::new(cancel.clone()),
+        auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
+            &settings.server,
+        )),
     };
     let addr = listener.local_addr()?;
     tasks.spawn(
@@ -174,6 +178,8 @@ async fn http_server(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let stop = cancel.clone();
+    // The peer address reaches handlers as `ConnectInfo` (authentication throttling).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .into_future();

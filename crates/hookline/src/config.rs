@@ -99,6 +99,12 @@ pub struct RawConfig {
     /// Largest serialized `data` of one published event, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
+    /// Failed authentications one client address may make per minute before 429.
+    #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
+    /// Failed authentications per minute from all addresses together (see README).
+    #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_MINUTE_GLOBAL")]
+    pub auth_failures_per_minute_global: Option<u32>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -132,6 +138,12 @@ impl RawConfig {
                 .or(file.max_in_flight_per_subscription),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
+            auth_failures_per_minute: self
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute),
+            auth_failures_per_minute_global: self
+                .auth_failures_per_minute_global
+                .or(file.auth_failures_per_minute_global),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -190,6 +202,10 @@ pub struct ServerSettings {
     pub max_event_bytes: usize,
     /// How long graceful shutdown waits for open HTTP connections.
     pub shutdown_grace: Duration,
+    /// Failed authentications per minute per client address, and from all together
+    /// (see `api::auth_throttle`).
+    pub auth_failures_per_minute: u32,
+    pub auth_failures_per_minute_global: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +281,16 @@ impl ServerSettings {
         let listen = listen_raw.parse().with_context(|| {
             format!("HOOKLINE_LISTEN '{listen_raw}' is not an address:port (e.g. 127.0.0.1:8080)")
         })?;
+        let auth_failures_per_minute = raw.auth_failures_per_minute.unwrap_or(20);
+        anyhow::ensure!(
+            auth_failures_per_minute > 0,
+            "HOOKLINE_AUTH_FAILURES_PER_MINUTE must be positive"
+        );
+        let auth_failures_per_minute_global = raw.auth_failures_per_minute_global.unwrap_or(1000);
+        anyhow::ensure!(
+            auth_failures_per_minute_global > 0,
+            "HOOKLINE_AUTH_FAILURES_PER_MINUTE_GLOBAL must be positive"
+        );
         Ok(ServerSettings {
             listen,
             role: raw.role.unwrap_or_default(),
@@ -272,6 +298,8 @@ impl ServerSettings {
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
             shutdown_grace: SHUTDOWN_GRACE,
+            auth_failures_per_minute,
+            auth_failures_per_minute_global,
         })
     }
 }
@@ -464,6 +492,14 @@ mod tests {
             },
             RawConfig {
                 secret_key_previous: Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into()),
+                ..Default::default()
+            },
+            RawConfig {
+                auth_failures_per_minute: Some(0),
+                ..Default::default()
+            },
+            RawConfig {
+                auth_failures_per_minute_global: Some(0),
                 ..Default::default()
             },
         ];

@@ -1,8 +1,10 @@
 //! HTTP routing: the partner API (at `/v3` and `/api/partner/v3`), the operator API, and meta.
 
 pub mod admin;
+pub mod auth_throttle;
 pub mod meta;
 pub mod partner;
+pub mod readiness;
 mod state;
 
 pub use state::AppState;
