@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that dependencies inside the hookline server crate run one way.
 
-    hookline-core  <-  config  <-  store  <-  engine (delivery, publish, secrets, account_events)
+    hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events)
                    <-  api (api, error, extract)  <-  app (app, bootstrap, main, lib)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
@@ -15,7 +15,7 @@ import re
 import sys
 
 LAYERS = [
-    {"config"},
+    {"config", "logging"},
     {"store"},
     {"delivery", "publish", "secrets", "account_events"},
     {"api", "error", "extract"},

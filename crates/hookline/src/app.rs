@@ -71,6 +71,10 @@ pub async fn serve(
         admin_hash: Arc::new(admin_hash),
         publisher,
         known_partners: Arc::default(),
+        readiness: crate::api::readiness::Readiness::new(cancel.clone()),
+        auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
+            &settings.server,
+        )),
     };
     let addr = listener.local_addr()?;
     tasks.spawn(

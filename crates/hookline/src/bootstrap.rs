@@ -49,6 +49,8 @@ pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::
     }
 
     // The one place secrets are printed: straight to the terminal, never through the logger.
+    // A stderr that cannot be written loses the banner, not the process: the operator can then
+    // set HOOKLINE_ADMIN_TOKEN and issue a new key.
     let mut banner = String::new();
     banner.push_str("\n================ hookline first start: store these now ================\n");
     if let Some(token) = &generated {
@@ -67,7 +69,7 @@ pub async fn ensure_admin(store: DynStore, secrets: &SecretSettings) -> anyhow::
     ));
     banner.push_str("They are stored only as hashes and will not be shown again.\n");
     banner.push_str("=========================================================================\n");
-    eprintln!("{banner}");
+    crate::logging::write_stderr(&format!("{banner}\n"));
 
     Ok(configured.unwrap_or_else(|| generated.expect("generated when not configured").hash()))
 }

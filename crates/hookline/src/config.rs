@@ -114,6 +114,12 @@ pub struct RawConfig {
     /// Live webhook subscriptions one partner may have.
     #[arg(long, env = "HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER")]
     pub max_subscriptions_per_partner: Option<usize>,
+    /// Failed authentications one client address may make per minute before 429.
+    #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
+    /// Failed authentications per minute from all addresses together (see README).
+    #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_MINUTE_GLOBAL")]
+    pub auth_failures_per_minute_global: Option<u32>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -154,6 +160,12 @@ impl RawConfig {
             max_subscriptions_per_partner: self
                 .max_subscriptions_per_partner
                 .or(file.max_subscriptions_per_partner),
+            auth_failures_per_minute: self
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute),
+            auth_failures_per_minute_global: self
+                .auth_failures_per_minute_global
+                .or(file.auth_failures_per_minute_global),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -215,6 +227,10 @@ pub struct ServerSettings {
     pub max_subscriptions_per_partner: usize,
     /// How long graceful shutdown waits for open HTTP connections.
     pub shutdown_grace: Duration,
+    /// Failed authentications per minute per client address, and from all together
+    /// (see `api::auth_throttle`).
+    pub auth_failures_per_minute: u32,
+    pub auth_failures_per_minute_global: u32,
     pub connections: ConnectionSettings,
 }
 
@@ -306,6 +322,16 @@ impl ServerSettings {
         let listen = listen_raw.parse().with_context(|| {
             format!("HOOKLINE_LISTEN '{listen_raw}' is not an address:port (e.g. 127.0.0.1:8080)")
         })?;
+        let auth_failures_per_minute = raw.auth_failures_per_minute.unwrap_or(20);
+        anyhow::ensure!(
+            auth_failures_per_minute > 0,
+            "HOOKLINE_AUTH_FAILURES_PER_MINUTE must be positive"
+        );
+        let auth_failures_per_minute_global = raw.auth_failures_per_minute_global.unwrap_or(1000);
+        anyhow::ensure!(
+            auth_failures_per_minute_global > 0,
+            "HOOKLINE_AUTH_FAILURES_PER_MINUTE_GLOBAL must be positive"
+        );
         Ok(ServerSettings {
             listen,
             role: raw.role.unwrap_or_default(),
@@ -317,6 +343,8 @@ impl ServerSettings {
                 limit => limit.unwrap_or(1000),
             },
             shutdown_grace: SHUTDOWN_GRACE,
+            auth_failures_per_minute,
+            auth_failures_per_minute_global,
             connections: ConnectionSettings::from_raw(raw)?,
         })
     }
@@ -452,118 +480,4 @@ impl SecretSettings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_design() {
-        let s = Settings::default();
-        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            s.store.database_url,
-            DatabaseUrl::Sqlite("./hookline-data/hookline.db".into())
-        );
-        assert_eq!(s.delivery.retry_schedule.max_attempts(), 11);
-        assert_eq!(s.delivery.timeout, Duration::from_secs(10));
-        assert!(!s.server.allow_http_targets);
-        assert!(s.delivery.ssrf_allow.is_empty());
-        let c = &s.server.connections;
-        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
-        assert_eq!(c.idle_timeout, Duration::from_secs(60));
-        assert_eq!(c.body_timeout, Duration::from_secs(30));
-        assert_eq!(c.max_connections, 10_000);
-    }
-
-    #[test]
-    fn flags_beat_file() {
-        let flags = RawConfig {
-            listen: Some("127.0.0.1:9999".into()),
-            ..Default::default()
-        };
-        let file: RawConfig =
-            toml::from_str("listen = \"127.0.0.1:1\"\nretry_schedule = \"1s,2s\"").unwrap();
-        let s = Settings::from_raw(flags.or(file)).unwrap();
-        assert_eq!(s.server.listen.port(), 9999);
-        assert_eq!(s.delivery.retry_schedule.max_attempts(), 3);
-    }
-
-    #[test]
-    fn rejects_bad_values_with_the_variable_name() {
-        let cases = [
-            RawConfig {
-                listen: Some("nope".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                database_url: Some("mysql://x".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                ssrf_allow: Some("127.0.0.0/33".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                retry_schedule: Some("5x".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                admin_token: Some("short".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                secret_key: Some("c2hvcnQ=".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                retry_jitter: Some(1.5),
-                ..Default::default()
-            },
-            RawConfig {
-                delivery_timeout: Some("0s".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                connect_timeout: Some("soon".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                max_in_flight: Some(0),
-                ..Default::default()
-            },
-            RawConfig {
-                max_in_flight_per_subscription: Some(0),
-                ..Default::default()
-            },
-            RawConfig {
-                header_read_timeout: Some("0s".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                idle_timeout: Some("a minute".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                body_timeout: Some("30".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                max_connections: Some(0),
-                max_subscriptions_per_partner: Some(0),
-                ..Default::default()
-            },
-            RawConfig {
-                extra_root_certs: Some("/nonexistent/ca.pem".into()),
-                ..Default::default()
-            },
-            RawConfig {
-                secret_key_previous: Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into()),
-                ..Default::default()
-            },
-        ];
-        for raw in cases {
-            let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
-            assert!(err.contains("HOOKLINE_"), "{err}");
-        }
-        assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
-    }
-}
+mod tests;

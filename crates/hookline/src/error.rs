@@ -3,12 +3,16 @@
 //! `trace_id` is the request's (see [`crate::api::request_id`]), so a caller quoting it finds
 //! the request's log lines.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::store::StoreError;
+
+/// `Retry-After` of a 503: long enough for a full disk to be noticed or a node to restart, short
+/// enough that a retrying client does not stall.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -44,8 +48,13 @@ pub enum ApiError {
         status: StatusCode,
         message: &'static str,
     },
+    /// 503 with `Retry-After`: the store cannot take writes now, or the node is stopping.
     #[error("Service unavailable: {0}")]
     Unavailable(String),
+    /// 429 with `Retry-After`: too many failed authentications from this address (or, while
+    /// the global failure budget is spent, from an address that failed recently).
+    #[error("Too many failed authentication attempts; retry after {retry_after_secs} s")]
+    TooManyAuthFailures { retry_after_secs: u64 },
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -81,6 +90,7 @@ impl ApiError {
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, 1003),
             ApiError::MalformedRequest { status, .. } => (*status, 1003),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 4004),
+            ApiError::TooManyAuthFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, 4003),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 3006),
         }
     }
@@ -136,10 +146,21 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.envelope(trace_id);
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self, ApiError::Conflict(_)) {
-            response
-                .headers_mut()
-                .insert("x-should-retry", HeaderValue::from_static("false"));
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Conflict(_) => {
+                headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_SECS),
+                );
+            }
+            ApiError::TooManyAuthFailures { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }
@@ -154,6 +175,11 @@ impl From<StoreError> for ApiError {
             StoreError::SubscriptionLimit { limit } => ApiError::Conflict(format!(
                 "this account already has {limit} webhook subscriptions, the most it may have; delete one before creating another"
             )),
+            StoreError::Unavailable(cause) => {
+                // The cause (paths, SQLSTATEs) is for the log, not for the caller.
+                tracing::warn!(%cause, "the store refused a request; answering 503");
+                ApiError::Unavailable("the store cannot take writes right now; retry later".into())
+            }
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }

@@ -1,11 +1,13 @@
 //! Request extractors that fail with our envelope, never axum's plain-text rejections.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use hookline_core::{ApiKey, ApiKeyHash};
 use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -102,7 +104,38 @@ fn bearer(parts: &Parts) -> Option<ApiKey> {
         .then(|| ApiKey::from_presented(token))
 }
 
-/// The partner an API key belongs to. Unknown, revoked or missing keys are one 401.
+/// The client's address (the TCP peer), when the server recorded it (`ConnectInfo`).
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Runs `check` on the presented credential unless the throttle refuses the client first (429);
+/// a failed check counts against the client (see [`crate::api::auth_throttle`]).
+async fn authenticate<T, F>(parts: &Parts, state: &AppState, check: F) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<Option<T>, ApiError>>,
+{
+    let client = client_ip(parts);
+    let throttle = &state.auth_throttle;
+    throttle
+        .admit(client, Instant::now())
+        .map_err(|t| ApiError::TooManyAuthFailures {
+            retry_after_secs: t.retry_after_secs(),
+        })?;
+    match check.await? {
+        Some(found) => Ok(found),
+        None => {
+            throttle.failed(client, Instant::now());
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// The partner an API key belongs to. Unknown, revoked or missing keys are one 401; a key that
+/// was presented and is wrong counts as a failed authentication (a missing one guesses nothing).
 pub struct PartnerAuth(pub hookline_core::PartnerId);
 
 impl FromRequestParts<AppState> for PartnerAuth {
@@ -110,12 +143,11 @@ impl FromRequestParts<AppState> for PartnerAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        state
-            .store
-            .partner_for_key(&key.hash())
-            .await?
-            .map(PartnerAuth)
-            .ok_or(ApiError::Unauthorized)
+        authenticate(parts, state, async {
+            Ok::<_, ApiError>(state.store.partner_for_key(&key.hash()).await?)
+        })
+        .await
+        .map(PartnerAuth)
     }
 }
 
@@ -128,11 +160,10 @@ impl FromRequestParts<AppState> for AdminAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
         let expected: &ApiKeyHash = &state.admin_hash;
-        if expected.matches(&key) {
-            Ok(AdminAuth)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
+        authenticate(parts, state, async {
+            Ok::<_, ApiError>(expected.matches(&key).then_some(AdminAuth))
+        })
+        .await
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod logging;
 pub mod publish;
 pub mod secrets;
 pub mod store;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hookline::config::{LogFormat, RawConfig, Settings};
+use hookline::config::{RawConfig, Settings};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -43,18 +43,6 @@ fn settings(config: Option<PathBuf>, raw: RawConfig) -> anyhow::Result<Settings>
     Settings::from_raw(raw)
 }
 
-fn init_logging(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log.filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match s.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -80,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, raw } => {
             let s = settings(config, raw)?;
-            init_logging(&s);
+            hookline::logging::init(&s.log);
             match hookline::app::raise_open_file_limit() {
                 Ok(limit) => tracing::debug!(?limit, "open-file limit raised to its hard limit"),
                 Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
@@ -92,9 +80,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config, raw } => {
             let s = settings(config, raw)?;
-            init_logging(&s);
+            hookline::logging::init(&s.log);
             hookline::app::open_store(&s.store).await?;
-            eprintln!("migrations applied");
+            hookline::logging::write_stderr("migrations applied\n");
             Ok(())
         }
     }

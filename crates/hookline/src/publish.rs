@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use hookline_core::Timestamp;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -21,13 +22,16 @@ use crate::store::{DynStore, NewEvent, PublishBatch, Published, StoreError, Stor
 /// Upper bound of events per group transaction; keeps one commit short.
 const MAX_GROUP_EVENTS: usize = 2000;
 
-type Reply = oneshot::Sender<Result<Vec<Published>, String>>;
+type Reply = oneshot::Sender<StoreResult<Vec<Published>>>;
 type Request = (Vec<NewEvent>, Reply);
 
 /// A cheap handle for publishing; clones share one task.
 #[derive(Clone)]
 pub struct Publisher {
     queue: mpsc::Sender<Request>,
+    /// Group commits the store refused ([`StoreError::Unavailable`]) so far: readiness probes
+    /// afresh when this moves.
+    refusals: Arc<AtomicU64>,
 }
 
 /// The publisher's work, to be run (and awaited) by whoever owns the process's tasks.
@@ -38,6 +42,7 @@ pub struct PublisherTask {
     /// not deliver (every delivery then waits in the store for any worker).
     handoff: Option<(Dispatcher, Duration)>,
     rx: mpsc::Receiver<Request>,
+    refusals: Arc<AtomicU64>,
 }
 
 impl Publisher {
@@ -47,25 +52,37 @@ impl Publisher {
         handoff: Option<(Dispatcher, Duration)>,
     ) -> (Publisher, PublisherTask) {
         let (queue, rx) = mpsc::channel(4096);
+        let refusals = Arc::new(AtomicU64::new(0));
         let task = PublisherTask {
             store,
             wake,
             handoff,
             rx,
+            refusals: refusals.clone(),
         };
-        (Publisher { queue }, task)
+        (Publisher { queue, refusals }, task)
     }
 
+    /// A stopped publisher (shutdown, or its task died) is a store that takes no writes: the
+    /// caller answers 503 and the client retries, here after a restart or on another node.
     pub async fn publish(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Published>> {
+        let stopped = || StoreError::Unavailable("publisher stopped".into());
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((events, reply))
             .await
-            .map_err(|_| anyhow::anyhow!("publisher stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("publisher stopped"))?
-            .map_err(|e| StoreError::Other(anyhow::anyhow!(e)))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// False once the task has stopped taking work (shutdown, or it ended).
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
+    /// How many group commits the store has refused ([`StoreError::Unavailable`]) so far.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(Ordering::Relaxed)
     }
 }
 
@@ -114,7 +131,12 @@ impl PublisherTask {
         }
         let all: Vec<NewEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         let events = all.len();
-        match commit(&self.store, self.handoff.as_ref(), all).await {
+        let result = commit(&self.store, self.handoff.as_ref(), all).await;
+        let refused = matches!(result, Err(StoreError::Unavailable(_)));
+        if refused {
+            self.refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        match result {
             Ok(batch) => {
                 if batch.queued > 0 {
                     self.wake.notify_one();
@@ -126,10 +148,13 @@ impl PublisherTask {
                 }
             }
             Err(e) => {
-                tracing::error!(error = ?e, events, "publish transaction failed");
-                let msg = format!("{e:#}");
+                if refused {
+                    tracing::warn!(error = %e, events, "the store refused a publish; answering 503");
+                } else {
+                    tracing::error!(error = ?e, events, "publish transaction failed");
+                }
                 for (_, reply) in group {
-                    let _ = reply.send(Err(msg.clone()));
+                    let _ = reply.send(Err(e.share()));
                 }
             }
         }

@@ -7,29 +7,20 @@ use serde_json::{json, Value};
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult};
 
-const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The process is up and serving.
+/// The process is up and serving. `log_writes_dropped`: log lines stderr refused (see
+/// [`crate::logging`]); non-zero means the log sink is failing.
 pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+    Json(json!({"status": "ok", "log_writes_dropped": crate::logging::dropped_writes()}))
 }
 
-/// The store answers: safe to route traffic here.
+/// This node can accept work: not stopping, its publisher running, and the store taking
+/// writes (see [`super::readiness`]). 503 with code 4004 and `Retry-After` otherwise.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    // Answer within a load balancer's health-check timeout even when the store hangs.
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            // The cause goes to the log, not to an unauthenticated caller.
-            tracing::warn!(error = %e, "readiness check: store not reachable");
-            return Err(ApiError::Unavailable("store not reachable".into()));
-        }
-        Err(_) => {
-            return Err(ApiError::Unavailable(format!(
-                "store did not answer within {READY_TIMEOUT:?}"
-            )))
-        }
-    }
+    state
+        .readiness
+        .check(&state.store, &state.publisher)
+        .await
+        .map_err(ApiError::Unavailable)?;
     Ok(Json(json!({"status": "ready"})))
 }
 

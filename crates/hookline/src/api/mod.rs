@@ -1,9 +1,11 @@
 //! HTTP routing: the partner API (at `/v3` and `/api/partner/v3`), the operator API, and meta.
 
 pub mod admin;
+pub mod auth_throttle;
 mod body_limit;
 pub mod meta;
 pub mod partner;
+pub mod readiness;
 mod state;
 
 pub use state::AppState;

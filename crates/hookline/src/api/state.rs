@@ -20,4 +20,8 @@ pub struct AppState {
     /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
     /// this takes a store read off every publish request.
     pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// What `/readyz` answers.
+    pub readiness: super::readiness::Readiness,
+    /// Failed authentications per client address and overall (429 past the limits).
+    pub auth_throttle: Arc<super::auth_throttle::AuthThrottle>,
 }

@@ -36,6 +36,9 @@ pub type DynStore = Arc<dyn Store>;
 #[async_trait]
 pub trait Store: PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog {
     async fn ping(&self) -> StoreResult<()>;
+    /// Commits a small write shaped like a publish's (readiness): fails with
+    /// [`StoreError::Unavailable`] while the store refuses writes.
+    async fn probe_write(&self) -> StoreResult<()>;
 }
 
 /// Partners, their API keys, and the operator's settings.

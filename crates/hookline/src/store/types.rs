@@ -192,13 +192,60 @@ pub enum StoreError {
     /// The partner has `limit` live subscriptions already (`HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER`).
     #[error("the partner has {limit} live subscriptions already")]
     SubscriptionLimit { limit: usize },
+    /// The store cannot take writes now — disk full, read-only, in recovery, unreachable, or
+    /// this process is stopping — and a later retry may succeed. The text (with the cause) is
+    /// for the log; callers answer 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl StoreError {
+    /// Sorts a failure by its typed cause anywhere in the chain: a SQLite or PostgreSQL error
+    /// that means "cannot write now" (see each backend's `is_unavailable`) is
+    /// [`StoreError::Unavailable`]; anything else stays [`StoreError::Other`].
+    pub fn classify(e: anyhow::Error) -> StoreError {
+        let unavailable = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<rusqlite::Error>()
+                .is_some_and(super::sqlite::is_unavailable)
+                || cause
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(super::postgres::is_unavailable)
+        });
+        if unavailable {
+            StoreError::Unavailable(format!("{e:#}"))
+        } else {
+            StoreError::Other(e)
+        }
+    }
+
+    /// The same error for another waiter (a group commit answers several requests with one
+    /// failure); the class is kept, the cause becomes text.
+    pub fn share(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+            StoreError::SubscriptionLimit { limit } => {
+                StoreError::SubscriptionLimit { limit: *limit }
+            }
+            StoreError::DuplicateTargetUrl { existing_id } => StoreError::DuplicateTargetUrl {
+                existing_id: existing_id.clone(),
+            },
+            StoreError::Other(e) => StoreError::Other(anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for StoreError {
+    fn from(e: anyhow::Error) -> Self {
+        StoreError::classify(e)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Other(e.into())
+        StoreError::classify(e.into())
     }
 }
 

@@ -10,6 +10,8 @@ mod cluster;
 mod common;
 mod crash;
 mod delivery;
+mod disk_full;
+mod log_sink;
 mod pg;
 mod process;
 mod python;

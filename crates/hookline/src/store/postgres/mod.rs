@@ -45,6 +45,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/postgres/0005_target_url_key.sql"),
     ),
+    (
+        6,
+        include_str!("../../../migrations/postgres/0006_write_probe.sql"),
+    ),
 ];
 
 /// Serialises migrations when several nodes start at once.
@@ -170,6 +174,28 @@ async fn backfill_target_url_keys(tx: &mut sqlx::PgConnection) -> anyhow::Result
     Ok(())
 }
 
+/// PostgreSQL failures that mean "cannot write now, retry later", by SQLSTATE: the session
+/// or server is read-only or a standby in recovery (`25006` read_only_sql_transaction), out of
+/// disk or resources (class `53`: `53100` disk_full, `53200` out_of_memory, `53300`
+/// too_many_connections), shutting down or starting (`57P01`–`57P03`), an I/O error (`58030`),
+/// or the connection is lost (class `08`); and, without a SQLSTATE, a pool that cannot hand
+/// out a connection or a broken socket.
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code == "25006"
+                || code.starts_with("53")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "58030")
+                || code.starts_with("08")
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -178,6 +204,16 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, now()) \
+             ON CONFLICT (id) DO UPDATE SET probed_at = EXCLUDED.probed_at",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

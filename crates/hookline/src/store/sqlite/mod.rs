@@ -47,7 +47,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/sqlite/0005_target_url_key.sql"),
     ),
+    (
+        6,
+        include_str!("../../../migrations/sqlite/0006_write_probe.sql"),
+    ),
 ];
+/// Size of the readiness write: about one publish group of small events.
+const PROBE_BYTES: i64 = 64 * 1024;
 /// Read connections kept open for reuse.
 const READERS: usize = 4;
 /// Page cache of the writer connection, in KiB.
@@ -74,8 +80,23 @@ struct FanOutCache {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Other(e.into())
+        StoreError::classify(e.into())
     }
+}
+
+/// SQLite failures that mean "cannot write now, retry later": the disk or the database file is
+/// full (`SQLITE_FULL`), read-only (`SQLITE_READONLY`), failing I/O (`SQLITE_IOERR`), cannot be
+/// opened (`SQLITE_CANTOPEN`), or still locked after the busy timeout (`SQLITE_BUSY`/`LOCKED`).
+pub(crate) fn is_unavailable(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(
+        f.code,
+        ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+    ))
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -280,5 +301,20 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        // Replacing the row frees its pages and takes as many again, so every probe appends
+        // about PROBE_BYTES to the WAL and fsyncs it: on a full disk that fails like a publish.
+        let now = hookline_core::Timestamp::now().as_micros();
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO write_probe (id, probed_at, filler) \
+                 VALUES (1, ?1, zeroblob(?2))",
+                rusqlite::params![now, PROBE_BYTES],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -1,6 +1,7 @@
 //! The partner and operator APIs over real HTTP: every endpoint, status and error code.
 
 mod auth;
+mod guard;
 mod hygiene;
 mod input;
 mod publish;

@@ -1,0 +1,69 @@
+//! Settings: defaults, precedence, and an error naming the variable for every bad value.
+
+use super::*;
+
+#[test]
+fn defaults_match_design() {
+    let s = Settings::default();
+    assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        s.store.database_url,
+        DatabaseUrl::Sqlite("./hookline-data/hookline.db".into())
+    );
+    assert_eq!(s.delivery.retry_schedule.max_attempts(), 11);
+    assert_eq!(s.delivery.timeout, Duration::from_secs(10));
+    assert!(!s.server.allow_http_targets);
+    assert!(s.delivery.ssrf_allow.is_empty());
+    let c = &s.server.connections;
+    assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.body_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_connections, 10_000);
+}
+
+#[test]
+fn flags_beat_file() {
+    let flags = RawConfig {
+        listen: Some("127.0.0.1:9999".into()),
+        ..Default::default()
+    };
+    let file: RawConfig =
+        toml::from_str("listen = \"127.0.0.1:1\"\nretry_schedule = \"1s,2s\"").unwrap();
+    let s = Settings::from_raw(flags.or(file)).unwrap();
+    assert_eq!(s.server.listen.port(), 9999);
+    assert_eq!(s.delivery.retry_schedule.max_attempts(), 3);
+}
+
+#[test]
+fn rejects_bad_values_with_the_variable_name() {
+    // One bad value per case, so each error must name its own variable.
+    let cases: &[fn(&mut RawConfig)] = &[
+        |r| r.listen = Some("nope".into()),
+        |r| r.database_url = Some("mysql://x".into()),
+        |r| r.ssrf_allow = Some("127.0.0.0/33".into()),
+        |r| r.retry_schedule = Some("5x".into()),
+        |r| r.admin_token = Some("short".into()),
+        |r| r.secret_key = Some("c2hvcnQ=".into()),
+        |r| r.retry_jitter = Some(1.5),
+        |r| r.delivery_timeout = Some("0s".into()),
+        |r| r.connect_timeout = Some("soon".into()),
+        |r| r.max_in_flight = Some(0),
+        |r| r.max_in_flight_per_subscription = Some(0),
+        |r| r.header_read_timeout = Some("0s".into()),
+        |r| r.idle_timeout = Some("a minute".into()),
+        |r| r.body_timeout = Some("30".into()),
+        |r| r.max_connections = Some(0),
+        |r| r.max_subscriptions_per_partner = Some(0),
+        |r| r.extra_root_certs = Some("/nonexistent/ca.pem".into()),
+        |r| r.secret_key_previous = Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into()),
+        |r| r.auth_failures_per_minute = Some(0),
+        |r| r.auth_failures_per_minute_global = Some(0),
+    ];
+    for set in cases {
+        let mut raw = RawConfig::default();
+        set(&mut raw);
+        let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
+        assert!(err.contains("HOOKLINE_"), "{err}");
+    }
+    assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
+}
