@@ -129,7 +129,14 @@ impl PublisherTask {
                 Err(_) => break,
             }
         }
-        let all: Vec<NewEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        // The events move into one batch (no copy of their payloads); each request keeps its
+        // count to take its answers back in order.
+        let mut all: Vec<NewEvent> = Vec::with_capacity(total);
+        let mut replies = Vec::with_capacity(group.len());
+        for (events, reply) in group {
+            replies.push((events.len(), reply));
+            all.extend(events);
+        }
         let events = all.len();
         let result = commit(&self.store, self.handoff.as_ref(), all).await;
         let refused = matches!(result, Err(StoreError::Unavailable(_)));
@@ -142,8 +149,8 @@ impl PublisherTask {
                     self.wake.notify_one();
                 }
                 let mut results = batch.published.into_iter();
-                for (events, reply) in group {
-                    let mine: Vec<Published> = results.by_ref().take(events.len()).collect();
+                for (count, reply) in replies {
+                    let mine: Vec<Published> = results.by_ref().take(count).collect();
                     let _ = reply.send(Ok(mine));
                 }
             }
@@ -153,7 +160,7 @@ impl PublisherTask {
                 } else {
                     tracing::error!(error = ?e, events, "publish transaction failed");
                 }
-                for (_, reply) in group {
+                for (_, reply) in replies {
                     let _ = reply.send(Err(e.share()));
                 }
             }

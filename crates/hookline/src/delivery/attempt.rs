@@ -39,6 +39,7 @@ pub struct AttemptRunner {
 /// What came back, before the decision.
 struct Sent {
     attempted: Attempted,
+    /// Why no answer came (or the request was not sent); `None` when the receiver answered.
     message: Option<String>,
     answer: Option<Answer>,
 }
@@ -67,15 +68,21 @@ impl AttemptRunner {
         let decision = decide(sent.attempted, d.attempt, &self.schedule, Timestamp::now());
         let learned_routing_token = learned_token(d, affinity, &decision, sent.answer.as_ref());
         let error_kind = sent.attempted.error_kind();
+        let status_code = sent.answer.as_ref().map(|a| a.status);
+        // Built only for a failed attempt: a delivered one keeps no message.
+        let error_message = error_kind.map(|_| match (sent.message, status_code) {
+            (Some(message), _) => message,
+            (None, status) => format!("receiver answered {}", status.unwrap_or_default()),
+        });
         let outcome = Outcome {
             attempt: AttemptRecord {
                 delivery_id: d.delivery_id,
                 attempt: d.attempt,
                 started_at,
                 duration_ms: duration.as_millis() as i64,
-                status_code: sent.answer.as_ref().map(|a| a.status),
+                status_code,
                 error_kind,
-                error_message: error_kind.and(sent.message),
+                error_message,
                 response_body: sent.answer.and_then(|a| a.body),
             },
             next: decision.next,
@@ -120,7 +127,7 @@ impl AttemptRunner {
                         status: answer.status,
                         retry_after,
                     },
-                    message: Some(format!("receiver answered {}", answer.status)),
+                    message: None,
                     answer: Some(answer),
                 }
             }

@@ -340,6 +340,17 @@ pub async fn into_parts(r: reqwest::Response) -> (u16, Value) {
     (status, value)
 }
 
+/// Sends `request`: (status, JSON body, `Retry-After`), for the answers that may ask for a retry.
+pub async fn send_for_retry(request: reqwest::RequestBuilder) -> (u16, Value, Option<String>) {
+    let r = request.send().await.unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (s, v) = into_parts(r).await;
+    (s, v, retry_after)
+}
+
 /// Asserts the documented error envelope and returns the message.
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: u64) -> String {
     assert_eq!(status, want_status, "{body}");

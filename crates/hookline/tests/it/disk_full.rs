@@ -75,19 +75,11 @@ async fn publish(
     partner_id: &str,
     ids: &[String],
 ) -> (u16, Value, Option<String>) {
-    let r = http
+    let request = http
         .post(node.url("/admin/v1/events/batch"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&batch(partner_id, ids))
-        .send()
-        .await
-        .unwrap();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let (s, v) = into_parts(r).await;
-    (s, v, retry_after)
+        .json(&batch(partner_id, ids));
+    send_for_retry(request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

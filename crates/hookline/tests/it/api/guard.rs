@@ -136,20 +136,12 @@ async fn set_read_only(admin: &mut sqlx::PgConnection, read_only: bool) {
 
 /// Publishes one `message.sent` event: (status, body, Retry-After).
 async fn publish_one(app: &TestApp, partner: &str) -> (u16, serde_json::Value, Option<String>) {
-    let r = app
+    let request = app
         .http
         .post(app.url("/admin/v1/events"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&event(partner, "message.sent", None))
-        .send()
-        .await
-        .unwrap();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let (s, v) = into_parts(r).await;
-    (s, v, retry_after)
+        .json(&event(partner, "message.sent", None));
+    send_for_retry(request).await
 }
 
 /// PostgreSQL refusing writes (SQLSTATE 25006, what a standby in recovery answers too): publishes
