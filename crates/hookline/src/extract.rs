@@ -105,7 +105,7 @@ fn bearer(parts: &Parts) -> Option<ApiKey> {
 }
 
 /// The client's address (the TCP peer), when the server recorded it (`ConnectInfo`).
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -118,7 +118,19 @@ async fn authenticate<T, F>(parts: &Parts, state: &AppState, check: F) -> Result
 where
     F: std::future::Future<Output = Result<Option<T>, ApiError>>,
 {
-    let client = client_ip(parts);
+    authenticate_client(client_ip(parts), state, check).await
+}
+
+/// [`authenticate`] for a credential that came in a body (the portal's sign-in form), from
+/// the client at `client`.
+pub async fn authenticate_client<T, F>(
+    client: Option<IpAddr>,
+    state: &AppState,
+    check: F,
+) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<Option<T>, ApiError>>,
+{
     let throttle = &state.auth_throttle;
     throttle
         .admit(client, Instant::now())
