@@ -89,16 +89,16 @@ mod tests {
     #[test]
     fn issued_tokens_hash_to_their_row_and_differ() {
         let now = Timestamp::from_micros(1);
-        let (token, row) = PortalSession::issue(
-            PortalTokenKind::Link,
+        let (token, row) =
+            PortalSession::issue(PortalTokenKind::Link, PortalPrincipal::Operator, now, now);
+        assert!(token.expose().starts_with(LINK_TOKEN_PREFIX));
+        assert!(row.token_hash.matches(&token));
+        let (other, row2) = PortalSession::issue(
+            PortalTokenKind::Session,
             PortalPrincipal::Operator,
             now,
             now,
         );
-        assert!(token.expose().starts_with(LINK_TOKEN_PREFIX));
-        assert!(row.token_hash.matches(&token));
-        let (other, row2) =
-            PortalSession::issue(PortalTokenKind::Session, PortalPrincipal::Operator, now, now);
         assert!(other.expose().starts_with(SESSION_TOKEN_PREFIX));
         assert_ne!(row.csrf_token, row2.csrf_token);
         assert_eq!(row.csrf_token.len(), 43);

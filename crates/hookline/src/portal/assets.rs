@@ -7,7 +7,11 @@ use axum::response::{IntoResponse, Response};
 use super::errors::PortalError;
 
 const FILES: &[(&str, &str, &str)] = &[
-    ("portal.css", "text/css; charset=utf-8", include_str!("assets/portal.css")),
+    (
+        "portal.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/portal.css"),
+    ),
     (
         "portal.js",
         "text/javascript; charset=utf-8",
@@ -18,9 +22,11 @@ const FILES: &[(&str, &str, &str)] = &[
 
 pub async fn serve(Path(name): Path<String>) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
-        Some((_, mime, body)) => {
-            ([(header::CONTENT_TYPE, HeaderValue::from_static(mime))], *body).into_response()
-        }
+        Some((_, mime, body)) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(mime))],
+            *body,
+        )
+            .into_response(),
         None => PortalError::NotFound.into_response(),
     }
 }

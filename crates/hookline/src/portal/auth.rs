@@ -31,7 +31,11 @@ pub async fn home(page: Result<PortalPage, PortalError>) -> Response {
 /// The pre-session token of this browser (kept across tabs), or a fresh one.
 fn pre_token(headers: &HeaderMap) -> String {
     cookie(headers, PRE_COOKIE)
-        .filter(|t| t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|t| {
+            t.len() == 43
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| ApiKey::generate("").expose().to_owned())
 }
@@ -97,10 +101,14 @@ pub async fn sign_in_page(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let pre = pre_token(&headers);
-    let message = q
-        .signed_out
-        .map(|_| notice("ok", "You are signed out."));
-    with_pre_cookie(&state, &headers, StatusCode::OK, &pre, sign_in_markup(&pre, message))
+    let message = q.signed_out.map(|_| notice("ok", "You are signed out."));
+    with_pre_cookie(
+        &state,
+        &headers,
+        StatusCode::OK,
+        &pre,
+        sign_in_markup(&pre, message),
+    )
 }
 
 /// Opens a session for `principal` and sends the browser to its start page.
@@ -113,7 +121,12 @@ async fn open_session(
     let ttl = state.app.settings.portal.session_ttl;
     let (token, row) = PortalSession::issue(PortalTokenKind::Session, principal, now, now + ttl);
     state.app.store.create_portal_session(&row, now).await?;
-    Ok(session_cookie_redirect(state, headers, token.expose(), ttl.as_secs() as i64))
+    Ok(session_cookie_redirect(
+        state,
+        headers,
+        token.expose(),
+        ttl.as_secs() as i64,
+    ))
 }
 
 fn session_cookie_redirect(
@@ -160,7 +173,9 @@ pub async fn sign_in(State(state): State<PortalState>, post: PreSessionPost) -> 
             let (status, _) = e.status_and_code();
             let text = match e {
                 ApiError::Unauthorized if operator => "That admin token is not valid.".to_owned(),
-                ApiError::Unauthorized => "That API key is not valid, or it was revoked.".to_owned(),
+                ApiError::Unauthorized => {
+                    "That API key is not valid, or it was revoked.".to_owned()
+                }
                 e => e.to_string(),
             };
             let pre = pre_token(&post.headers);
@@ -240,5 +255,10 @@ pub async fn enter(State(state): State<PortalState>, post: PreSessionPost) -> Po
         ));
     };
     let max_age = session.expires_at.since(now).as_secs() as i64;
-    Ok(session_cookie_redirect(&state, &post.headers, session_token.expose(), max_age))
+    Ok(session_cookie_redirect(
+        &state,
+        &post.headers,
+        session_token.expose(),
+        max_age,
+    ))
 }

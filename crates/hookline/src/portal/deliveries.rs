@@ -102,7 +102,11 @@ pub struct LogParams {
     cursor: Option<String>,
 }
 
-async fn subscription(state: &PortalState, page: &PortalPage, id: &str) -> PortalResult<Subscription> {
+async fn subscription(
+    state: &PortalState,
+    page: &PortalPage,
+    id: &str,
+) -> PortalResult<Subscription> {
     Ok(partner::load(&state.app, page.partner()?, id).await?)
 }
 
@@ -186,7 +190,12 @@ pub async fn log(
     Ok(layout::page("Delivery log", Nav::Subscriptions, Some(page.csrf()), body).into_response())
 }
 
-fn delivery_body(page: &PortalPage, sub: &Subscription, d: &DeliveryView, message: Option<Markup>) -> Markup {
+fn delivery_body(
+    page: &PortalPage,
+    sub: &Subscription,
+    d: &DeliveryView,
+    message: Option<Markup>,
+) -> Markup {
     let now = Timestamp::now();
     let path = sub_path(sub);
     let retryable = !matches!(d.status.as_str(), "pending" | "retrying");
@@ -288,7 +297,9 @@ pub async fn send_test(
 ) -> PortalResult {
     let sub = subscription(&state, &post.page, &id).await?;
     let event_type = match post.form.text("event_type") {
-        Some(name) => Some(EventType::parse(&name).map_err(|e| PortalError::BadRequest(e.to_string()))?),
+        Some(name) => {
+            Some(EventType::parse(&name).map_err(|e| PortalError::BadRequest(e.to_string()))?)
+        }
         None => None,
     };
     let r = state
@@ -347,7 +358,10 @@ pub async fn recover(
     // `datetime-local` sends `YYYY-MM-DDTHH:MM` without a zone; the form says UTC.
     let since = post.form.text("since").unwrap_or_default();
     let since_rfc = chrono::NaiveDateTime::parse_from_str(&since, "%Y-%m-%dT%H:%M")
-        .map(|t| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(|t| {
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
         .map_err(|_| PortalError::BadRequest(format!("'{since}' is not a date and time")))?;
     let r = state
         .ops

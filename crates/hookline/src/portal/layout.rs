@@ -1,8 +1,8 @@
 //! The page shell (header, navigation, sign-out) and the small pieces every page uses:
 //! relative times with the exact time on hover, notices, empty states, the CSRF field.
 
-use hookline_core::Timestamp;
 use axum::response::Html;
+use hookline_core::Timestamp;
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::CSRF_FIELD;

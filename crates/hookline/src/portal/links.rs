@@ -105,7 +105,11 @@ pub async fn create_portal_session(
     } else {
         parse_json(&body)?
     };
-    let base = base_url(&state, &headers, super::session::over_https(&state, &headers));
+    let base = base_url(
+        &state,
+        &headers,
+        super::session::over_https(&state, &headers),
+    );
     let (url, expires_at) = issue_link(&state, &partner_id, req.ttl_seconds, &base).await?;
     Ok((
         StatusCode::CREATED,

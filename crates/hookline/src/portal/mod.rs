@@ -14,8 +14,8 @@ mod event_types;
 mod form;
 mod layout;
 pub mod links;
-pub mod ops;
 mod operator;
+pub mod ops;
 mod session;
 mod subscription_form;
 mod subscriptions;
@@ -47,7 +47,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/portal", get(auth::home))
         .route("/portal/", get(auth::home))
         .route("/portal/assets/{name}", get(assets::serve))
-        .route("/portal/sign-in", get(auth::sign_in_page).post(auth::sign_in))
+        .route(
+            "/portal/sign-in",
+            get(auth::sign_in_page).post(auth::sign_in),
+        )
         .route("/portal/sign-out", post(auth::sign_out))
         .route("/portal/enter", get(auth::enter_page).post(auth::enter))
         .merge(partner_pages())
@@ -85,8 +88,14 @@ fn partner_pages() -> Router<PortalState> {
             "/portal/subscriptions/{id}/deliveries/{event_id}/retry",
             post(deliveries::retry),
         )
-        .route("/portal/subscriptions/{id}/recover", post(deliveries::recover))
-        .route("/portal/subscriptions/{id}/test", post(deliveries::send_test))
+        .route(
+            "/portal/subscriptions/{id}/recover",
+            post(deliveries::recover),
+        )
+        .route(
+            "/portal/subscriptions/{id}/test",
+            post(deliveries::send_test),
+        )
         .route(
             "/portal/subscriptions/{id}/rotate-secret",
             post(deliveries::rotate_secret),

@@ -178,7 +178,12 @@ pub struct Unavailable {
 
 #[async_trait]
 impl DeliveryOps for Unavailable {
-    async fn deliveries(&self, _: &PartnerId, _: &Subscription, _: &LogQuery) -> OpsResult<DeliveryPage> {
+    async fn deliveries(
+        &self,
+        _: &PartnerId,
+        _: &Subscription,
+        _: &LogQuery,
+    ) -> OpsResult<DeliveryPage> {
         Err(OpsError::NotAvailable(LOG))
     }
     async fn delivery(&self, _: &PartnerId, _: &Subscription, _: &str) -> OpsResult<DeliveryView> {
@@ -187,13 +192,29 @@ impl DeliveryOps for Unavailable {
     async fn retry(&self, _: &PartnerId, _: &Subscription, _: &str) -> OpsResult<()> {
         Err(OpsError::NotAvailable(RETRY))
     }
-    async fn recover(&self, _: &PartnerId, _: &Subscription, _: &str, _: Option<&str>) -> OpsResult<RecoveryView> {
+    async fn recover(
+        &self,
+        _: &PartnerId,
+        _: &Subscription,
+        _: &str,
+        _: Option<&str>,
+    ) -> OpsResult<RecoveryView> {
         Err(OpsError::NotAvailable(RECOVER))
     }
-    async fn send_test(&self, _: &PartnerId, _: &Subscription, _: Option<&EventType>) -> OpsResult<TestResultView> {
+    async fn send_test(
+        &self,
+        _: &PartnerId,
+        _: &Subscription,
+        _: Option<&EventType>,
+    ) -> OpsResult<TestResultView> {
         Err(OpsError::NotAvailable(TEST))
     }
-    async fn rotate_secret(&self, _: &PartnerId, _: &Subscription, _: u64) -> OpsResult<RotationView> {
+    async fn rotate_secret(
+        &self,
+        _: &PartnerId,
+        _: &Subscription,
+        _: u64,
+    ) -> OpsResult<RotationView> {
         Err(OpsError::NotAvailable(ROTATE))
     }
     async fn health(&self) -> OpsResult<HealthView> {

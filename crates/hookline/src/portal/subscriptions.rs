@@ -89,7 +89,12 @@ fn new_page(page: &PortalPage, values: &FormValues, error: Option<&str>) -> layo
             }
         }
     };
-    layout::page("New subscription", Nav::Subscriptions, Some(page.csrf()), body)
+    layout::page(
+        "New subscription",
+        Nav::Subscriptions,
+        Some(page.csrf()),
+        body,
+    )
 }
 
 pub async fn new_form(page: PortalPage) -> PortalResult {
@@ -113,8 +118,7 @@ pub async fn create(
 ) -> PortalResult {
     let partner = post.page.partner()?.clone();
     let values = FormValues::posted(&post.form);
-    match partner::create_subscription(&state.app, partner, &request, values.create_request())
-        .await
+    match partner::create_subscription(&state.app, partner, &request, values.create_request()).await
     {
         Ok((sub, secret)) => {
             let body = html! {
@@ -129,8 +133,10 @@ pub async fn create(
                 }
             };
             let csrf = post.page.csrf();
-            Ok(layout::page("Subscription created", Nav::Subscriptions, Some(csrf), body)
-                .into_response())
+            Ok(
+                layout::page("Subscription created", Nav::Subscriptions, Some(csrf), body)
+                    .into_response(),
+            )
         }
         Err(e) => {
             let (status, message) = refused(e)?;
@@ -157,7 +163,12 @@ pub async fn detail(
     Ok(detail_page(&page, &sub, &values, message).into_response())
 }
 
-fn detail_page(page: &PortalPage, sub: &Subscription, values: &FormValues, message: Option<Markup>) -> layout::Page {
+fn detail_page(
+    page: &PortalPage,
+    sub: &Subscription,
+    values: &FormValues,
+    message: Option<Markup>,
+) -> layout::Page {
     let now = Timestamp::now();
     let path = sub_path(sub);
     let body = html! {
@@ -236,7 +247,13 @@ pub async fn confirm_delete(
             }
         }
     };
-    Ok(layout::page("Delete subscription", Nav::Subscriptions, Some(page.csrf()), body).into_response())
+    Ok(layout::page(
+        "Delete subscription",
+        Nav::Subscriptions,
+        Some(page.csrf()),
+        body,
+    )
+    .into_response())
 }
 
 pub async fn delete(
