@@ -71,6 +71,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// A JSON body that may be left out: empty (or blank) is `T::default()`.
+pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(bytes)
+}
+
 fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = e.inner();
     let path = e.path().to_string();

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::request_id::RequestIdentity;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
+use crate::extract::{parse_optional_json, AdminAuth, ApiJson, ApiPath};
 use crate::store::{NewEvent, Published};
 
 pub const MAX_BATCH: usize = 1000;
@@ -151,11 +151,7 @@ pub async fn create_api_key(
     ApiPath(partner_id): ApiPath<PartnerId>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let req: CreateApiKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateApiKeyRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let req: CreateApiKeyRequest = parse_optional_json(&body)?;
     let (key, record) = issue_api_key(&state, &partner_id, req.name).await?;
     Ok((
         StatusCode::CREATED,

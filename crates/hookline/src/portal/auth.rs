@@ -59,37 +59,44 @@ pub struct SignInQuery {
     signed_out: Option<String>,
 }
 
+/// One sign-in form: `kind` says which credential `secret` is.
+fn sign_in_form(
+    pre: &str,
+    kind: &str,
+    title: &str,
+    label: &str,
+    hint: &str,
+    button: Markup,
+) -> Markup {
+    let id = format!("{kind}_secret");
+    html! {
+        section.card {
+            h2 { (title) }
+            form method="post" action="/portal/sign-in" {
+                (csrf_field(pre))
+                input type="hidden" name="kind" value=(kind);
+                div.field {
+                    label for=(id) { (label) }
+                    input id=(id) type="password" name="secret" required autocomplete="off" aria-describedby={(id) "_hint"};
+                    p.hint id={(id) "_hint"} { (hint) }
+                }
+                (button)
+            }
+        }
+    }
+}
+
 fn sign_in_markup(pre: &str, message: Option<Markup>) -> layout::Page {
     let body = html! {
         div.signin {
             h1 { "Sign in" }
             @if let Some(m) = message { (m) }
-            section.card {
-                h2 { "Partner" }
-                form method="post" action="/portal/sign-in" {
-                    (csrf_field(pre))
-                    input type="hidden" name="kind" value="partner";
-                    div.field {
-                        label for="api_key" { "API key" }
-                        input #api_key type="password" name="secret" required autocomplete="off" placeholder="hl_live_…";
-                        p.hint { "The key you use with the API. Or open the portal link your platform gave you." }
-                    }
-                    button.primary type="submit" { "Sign in" }
-                }
-            }
-            section.card {
-                h2 { "Operator" }
-                form method="post" action="/portal/sign-in" {
-                    (csrf_field(pre))
-                    input type="hidden" name="kind" value="operator";
-                    div.field {
-                        label for="admin_token" { "Admin token" }
-                        input #admin_token type="password" name="secret" required autocomplete="off";
-                        p.hint { "HOOKLINE_ADMIN_TOKEN, or the token printed on first start." }
-                    }
-                    button type="submit" { "Sign in as operator" }
-                }
-            }
+            (sign_in_form(pre, "partner", "Partner", "API key",
+                "The key you use with the API. Or open the portal link your platform gave you.",
+                html! { button.primary type="submit" { "Sign in" } }))
+            (sign_in_form(pre, "operator", "Operator", "Admin token",
+                "HOOKLINE_ADMIN_TOKEN, or the token printed on first start.",
+                html! { button type="submit" { "Sign in as operator" } }))
         }
     };
     layout::page("Sign in", Nav::None, None, body)

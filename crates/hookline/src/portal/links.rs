@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::api::admin::partner_not_found;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_json, AdminAuth, ApiPath};
+use crate::extract::{parse_optional_json, AdminAuth, ApiPath};
 
 pub const DEFAULT_LINK_TTL_SECONDS: u64 = 3600;
 pub const MIN_LINK_TTL_SECONDS: u64 = 60;
@@ -100,11 +100,7 @@ pub async fn create_portal_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<PortalLink>)> {
-    let req: CreatePortalSessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreatePortalSessionRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let req: CreatePortalSessionRequest = parse_optional_json(&body)?;
     let base = base_url(
         &state,
         &headers,

@@ -71,7 +71,6 @@ pub trait PartnerStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<bool>;
     async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<PartnerId>>;
-    /// The partner's keys that are not revoked, oldest first (never a key or its hash).
     async fn list_api_keys(&self, partner_id: &PartnerId) -> StoreResult<Vec<ApiKeySummary>>;
 }
 

@@ -19,6 +19,21 @@ fn portal_row(r: &Row<'_>) -> rusqlite::Result<PortalRow> {
     })
 }
 
+fn insert(tx: &rusqlite::Transaction<'_>, row: &PortalRow) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            row.token_hash,
+            row.kind,
+            row.partner_id,
+            row.csrf_token,
+            row.created_at,
+            row.expires_at
+        ],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl PortalSessionStore for SqliteStore {
     async fn create_portal_session(&self, row: &PortalSession, now: Timestamp) -> StoreResult<()> {
@@ -29,17 +44,7 @@ impl PortalSessionStore for SqliteStore {
                 "DELETE FROM portal_sessions WHERE expires_at <= ?1",
                 [now.as_micros()],
             )?;
-            tx.execute(
-                &format!("INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![
-                    row.token_hash,
-                    row.kind,
-                    row.partner_id,
-                    row.csrf_token,
-                    row.created_at,
-                    row.expires_at
-                ],
-            )?;
+            insert(&tx, &row)?;
             tx.commit()?;
             Ok(())
         })
@@ -74,17 +79,7 @@ impl PortalSessionStore for SqliteStore {
                 (row.token_hash, row.kind, row.csrf_token) =
                     (session_hash, "session".to_owned(), csrf_token);
                 row.created_at = now.as_micros();
-                tx.execute(
-                    &format!("INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                    params![
-                        row.token_hash,
-                        row.kind,
-                        row.partner_id,
-                        row.csrf_token,
-                        row.created_at,
-                        row.expires_at
-                    ],
-                )?;
+                insert(&tx, &row)?;
                 tx.commit()?;
                 Ok(Some(row))
             })

@@ -22,6 +22,30 @@ async fn portal_link(app: &TestApp, partner: &str) -> String {
     v["url"].as_str().unwrap().to_owned()
 }
 
+/// Creates a subscription to `url` through the form; the secret the page shows once.
+async fn create_in_browser(b: &Browser, url: &str) -> String {
+    b.press("Create your first subscription").await;
+    b.type_into(&b.find("#target_url").await, url).await;
+    for event in ["message.received", "message.sent"] {
+        b.click(
+            &b.find(&format!("input[name=events][value='{event}']"))
+                .await,
+        )
+        .await;
+    }
+    b.type_into(&b.find("#phone_numbers").await, "+12025551234")
+        .await;
+    b.press("Create subscription").await;
+    b.wait_for_text("Subscription created").await;
+    let secret = b.value(&b.find("#signing_secret").await).await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let copy = b.find("button[data-copy]").await;
+    b.click(&copy).await;
+    assert_eq!(b.text(&copy).await, "Copied");
+    b.screenshot("portal-secret").await;
+    secret
+}
+
 #[tokio::test]
 async fn a_partner_manages_subscriptions_in_the_browser() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -43,26 +67,8 @@ async fn a_partner_manages_subscriptions_in_the_browser() {
     b.keys("\u{E004}").await;
     assert_eq!(b.focused_attribute("href").await.as_deref(), Some("#main"));
 
-    b.press("Create your first subscription").await;
     let url = receiver.url("/hooks/acme");
-    b.type_into(&b.find("#target_url").await, &url).await;
-    for event in ["message.received", "message.sent"] {
-        b.click(
-            &b.find(&format!("input[name=events][value='{event}']"))
-                .await,
-        )
-        .await;
-    }
-    b.type_into(&b.find("#phone_numbers").await, "+12025551234")
-        .await;
-    b.press("Create subscription").await;
-    b.wait_for_text("Subscription created").await;
-    let secret = b.value(&b.find("#signing_secret").await).await;
-    assert!(secret.starts_with("whsec_"), "{secret}");
-    let copy = b.find("button[data-copy]").await;
-    b.click(&copy).await;
-    assert_eq!(b.text(&copy).await, "Copied");
-    b.screenshot("portal-secret").await;
+    let secret = create_in_browser(&b, &url).await;
 
     // Shown once: no other page has it.
     b.goto(&app.url("/portal/subscriptions")).await;
@@ -129,7 +135,7 @@ async fn an_operator_manages_partners_and_keys_in_the_browser() {
     b.goto(&app.url("/portal")).await;
     b.wait_for_text("Operator").await;
     b.screenshot("portal-sign-in").await;
-    b.type_into(&b.find("#admin_token").await, ADMIN_TOKEN)
+    b.type_into(&b.find("#operator_secret").await, ADMIN_TOKEN)
         .await;
     b.press("Sign in as operator").await;
     b.wait_for_text("New partner").await;

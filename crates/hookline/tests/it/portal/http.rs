@@ -9,6 +9,7 @@ use serde_json::json;
 
 per_backend!(
     a_portal_link_opens_a_session_once_with_a_strict_cookie,
+    behind_an_https_proxy_the_cookie_is_secure,
     portal_link_requests_are_validated,
     forms_without_the_session_csrf_token_are_refused,
     sessions_expire_and_sign_out_ends_them,
@@ -84,8 +85,12 @@ async fn a_portal_link_opens_a_session_once_with_a_strict_cookie(backend: Backen
         .await;
     assert_eq!(refused.status, 403);
     assert!(refused.body.contains("no longer works"), "{}", refused.body);
+}
 
-    // Behind an HTTPS proxy the cookie is Secure.
+/// Behind an HTTPS proxy (`X-Forwarded-Proto: https`) the session cookie is Secure.
+async fn behind_an_https_proxy_the_cookie_is_secure(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
     let (_, v) = link(&app, &partner, None).await;
     let mut proxied = Visitor::new(&app);
     let landing = proxied.get(v["url"].as_str().unwrap()).await;
