@@ -2,7 +2,7 @@
 """Checks that dependencies inside the hookline server crate run one way.
 
     hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events)
-                   <-  api (api, error, extract)  <-  app (app, bootstrap, main, lib)
+                   <-  api (api, error, extract, portal)  <-  app (app, bootstrap, main, lib)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
 reads every `crate::<module>` and `hookline::<module>` path in crates/hookline/src (use lines and
@@ -18,7 +18,7 @@ LAYERS = [
     {"config", "logging"},
     {"store"},
     {"delivery", "publish", "secrets", "account_events"},
-    {"api", "error", "extract"},
+    {"api", "error", "extract", "portal"},
     {"app", "bootstrap", "main", "lib"},
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}

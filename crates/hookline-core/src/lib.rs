@@ -10,6 +10,7 @@ pub mod header_name;
 pub mod ids;
 pub mod partner;
 pub mod phone;
+pub mod portal;
 pub mod retry;
 pub mod sealing;
 pub mod secret;
@@ -26,6 +27,7 @@ pub use header_name::{InvalidHeaderName, RoutingHeader, DEFAULT_ROUTING_ID_HEADE
 pub use ids::{ApiKeyId, DeliveryId, EventId, InvalidId, PartnerId, SubscriptionId, TraceId};
 pub use partner::{ApiKeyRecord, InvalidPartnerName, Partner};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};
+pub use portal::{PortalPrincipal, PortalSession, PortalTokenKind};
 pub use retry::RetrySchedule;
 pub use sealing::{Keyring, SealingError, SealingKey};
 pub use secret::SigningSecret;

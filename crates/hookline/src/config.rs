@@ -128,6 +128,12 @@ pub struct RawConfig {
     pub log: Option<String>,
     #[arg(long, env = "HOOKLINE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The URL clients reach this server at (portal links; `https://` makes portal cookies Secure).
+    #[arg(long, env = "HOOKLINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long a portal session opened with an API key or the admin token lasts.
+    #[arg(long, env = "HOOKLINE_PORTAL_SESSION_TTL")]
+    pub portal_session_ttl: Option<String>,
 }
 
 impl RawConfig {
@@ -169,6 +175,8 @@ impl RawConfig {
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
+            public_url: self.public_url.or(file.public_url),
+            portal_session_ttl: self.portal_session_ttl.or(file.portal_session_ttl),
         }
     }
 
@@ -232,6 +240,7 @@ pub struct ServerSettings {
     pub auth_failures_per_minute: u32,
     pub auth_failures_per_minute_global: u32,
     pub connections: ConnectionSettings,
+    pub portal: PortalSettings,
 }
 
 /// What one client connection may take: no client can hold a connection, a file descriptor or
@@ -346,6 +355,7 @@ impl ServerSettings {
             auth_failures_per_minute,
             auth_failures_per_minute_global,
             connections: ConnectionSettings::from_raw(raw)?,
+            portal: PortalSettings::from_raw(raw)?,
         })
     }
 }
@@ -478,6 +488,9 @@ impl SecretSettings {
         Ok(SecretSettings { admin_token, keys })
     }
 }
+
+mod portal;
+pub use portal::PortalSettings;
 
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// A JSON body that may be left out: empty (or blank) is `T::default()`.
+pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(bytes)
+}
+
 fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = e.inner();
     let path = e.path().to_string();
@@ -105,7 +113,7 @@ fn bearer(parts: &Parts) -> Option<ApiKey> {
 }
 
 /// The client's address (the TCP peer), when the server recorded it (`ConnectInfo`).
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -118,7 +126,19 @@ async fn authenticate<T, F>(parts: &Parts, state: &AppState, check: F) -> Result
 where
     F: std::future::Future<Output = Result<Option<T>, ApiError>>,
 {
-    let client = client_ip(parts);
+    authenticate_client(client_ip(parts), state, check).await
+}
+
+/// [`authenticate`] for a credential that came in a body (the portal's sign-in form), from
+/// the client at `client`.
+pub async fn authenticate_client<T, F>(
+    client: Option<IpAddr>,
+    state: &AppState,
+    check: F,
+) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<Option<T>, ApiError>>,
+{
     let throttle = &state.auth_throttle;
     throttle
         .admit(client, Instant::now())

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookline_core::{
-    ApiKeyId, ApiKeyRecord, EventId, EventTime, EventType, Partner, PartnerId, PhoneNumber,
+    ApiKey, ApiKeyId, ApiKeyRecord, EventId, EventTime, EventType, Partner, PartnerId, PhoneNumber,
     Timestamp, TraceId,
 };
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::request_id::RequestIdentity;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
+use crate::extract::{parse_optional_json, AdminAuth, ApiJson, ApiPath};
 use crate::store::{NewEvent, Published};
 
 pub const MAX_BATCH: usize = 1000;
@@ -110,10 +110,16 @@ pub async fn create_partner(
     _: AdminAuth,
     ApiJson(req): ApiJson<CreatePartnerRequest>,
 ) -> ApiResult<(StatusCode, Json<PartnerView>)> {
-    let partner = Partner::issue(&req.name, Timestamp::now())
+    let partner = create_partner_named(&state, &req.name).await?;
+    Ok((StatusCode::CREATED, Json(PartnerView::from(&partner))))
+}
+
+/// Validates the name and stores a new partner (the API's and the portal's create).
+pub async fn create_partner_named(state: &AppState, name: &str) -> ApiResult<Partner> {
+    let partner = Partner::issue(name, Timestamp::now())
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
     state.store.create_partner(&partner).await?;
-    Ok((StatusCode::CREATED, Json(PartnerView::from(&partner))))
+    Ok(partner)
 }
 
 #[utoipa::path(get, path = "/admin/v1/partners", tag = "Operator",
@@ -129,7 +135,7 @@ pub async fn list_partners(
     }))
 }
 
-fn partner_not_found(id: &str) -> ApiError {
+pub fn partner_not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Partner '{id}' not found"))
 }
 
@@ -145,20 +151,8 @@ pub async fn create_api_key(
     ApiPath(partner_id): ApiPath<PartnerId>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let req: CreateApiKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateApiKeyRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    if !state.store.partner_exists(&partner_id).await? {
-        return Err(partner_not_found(partner_id.as_str()));
-    }
-    let name = req
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    let (key, record) = ApiKeyRecord::issue(&partner_id, name, Timestamp::now());
-    state.store.create_api_key(&record).await?;
+    let req: CreateApiKeyRequest = parse_optional_json(&body)?;
+    let (key, record) = issue_api_key(&state, &partner_id, req.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -180,12 +174,38 @@ pub async fn revoke_api_key(
     _: AdminAuth,
     ApiPath((partner_id, key_id)): ApiPath<(PartnerId, ApiKeyId)>,
 ) -> ApiResult<StatusCode> {
+    revoke_key(&state, &partner_id, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issues and stores a key for an existing partner (the API's and the portal's create): the key
+/// to show once, and its record.
+pub async fn issue_api_key(
+    state: &AppState,
+    partner_id: &PartnerId,
+    name: Option<String>,
+) -> ApiResult<(ApiKey, ApiKeyRecord)> {
+    if !state.store.partner_exists(partner_id).await? {
+        return Err(partner_not_found(partner_id.as_str()));
+    }
+    let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    let (key, record) = ApiKeyRecord::issue(partner_id, name, Timestamp::now());
+    state.store.create_api_key(&record).await?;
+    Ok((key, record))
+}
+
+/// Revokes a key of the partner: it stops working at once.
+pub async fn revoke_key(
+    state: &AppState,
+    partner_id: &PartnerId,
+    key_id: &ApiKeyId,
+) -> ApiResult<()> {
     if state
         .store
-        .revoke_api_key(&partner_id, &key_id, Timestamp::now())
+        .revoke_api_key(partner_id, key_id, Timestamp::now())
         .await?
     {
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::NotFound(format!(
             "API key '{key_id}' of partner '{partner_id}' not found"

@@ -58,6 +58,10 @@ fn admin_routes() -> Router<AppState> {
             "/admin/v1/partners/{partner_id}/api-keys/{key_id}",
             delete(admin::revoke_api_key),
         )
+        .route(
+            "/admin/v1/partners/{partner_id}/portal-sessions",
+            post(crate::portal::links::create_portal_session),
+        )
         .route("/admin/v1/events", post(admin::publish))
         .route("/admin/v1/events/batch", post(admin::publish_batch))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -90,7 +94,8 @@ pub fn router(state: AppState) -> Router {
         app = app
             .merge(partner.clone())
             .nest("/api/partner", partner)
-            .merge(admin_routes());
+            .merge(admin_routes())
+            .merge(crate::portal::routes(&state));
     }
     // Layered last so it wraps every route and both fallbacks: no answer leaves without an id.
     app.fallback(unknown_route)
@@ -144,6 +149,7 @@ impl Modify for SecuritySchemes {
         partner::event_types,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch,
+        crate::portal::links::create_portal_session,
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -23,36 +23,36 @@ pub const EVENTS_DOC_URL: &str = "https://docs.linqapp.com/channel/imessage/guid
 #[derive(Deserialize, ToSchema)]
 pub struct CreateSubscriptionRequest {
     /// HTTPS URL that receives the events; `?version=YYYY-MM-DD` picks the payload format.
-    target_url: String,
+    pub target_url: String,
     /// Event types to receive (at least one).
-    subscribed_events: Vec<String>,
+    pub subscribed_events: Vec<String>,
     /// E.164 numbers of your lines; omitted, null or empty means every line.
     #[serde(default)]
-    phone_numbers: Option<Vec<String>>,
+    pub phone_numbers: Option<Vec<String>>,
     #[serde(default)]
-    routing_id_header: Option<String>,
+    pub routing_id_header: Option<String>,
     #[serde(default)]
-    routing_key_header: Option<String>,
+    pub routing_key_header: Option<String>,
 }
 
 /// Partial update: only the fields present change. `phone_numbers: null` or `[]` clears the filter.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateSubscriptionRequest {
     #[serde(default)]
-    target_url: Option<String>,
+    pub target_url: Option<String>,
     #[serde(default)]
-    subscribed_events: Option<Vec<String>>,
+    pub subscribed_events: Option<Vec<String>>,
     #[serde(default)]
-    is_active: Option<bool>,
+    pub is_active: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
-    phone_numbers: Option<Option<Vec<String>>>,
+    pub phone_numbers: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    routing_id_header: Option<Option<String>>,
+    pub routing_id_header: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    routing_key_header: Option<Option<String>>,
+    pub routing_key_header: Option<Option<String>>,
 }
 
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).
@@ -208,7 +208,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
 }
 
-async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<Subscription> {
+pub async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<Subscription> {
     let Ok(sub_id) = SubscriptionId::parse(id) else {
         return Err(not_found(id));
     };
@@ -231,7 +231,32 @@ pub async fn create(
     request: RequestIdentity,
     ApiJson(req): ApiJson<CreateSubscriptionRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let target_url = parse_target(&req.target_url, &state)?;
+    let (sub, signing_secret) = create_subscription(&state, partner, &request, req).await?;
+    let view = WebhookSubscription::from(&sub);
+    let body = CreatedWebhookSubscription {
+        id: view.id,
+        target_url: view.target_url,
+        subscribed_events: view.subscribed_events,
+        is_active: view.is_active,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+        phone_numbers: view.phone_numbers,
+        routing_id_header: view.routing_id_header,
+        routing_key_header: view.routing_key_header,
+        signing_secret,
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Validates, stores and announces a new subscription (the API's and the portal's create):
+/// the subscription and its signing secret as issued, to be shown once.
+pub async fn create_subscription(
+    state: &AppState,
+    partner: PartnerId,
+    request: &RequestIdentity,
+    req: CreateSubscriptionRequest,
+) -> ApiResult<(Subscription, String)> {
+    let target_url = parse_target(&req.target_url, state)?;
     let subscribed_events = parse_events(&req.subscribed_events)?;
     let phone_numbers = parse_phones(req.phone_numbers.as_deref())?;
     let routing_id_header = parse_header_name("routing_id_header", req.routing_id_header)?;
@@ -250,7 +275,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    // Stored sealed when a key is configured; the answer below shows the secret as issued.
+    // Stored sealed when a key is configured; the answer shows the secret as issued.
     let issued = state.secrets.issue(&sub.id);
     let new = NewSubscription {
         subscription: sub,
@@ -260,22 +285,9 @@ pub async fn create(
         .store
         .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
         .await?;
-    announce(&state, &request, None, Some(&new.subscription)).await;
-    let view = WebhookSubscription::from(&new.subscription);
-    tracing::info!(subscription_id = %view.id, "subscription created");
-    let body = CreatedWebhookSubscription {
-        id: view.id,
-        target_url: view.target_url,
-        subscribed_events: view.subscribed_events,
-        is_active: view.is_active,
-        created_at: view.created_at,
-        updated_at: view.updated_at,
-        phone_numbers: view.phone_numbers,
-        routing_id_header: view.routing_id_header,
-        routing_key_header: view.routing_key_header,
-        signing_secret: issued.secret.expose().to_owned(),
-    };
-    Ok((StatusCode::CREATED, Json(body)))
+    announce(state, request, None, Some(&new.subscription)).await;
+    tracing::info!(subscription_id = %new.subscription.id, "subscription created");
+    Ok((new.subscription, issued.secret.expose().to_owned()))
 }
 
 #[utoipa::path(get, path = "/v3/webhook-subscriptions", tag = "Webhook Subscriptions",
@@ -320,8 +332,20 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateSubscriptionRequest>,
 ) -> ApiResult<Json<WebhookSubscription>> {
-    let mut current = load(&state, &partner, &id).await?;
-    let patch = SubscriptionPatch::parse(req, &state)?;
+    let sub = update_subscription(&state, &partner, &request, &id, req).await?;
+    Ok(Json(WebhookSubscription::from(&sub)))
+}
+
+/// Applies a partial update (the API's PUT and the portal's edit) and announces what changed.
+pub async fn update_subscription(
+    state: &AppState,
+    partner: &PartnerId,
+    request: &RequestIdentity,
+    id: &str,
+    req: UpdateSubscriptionRequest,
+) -> ApiResult<Subscription> {
+    let mut current = load(state, partner, id).await?;
+    let patch = SubscriptionPatch::parse(req, state)?;
     // Compare-and-set on `updated_at`: a concurrent update in between makes us reapply this
     // patch to the newer row instead of overwriting the other update's fields.
     for _ in 0..UPDATE_ATTEMPTS {
@@ -341,11 +365,11 @@ pub async fn update(
             .await?
         {
             UpdateResult::Updated => {
-                announce(&state, &request, Some(&current), Some(&sub)).await;
-                return Ok(Json(WebhookSubscription::from(&sub)));
+                announce(state, request, Some(&current), Some(&sub)).await;
+                return Ok(sub);
             }
-            UpdateResult::Gone => return Err(not_found(&id)),
-            UpdateResult::Stale => current = load(&state, &partner, &id).await?,
+            UpdateResult::Gone => return Err(not_found(id)),
+            UpdateResult::Stale => current = load(state, partner, id).await?,
         }
     }
     Err(ApiError::Unavailable(format!(
@@ -426,16 +450,27 @@ pub async fn delete(
     request: RequestIdentity,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let sub = load(&state, &partner, &id).await?;
+    delete_subscription(&state, &partner, &request, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a subscription (pending deliveries to it are cancelled) and announces it.
+pub async fn delete_subscription(
+    state: &AppState,
+    partner: &PartnerId,
+    request: &RequestIdentity,
+    id: &str,
+) -> ApiResult<()> {
+    let sub = load(state, partner, id).await?;
     if !state
         .store
-        .delete_subscription(&partner, &sub.id, Timestamp::now())
+        .delete_subscription(partner, &sub.id, Timestamp::now())
         .await?
     {
-        return Err(not_found(&id));
+        return Err(not_found(id));
     }
-    announce(&state, &request, Some(&sub), None).await;
-    Ok(StatusCode::NO_CONTENT)
+    announce(state, request, Some(&sub), None).await;
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/v3/webhook-events", tag = "Webhook Events",

@@ -58,6 +58,9 @@ fn rejects_bad_values_with_the_variable_name() {
         |r| r.secret_key_previous = Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into()),
         |r| r.auth_failures_per_minute = Some(0),
         |r| r.auth_failures_per_minute_global = Some(0),
+        |r| r.public_url = Some("hooks.example.com".into()),
+        |r| r.public_url = Some("https://hooks.example.com/?x=1".into()),
+        |r| r.portal_session_ttl = Some("0s".into()),
     ];
     for set in cases {
         let mut raw = RawConfig::default();
@@ -66,4 +69,21 @@ fn rejects_bad_values_with_the_variable_name() {
         assert!(err.contains("HOOKLINE_"), "{err}");
     }
     assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
+}
+
+#[test]
+fn portal_links_use_the_public_url_and_its_scheme() {
+    let raw = RawConfig {
+        public_url: Some("https://hooks.example.com/".into()),
+        ..RawConfig::default()
+    };
+    let s = Settings::from_raw(raw).unwrap();
+    assert_eq!(
+        s.server.portal.public_url.as_deref(),
+        Some("https://hooks.example.com")
+    );
+    assert!(s.server.portal.https());
+    let plain = Settings::default();
+    assert!(!plain.server.portal.https());
+    assert_eq!(plain.server.portal.session_ttl.as_secs(), 12 * 3600);
 }

@@ -12,6 +12,7 @@
 
 pub mod claim;
 mod migrate;
+mod portal_rows;
 pub mod postgres;
 pub mod publish_plan;
 mod rows;
@@ -21,7 +22,9 @@ mod subscription_writes;
 pub mod types;
 
 use async_trait::async_trait;
-use hookline_core::{ApiKeyHash, ApiKeyId, EventId, PartnerId, SubscriptionId, Timestamp};
+use hookline_core::{
+    ApiKeyHash, ApiKeyId, EventId, PartnerId, PortalSession, SubscriptionId, Timestamp,
+};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +37,9 @@ pub type DynStore = Arc<dyn Store>;
 
 /// A whole store: every aggregate on one backend.
 #[async_trait]
-pub trait Store: PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog {
+pub trait Store:
+    PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog + PortalSessionStore
+{
     async fn ping(&self) -> StoreResult<()>;
     /// Commits a small write shaped like a publish's (readiness): fails with
     /// [`StoreError::Unavailable`] while the store refuses writes.
@@ -66,6 +71,7 @@ pub trait PartnerStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<bool>;
     async fn partner_for_key(&self, hash: &ApiKeyHash) -> StoreResult<Option<PartnerId>>;
+    async fn list_api_keys(&self, partner_id: &PartnerId) -> StoreResult<Vec<ApiKeySummary>>;
 }
 
 /// Subscriptions (always scoped to a partner), their signing secrets, and the routing tokens
@@ -176,4 +182,32 @@ pub trait AttemptLog: Send + Sync + 'static {
         partner_id: &PartnerId,
         event_id: &EventId,
     ) -> StoreResult<Vec<AttemptRecord>>;
+}
+
+/// Portal links and sessions ([`hookline_core::portal`]), by their token's hash. A row past its
+/// `expires_at` is never returned, and is deleted by the next [`create_portal_session`].
+///
+/// [`create_portal_session`]: PortalSessionStore::create_portal_session
+#[async_trait]
+pub trait PortalSessionStore: Send + Sync + 'static {
+    /// Stores a link or a session, after deleting every row expired at `now`.
+    async fn create_portal_session(&self, row: &PortalSession, now: Timestamp) -> StoreResult<()>;
+    /// Exchanges the live link `link` for a session stored under `session_hash` with
+    /// `csrf_token`, for the link's principal and until the link's `expires_at`, atomically:
+    /// the link is deleted, so of two racing exchanges one gets `None`.
+    async fn redeem_portal_link(
+        &self,
+        link: &ApiKeyHash,
+        session_hash: &ApiKeyHash,
+        csrf_token: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<PortalSession>>;
+    /// The live session (not a link) stored under `hash`.
+    async fn portal_session(
+        &self,
+        hash: &ApiKeyHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<PortalSession>>;
+    /// Sign-out: the session stops working at once.
+    async fn end_portal_session(&self, hash: &ApiKeyHash) -> StoreResult<()>;
 }

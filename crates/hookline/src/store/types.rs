@@ -9,6 +9,15 @@ use std::collections::HashMap;
 
 use super::Subscription;
 
+/// A partner's API key as the operator pages list it: never the key or its hash.
+/// `list_api_keys` lists the keys not revoked, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeySummary {
+    pub id: hookline_core::ApiKeyId,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+}
+
 /// The signing secret travels separately so listing code never holds it.
 pub struct NewSubscription {
     pub subscription: Subscription,

@@ -13,6 +13,7 @@ mod delivery;
 mod disk_full;
 mod log_sink;
 mod pg;
+mod portal;
 mod process;
 mod python;
 mod receiver;

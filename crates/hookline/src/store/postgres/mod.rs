@@ -9,6 +9,7 @@ mod attempts;
 mod db_clock;
 mod listener;
 mod partners;
+mod portal;
 mod publish;
 mod queue;
 mod subscriptions;
@@ -48,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/postgres/0006_write_probe.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/postgres/0007_portal_sessions.sql"),
     ),
 ];
 

@@ -6,7 +6,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::PostgresStore;
 use crate::store::rows::PartnerRow;
-use crate::store::{ApiKeyRecord, Partner, PartnerStore, StoreResult};
+use crate::store::{ApiKeyRecord, ApiKeySummary, Partner, PartnerStore, StoreResult};
 
 #[async_trait]
 impl PartnerStore for PostgresStore {
@@ -116,6 +116,24 @@ impl PartnerStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(id.map(PartnerId::from_stored))
+    }
+
+    async fn list_api_keys(&self, partner_id: &PartnerId) -> StoreResult<Vec<ApiKeySummary>> {
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, name, created_at FROM api_keys \
+             WHERE partner_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(partner_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at)| ApiKeySummary {
+                id: ApiKeyId::from_stored(id),
+                name,
+                created_at: Timestamp::from_micros(created_at),
+            })
+            .collect())
     }
 }
 

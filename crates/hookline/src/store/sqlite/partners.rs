@@ -5,7 +5,7 @@ use hookline_core::{ApiKeyHash, ApiKeyId, PartnerId, Timestamp};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{rows as sqlite_rows, SqliteStore};
-use crate::store::{ApiKeyRecord, Partner, PartnerStore, StoreResult};
+use crate::store::{ApiKeyRecord, ApiKeySummary, Partner, PartnerStore, StoreResult};
 
 fn insert_partner(tx: &Transaction<'_>, p: &Partner) -> rusqlite::Result<()> {
     tx.execute(
@@ -148,6 +148,27 @@ impl PartnerStore for SqliteStore {
                 .query_row([hash.as_bytes()], |r| r.get(0))
                 .optional()?;
             Ok(id.map(PartnerId::from_stored))
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, partner_id: &PartnerId) -> StoreResult<Vec<ApiKeySummary>> {
+        let id = partner_id.as_str().to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name, created_at FROM api_keys \
+                 WHERE partner_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id",
+            )?;
+            let keys = stmt
+                .query_map([id], |r| {
+                    Ok(ApiKeySummary {
+                        id: ApiKeyId::from_stored(r.get::<_, String>(0)?),
+                        name: r.get(1)?,
+                        created_at: Timestamp::from_micros(r.get(2)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
         })
         .await
     }

@@ -32,6 +32,7 @@ mod idempotency;
 mod leases;
 mod outcomes;
 mod partners;
+mod portal_sessions;
 mod subscription_rules;
 mod subscriptions;
 mod url_key_migration;

@@ -1,0 +1,263 @@
+//! The operator's pages (admin-token sessions): partners and their API keys, portal links, and
+//! the health view. Each action is the operator API's own function.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::Router;
+use hookline_core::{ApiKeyId, Partner, PartnerId, Timestamp};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::errors::{PortalError, PortalResult};
+use super::form::Ids;
+use super::layout::{self, csrf_field, empty_state, notice, secret_once, time, Nav};
+use super::session::{over_https, PortalPage, PortalPost};
+use super::PortalState;
+use crate::api::admin;
+
+pub fn routes() -> Router<PortalState> {
+    Router::new()
+        .route("/portal/admin/partners", get(partners).post(create_partner))
+        .route("/portal/admin/partners/{id}", get(partner_page))
+        .route("/portal/admin/partners/{id}/keys", post(create_key))
+        .route(
+            "/portal/admin/partners/{id}/keys/{key_id}/revoke",
+            post(revoke_key),
+        )
+        .route("/portal/admin/partners/{id}/portal-link", post(portal_link))
+        .route("/portal/admin/health", get(health))
+}
+
+fn partner_path(p: &PartnerId) -> String {
+    format!("/portal/admin/partners/{p}")
+}
+
+fn partners_markup(page: &PortalPage, list: &[Partner], error: Option<&str>) -> layout::Page {
+    let now = Timestamp::now();
+    let body = html! {
+        h1 { "Partners" }
+        @if let Some(e) = error { (notice("error", e)) }
+        section.card {
+            @if list.is_empty() {
+                (empty_state("No partners yet", "Create a partner below, then give it an API key or a portal link.", None))
+            } @else {
+                div.table-wrap {
+                    table.stack {
+                        thead { tr { th { "Name" } th { "ID" } th { "Created" } } }
+                        tbody {
+                            @for p in list {
+                                tr {
+                                    td data-label="Name" { a href=(partner_path(&p.id)) { (p.name) } }
+                                    td data-label="ID" { span.mono.break { (p.id) } }
+                                    td data-label="Created" { (time(p.created_at, now)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form.card method="post" action="/portal/admin/partners" {
+            h2 { "New partner" }
+            (csrf_field(page.csrf()))
+            div.field {
+                label for="name" { "Name" }
+                input #name type="text" name="name" required maxlength="200";
+            }
+            button.primary type="submit" { "Create partner" }
+        }
+    };
+    layout::page("Partners", Nav::Partners, Some(page.csrf()), body)
+}
+
+pub async fn partners(State(state): State<PortalState>, page: PortalPage) -> PortalResult {
+    page.operator()?;
+    let list = state.app.store.list_partners().await?;
+    Ok(partners_markup(&page, &list, None).into_response())
+}
+
+pub async fn create_partner(State(state): State<PortalState>, post: PortalPost) -> PortalResult {
+    post.page.operator()?;
+    let name = post.form.get("name").unwrap_or_default();
+    match admin::create_partner_named(&state.app, name).await {
+        Ok(p) => Ok(Redirect::to(&partner_path(&p.id)).into_response()),
+        Err(e @ crate::error::ApiError::InvalidParameter(_)) => {
+            let list = state.app.store.list_partners().await?;
+            let page = partners_markup(&post.page, &list, Some(&e.to_string()));
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn find_partner(state: &PortalState, id: &str) -> PortalResult<Partner> {
+    let list = state.app.store.list_partners().await?;
+    list.into_iter()
+        .find(|p| p.id.as_str() == id)
+        .ok_or(PortalError::NotFound)
+}
+
+#[derive(Deserialize)]
+pub struct PartnerQuery {
+    #[serde(default)]
+    revoked: Option<String>,
+}
+
+pub async fn partner_page(
+    State(state): State<PortalState>,
+    page: PortalPage,
+    Ids(id): Ids<String>,
+    Query(q): Query<PartnerQuery>,
+) -> PortalResult {
+    page.operator()?;
+    let partner = find_partner(&state, &id).await?;
+    let keys = state.app.store.list_api_keys(&partner.id).await?;
+    let now = Timestamp::now();
+    let path = partner_path(&partner.id);
+    let body = html! {
+        p.crumbs { a href="/portal/admin/partners" { "Partners" } " / " (partner.name) }
+        h1 { (partner.name) }
+        @if q.revoked.is_some() { (notice("ok", "The key is revoked; it stopped working at once.")) }
+        section.card {
+            h2 { "API keys" }
+            @if keys.is_empty() {
+                (empty_state("No active keys", "Create a key for the partner's servers, or give them a portal link instead.", None))
+            } @else {
+                div.table-wrap {
+                    table.stack {
+                        thead { tr { th { "Name" } th { "ID" } th { "Created" } th { span.sr { "Actions" } } } }
+                        tbody {
+                            @for k in &keys {
+                                tr {
+                                    td data-label="Name" { (k.name.as_deref().unwrap_or("—")) }
+                                    td data-label="ID" { span.mono { (k.id) } }
+                                    td data-label="Created" { (time(k.created_at, now)) }
+                                    td {
+                                        form method="post" action={(path) "/keys/" (k.id) "/revoke"} data-confirm="Revoke this key? It stops working at once." {
+                                            (csrf_field(page.csrf()))
+                                            button.danger.small type="submit" aria-label={"Revoke key " (k.name.as_deref().unwrap_or(k.id.as_str()))} { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action={(path) "/keys"} {
+                (csrf_field(page.csrf()))
+                div.field {
+                    label for="key_name" { "New key name (optional)" }
+                    input #key_name type="text" name="name" maxlength="200";
+                }
+                button.primary type="submit" { "Create API key" }
+            }
+        }
+        form.card method="post" action={(path) "/portal-link"} {
+            h2 { "Portal link" }
+            p.muted { "A one-time link that opens this portal as the partner, for the time you choose." }
+            (csrf_field(page.csrf()))
+            div.field {
+                label for="ttl" { "Valid for" }
+                select #ttl name="ttl_seconds" {
+                    option value="900" { "15 minutes" }
+                    option value="3600" selected { "1 hour" }
+                    option value="86400" { "1 day" }
+                    option value="604800" { "7 days" }
+                }
+            }
+            button type="submit" { "Create portal link" }
+        }
+    };
+    Ok(layout::page(&partner.name, Nav::Partners, Some(page.csrf()), body).into_response())
+}
+
+fn shown_once(page: &PortalPage, partner: &Partner, title: &str, content: Markup) -> PortalResult {
+    let body = html! {
+        p.crumbs { a href="/portal/admin/partners" { "Partners" } " / " a href=(partner_path(&partner.id)) { (partner.name) } }
+        h1 { (title) }
+        section.card {
+            (content)
+            a.button.primary href=(partner_path(&partner.id)) { "Back to " (partner.name) }
+        }
+    };
+    Ok(layout::page(title, Nav::Partners, Some(page.csrf()), body).into_response())
+}
+
+pub async fn create_key(
+    State(state): State<PortalState>,
+    Ids(id): Ids<String>,
+    post: PortalPost,
+) -> PortalResult {
+    post.page.operator()?;
+    let partner = find_partner(&state, &id).await?;
+    let (key, _) = admin::issue_api_key(&state.app, &partner.id, post.form.text("name")).await?;
+    let content = secret_once("api_key", "API key", key.expose());
+    shown_once(&post.page, &partner, "API key created", content)
+}
+
+pub async fn revoke_key(
+    State(state): State<PortalState>,
+    Ids((id, key_id)): Ids<(String, String)>,
+    post: PortalPost,
+) -> PortalResult {
+    post.page.operator()?;
+    let partner = find_partner(&state, &id).await?;
+    let key_id = ApiKeyId::from_stored(key_id);
+    admin::revoke_key(&state.app, &partner.id, &key_id).await?;
+    Ok(Redirect::to(&format!("{}?revoked=1", partner_path(&partner.id))).into_response())
+}
+
+pub async fn portal_link(
+    State(state): State<PortalState>,
+    headers: HeaderMap,
+    Ids(id): Ids<String>,
+    post: PortalPost,
+) -> PortalResult {
+    post.page.operator()?;
+    let partner = find_partner(&state, &id).await?;
+    let ttl = post.form.text("ttl_seconds").and_then(|t| t.parse().ok());
+    let base = super::links::base_url(&state.app, &headers, over_https(&state.app, &headers));
+    let (url, expires_at) = super::links::issue_link(&state.app, &partner.id, ttl, &base).await?;
+    let now = Timestamp::now();
+    let content = html! {
+        (secret_once("portal_link", "Portal link", &url))
+        p { "It works once, and the session it opens ends " (time(expires_at, now)) "." }
+    };
+    shown_once(&post.page, &partner, "Portal link created", content)
+}
+
+pub async fn health(State(state): State<PortalState>, page: PortalPage) -> PortalResult {
+    page.operator()?;
+    let h = state.ops.health().await.map_err(|e| match e {
+        super::ops::OpsError::NotAvailable(what) => PortalError::NotAvailable(what),
+        super::ops::OpsError::Api(e) => e.into(),
+    })?;
+    let finished = h.succeeded + h.failed;
+    let ratio = if finished == 0 {
+        None
+    } else {
+        Some(h.failed as f64 * 100.0 / finished as f64)
+    };
+    let now = Timestamp::now();
+    let body = html! {
+        h1 { "Health" }
+        div.stats {
+            div.stat { div.muted { "Queue depth" } div.n { (h.pending) } div.hint { "deliveries pending" } }
+            div.stat { div.muted { "Failure ratio" } div.n { @if let Some(r) = ratio { (format!("{r:.1} %")) } @else { "—" } } div.hint { (h.failed) " failed of " (finished) " finished" } }
+            div.stat { div.muted { "Oldest due delivery" } div.n {
+                @match h.oldest_due_at.as_deref().and_then(Timestamp::parse_rfc3339) {
+                    Some(t) => (time(t, now)),
+                    None => "—",
+                }
+            } }
+            div.stat { div.muted { "Deactivated subscriptions" } div.n {
+                @match h.deactivated_subscriptions { Some(n) => (n), None => "—" }
+            } }
+        }
+        p.hint { "Delivered " (h.succeeded) ", cancelled " (h.cancelled) ". “—”: not measured by this build." }
+    };
+    Ok(layout::page("Health", Nav::Health, Some(page.csrf()), body).into_response())
+}

@@ -1,0 +1,326 @@
+//! The portal over plain HTTP: links, sessions, expiry, sign-out, CSRF, headers, isolation.
+
+use super::Visitor;
+use crate::common::*;
+use crate::per_backend;
+use hookline::config::RawConfig;
+use reqwest::Method;
+use serde_json::json;
+
+per_backend!(
+    a_portal_link_opens_a_session_once_with_a_strict_cookie,
+    behind_an_https_proxy_the_cookie_is_secure,
+    portal_link_requests_are_validated,
+    forms_without_the_session_csrf_token_are_refused,
+    sessions_expire_and_sign_out_ends_them,
+    a_partner_session_reaches_only_its_own_data,
+);
+
+async fn link(
+    app: &TestApp,
+    partner: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    app.admin(
+        Method::POST,
+        &format!("/admin/v1/partners/{partner}/portal-sessions"),
+        body,
+    )
+    .await
+}
+
+async fn a_portal_link_opens_a_session_once_with_a_strict_cookie(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
+    let (s, v) = link(&app, &partner, Some(json!({"ttl_seconds": 600}))).await;
+    assert_eq!(s, 201, "{v}");
+    let url = v["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/portal/enter?token=hlpl_", app.base)),
+        "{url}"
+    );
+    let expires = chrono::DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires.timestamp() - chrono::Utc::now().timestamp();
+    assert!((590..=600).contains(&left), "{left}");
+
+    let mut browser = Visitor::new(&app);
+    let landing = browser.get(url).await;
+    assert_eq!(landing.status, 200);
+    let csp = landing.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!landing.body.contains("<script>"), "no inline script");
+    let (token, csrf) = (landing.input("token"), landing.input("csrf"));
+    let entered = browser
+        .post("/portal/enter", &[("csrf", &csrf), ("token", &token)])
+        .await;
+    assert_eq!((entered.status, entered.location()), (303, "/portal"));
+    let cookie = entered
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .find(|c| c.starts_with("hl_portal="))
+        .unwrap()
+        .to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/portal"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: not Secure: {cookie}"
+    );
+    let list = browser.get("/portal/subscriptions").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("No subscriptions yet"), "{}", list.body);
+
+    // The link works once, even for the browser that used it.
+    let mut other = Visitor::new(&app);
+    let again = other.get(url).await;
+    let csrf = again.input("csrf");
+    let refused = other
+        .post("/portal/enter", &[("csrf", &csrf), ("token", &token)])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("no longer works"), "{}", refused.body);
+}
+
+/// Behind an HTTPS proxy (`X-Forwarded-Proto: https`) the session cookie is Secure.
+async fn behind_an_https_proxy_the_cookie_is_secure(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
+    let (_, v) = link(&app, &partner, None).await;
+    let mut proxied = Visitor::new(&app);
+    let landing = proxied.get(v["url"].as_str().unwrap()).await;
+    let req = proxied
+        .http
+        .post(app.url("/portal/enter"))
+        .header("x-forwarded-proto", "https")
+        .header(
+            "cookie",
+            format!("hl_portal_pre={}", proxied.cookies["hl_portal_pre"]),
+        )
+        .form(&[
+            ("csrf", landing.input("csrf")),
+            ("token", landing.input("token")),
+        ]);
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let secure = r.headers().get_all("set-cookie").iter().any(|c| {
+        let c = c.to_str().unwrap();
+        c.starts_with("hl_portal=") && c.contains("; Secure")
+    });
+    assert!(secure);
+}
+
+async fn portal_link_requests_are_validated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, key) = app.partner("acme").await;
+    for ttl in [0, 59, 604_801] {
+        let (s, v) = link(&app, &partner, Some(json!({"ttl_seconds": ttl}))).await;
+        let message = assert_error(s, &v, 400, 1005);
+        assert!(
+            message.contains("ttl_seconds must be between 60 and 604800"),
+            "{message}"
+        );
+    }
+    let (s, v) = link(&app, &partner, Some(json!({"ttl_seconds": "soon"}))).await;
+    assert_error(s, &v, 400, 1003);
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (s, v) = link(&app, unknown, None).await;
+    assert_error(s, &v, 404, 2001);
+    let (s, v) = app
+        .call(
+            &key,
+            Method::POST,
+            &format!("/admin/v1/partners/{partner}/portal-sessions"),
+            None,
+        )
+        .await;
+    assert_error(s, &v, 401, 2004);
+    // A partner API key never opens an operator session, nor an admin token a partner one.
+    let mut browser = Visitor::new(&app);
+    let wrong = browser.sign_in(&key, true).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("admin token is not valid"));
+    let wrong = browser.sign_in(ADMIN_TOKEN, false).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("API key is not valid"));
+}
+
+async fn forms_without_the_session_csrf_token_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    let mut browser = Visitor::new(&app);
+    assert_eq!(browser.sign_in(&key, false).await.status, 303);
+    let csrf = browser.csrf("/portal/subscriptions/new").await;
+    let form = |token: &'static str| {
+        vec![
+            ("csrf", token),
+            ("target_url", "https://example.com/hook"),
+            ("events", "message.sent"),
+        ]
+    };
+    for token in ["", "forged"] {
+        let r = browser.post("/portal/subscriptions", &form(token)).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.body.contains("This form has expired"));
+    }
+    // Another session's token does not do either.
+    let mut other = Visitor::new(&app);
+    other.sign_in(&key, false).await;
+    let theirs = other.csrf("/portal/subscriptions/new").await;
+    let mut with_theirs = form("");
+    with_theirs[0].1 = &theirs;
+    assert_eq!(
+        browser
+            .post("/portal/subscriptions", &with_theirs)
+            .await
+            .status,
+        403
+    );
+    let (_, list) = app
+        .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(list["subscriptions"], json!([]), "nothing was created");
+    // The sign-in form is tied to its pre-session cookie too.
+    let mut fresh = Visitor::new(&app);
+    let r = fresh
+        .post(
+            "/portal/sign-in",
+            &[("csrf", "x"), ("kind", "partner"), ("secret", &key)],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // With the right token it works.
+    let mut ok = form("");
+    ok[0].1 = &csrf;
+    let created = browser.post("/portal/subscriptions", &ok).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body.contains("whsec_"));
+}
+
+async fn sessions_expire_and_sign_out_ends_them(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            raw: RawConfig {
+                portal_session_ttl: Some("2s".into()),
+                ..Options::default().raw
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, key) = app.partner("acme").await;
+    let mut browser = Visitor::new(&app);
+    let signed_in = browser.sign_in(&key, false).await;
+    assert_eq!((signed_in.status, signed_in.location()), (303, "/portal"));
+    assert!(signed_in
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().contains("Max-Age=2;")));
+    assert_eq!(browser.get("/portal/subscriptions").await.status, 200);
+    let session = browser.cookies["hl_portal"].clone();
+    // The server stops honouring the session when it expires, whatever the browser keeps.
+    eventually("the session to expire", WAIT, || {
+        let mut b = Visitor::new(&app);
+        b.cookies.insert("hl_portal".into(), session.clone());
+        async move {
+            let r = b.get("/portal/subscriptions").await;
+            (r.status == 303 && r.location() == "/portal/sign-in").then_some(())
+        }
+    })
+    .await;
+
+    let mut browser = Visitor::new(&app);
+    browser.sign_in(&key, false).await;
+    let csrf = browser.csrf("/portal/subscriptions").await;
+    let session = browser.cookies["hl_portal"].clone();
+    let out = browser.post("/portal/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (out.status, out.location()),
+        (303, "/portal/sign-in?signed_out=1")
+    );
+    assert!(
+        !browser.cookies.contains_key("hl_portal"),
+        "the cookie is cleared"
+    );
+    let mut replay = Visitor::new(&app);
+    replay.cookies.insert("hl_portal".into(), session);
+    assert_eq!(
+        replay.get("/portal/subscriptions").await.status,
+        303,
+        "the session is gone"
+    );
+}
+
+async fn a_partner_session_reaches_only_its_own_data(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key_a) = app.partner("a").await;
+    let (partner_b, key_b) = app.partner("b").await;
+    let theirs = app
+        .create_subscription(
+            &key_b,
+            json!({"target_url": "https://example.com/b", "subscribed_events": ["message.sent"]}),
+        )
+        .await;
+    let id = theirs["id"].as_str().unwrap();
+    let mut a = Visitor::new(&app);
+    a.sign_in(&key_a, false).await;
+    let csrf = a.csrf("/portal/subscriptions").await;
+    let list = a.get("/portal/subscriptions").await;
+    assert!(!list.body.contains("example.com/b"));
+    for path in ["", "/delete", "/deliveries", "/deliveries/e1"] {
+        let r = a.get(&format!("/portal/subscriptions/{id}{path}")).await;
+        assert_eq!(r.status, 404, "GET {path}: {}", r.body);
+    }
+    let edit = [
+        ("csrf", csrf.as_str()),
+        ("target_url", "https://evil.example/x"),
+        ("events", "message.sent"),
+        ("is_active", "true"),
+    ];
+    for path in [
+        "",
+        "/delete",
+        "/test",
+        "/rotate-secret",
+        "/deliveries/e1/retry",
+    ] {
+        let r = a
+            .post(&format!("/portal/subscriptions/{id}{path}"), &edit)
+            .await;
+        assert_eq!(r.status, 404, "POST {path}: {}", r.body);
+    }
+    let (s, after) = app
+        .call(
+            &key_b,
+            Method::GET,
+            &format!("/v3/webhook-subscriptions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, &after["target_url"]),
+        (200, &json!("https://example.com/b"))
+    );
+    // The operator pages do not exist for a partner session.
+    for path in [
+        "/portal/admin/partners",
+        &format!("/portal/admin/partners/{partner_b}"),
+        "/portal/admin/health",
+    ] {
+        assert_eq!(a.get(path).await.status, 404, "{path}");
+    }
+    let r = a
+        .post(
+            &format!("/portal/admin/partners/{partner_b}/keys"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
