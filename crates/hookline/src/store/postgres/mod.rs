@@ -49,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../../migrations/postgres/0006_write_probe.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_event_data_v2025.sql"),
+    ),
 ];
 
 /// Serialises migrations when several nodes start at once.

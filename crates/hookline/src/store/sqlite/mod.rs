@@ -51,6 +51,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../../migrations/sqlite/0006_write_probe.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_event_data_v2025.sql"),
+    ),
 ];
 /// Size of the readiness write: about one publish group of small events.
 const PROBE_BYTES: i64 = 64 * 1024;
