@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that dependencies inside the hookline server crate run one way.
 
-    hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events)
+    hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events,
+                                                                payload_check)
                    <-  api (api, error, extract, portal)  <-  app (app, bootstrap, main, lib)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
@@ -17,7 +18,7 @@ import sys
 LAYERS = [
     {"config", "logging"},
     {"store"},
-    {"delivery", "publish", "secrets", "account_events"},
+    {"delivery", "publish", "secrets", "account_events", "payload_check"},
     {"api", "error", "extract", "portal"},
     {"app", "bootstrap", "main", "lib"},
 ]

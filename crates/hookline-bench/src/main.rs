@@ -14,8 +14,9 @@
 //! 4. Publishes `--events` events through the operator API from `--concurrency` workers, each on
 //!    its own keep-alive connection, as single-event requests (`POST /admin/v1/events`) or batches
 //!    of `--batch` events (`POST /admin/v1/events/batch`), as fast as possible or paced at
-//!    `--rate` events/s. Each event's `data` is `{"sent_at_us": <unix µs at send>, "pad": "xx…"}`
-//!    padded to `--payload-bytes`. Failed requests are retried (up to 10 times, with back-off).
+//!    `--rate` events/s. Each event's `data` is a valid `message.received` message (about 800
+//!    bytes) plus `"sent_at_us": <unix µs at send>` and `"pad": "xx…"` padding it to
+//!    `--payload-bytes`. Failed requests are retried (up to 10 times, with back-off).
 //! 5. Waits until every expected delivery (accepted events × endpoints) has arrived, or
 //!    `--timeout` passes, or hookline exits.
 //!

@@ -105,10 +105,21 @@ pub struct Outcome {
 
 const ATTEMPTS: u32 = 10;
 
+/// A valid `message.received` `data` (it passes the catalogue's schema, so the server's default
+/// payload validation takes its normal path), before the two fields the benchmark adds: the
+/// receiver reads `sent_at_us` for latency, and `pad` brings the object to `--payload-bytes`.
+const MESSAGE: &str = r#"{"id":"89e3566e-1d13-49e5-a8ee-48490d5bfeb7","chat":{"id":"8f392755-6865-4b18-880a-227f9d8b458f","is_group":false,"health_status":{"status":"HEALTHY","doc_url":"https://docs.linqapp.com/channel/imessage/guides/chats/chat-health","updated_at":"2026-01-04T05:48:51Z"},"owner_handle":{"id":"6d6c617f-187a-4dcd-a0d5-988347a8c092","handle":"+12025551234","joined_at":"2026-01-04T05:48:51.321469Z","service":"iMessage","is_me":true,"status":"active"}},"direction":"inbound","sender_handle":{"id":"e604375a-5913-483a-8278-c631e8f0ffda","handle":"+12025559876","joined_at":"2026-01-04T05:48:51.321469Z","service":"iMessage","is_me":false,"status":"active"},"parts":[{"type":"text","value":"Hello!"}],"service":"iMessage","sent_at":"2026-02-05T19:31:13.074Z""#;
+
+fn data_json(pad: &str, sent_us: u64) -> String {
+    format!(r#"{MESSAGE},"sent_at_us":{sent_us},"pad":"{pad}"}}"#)
+}
+
 fn event_json(plan: &Plan, pad: &str, index: u64, sent_us: u64) -> String {
     format!(
-        r#"{{"partner_id":"{}","event_type":"message.received","event_id":"bench-{}-{index}","data":{{"sent_at_us":{sent_us},"pad":"{pad}"}}}}"#,
-        plan.partner_id, plan.run_id
+        r#"{{"partner_id":"{}","event_type":"message.received","event_id":"bench-{}-{index}","data":{}}}"#,
+        plan.partner_id,
+        plan.run_id,
+        data_json(pad, sent_us)
     )
 }
 
@@ -176,7 +187,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let plan = Arc::new(plan);
     let per_request = plan.batch.max(1) as u64;
     let units = plan.events.div_ceil(per_request);
-    let base = format!(r#"{{"sent_at_us":{},"pad":""}}"#, now_us());
+    let base = data_json("", now_us());
     let pad: Arc<str> = "x"
         .repeat(plan.payload_bytes.saturating_sub(base.len()))
         .into();

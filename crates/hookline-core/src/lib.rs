@@ -9,6 +9,7 @@ pub mod event_type;
 pub mod header_name;
 pub mod ids;
 pub mod partner;
+pub mod payload;
 pub mod phone;
 pub mod portal;
 pub mod retry;

@@ -210,6 +210,7 @@ fn account_event(
         created_at: occurred_at.clone(),
         trace_id: TraceId::generate(),
         data: serde_json::to_string(&data).expect("account event data serialises"),
+        data_v2025: None,
     }
 }
 

@@ -75,6 +75,9 @@ pub async fn serve(
         auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
             &settings.server,
         )),
+        payload_check: Arc::new(crate::payload_check::PayloadCheck::new(
+            settings.server.validate_payloads,
+        )?),
     };
     let addr = listener.local_addr()?;
     tasks.spawn(

@@ -7,7 +7,7 @@ use hookline_core::retry::{DEFAULT_DELAYS, DEFAULT_JITTER};
 use hookline_core::time::parse_duration;
 use hookline_core::{ApiKey, Keyring, RetrySchedule, SealingKey};
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,6 +41,20 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// What publishing does with an event whose `data` does not match its type's schema
+/// (`GET /admin/v1/event-types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidatePayloads {
+    /// No check.
+    Off,
+    /// Accept it, log it and count it.
+    #[default]
+    Warn,
+    /// Refuse it: 400, code 1005, naming the field and the rule.
+    Strict,
 }
 
 /// Every setting as a flag with its environment variable; all optional so the file can fill in.
@@ -99,6 +113,9 @@ pub struct RawConfig {
     /// Largest serialized `data` of one published event, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
+    /// Check published `data` against its event type's schema: off, warn or strict.
+    #[arg(long, env = "HOOKLINE_VALIDATE_PAYLOADS", value_enum)]
+    pub validate_payloads: Option<ValidatePayloads>,
     /// How long a client may take to send a request's headers.
     #[arg(long, env = "HOOKLINE_HEADER_READ_TIMEOUT")]
     pub header_read_timeout: Option<String>,
@@ -159,6 +176,7 @@ impl RawConfig {
                 .or(file.max_in_flight_per_subscription),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
+            validate_payloads: self.validate_payloads.or(file.validate_payloads),
             header_read_timeout: self.header_read_timeout.or(file.header_read_timeout),
             idle_timeout: self.idle_timeout.or(file.idle_timeout),
             body_timeout: self.body_timeout.or(file.body_timeout),
@@ -230,6 +248,7 @@ pub struct ServerSettings {
     pub allow_http_targets: bool,
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    pub validate_payloads: ValidatePayloads,
     /// Live subscriptions one partner may have: bounds the list answer and the fan-out of
     /// every publish; the store refuses the one past it.
     pub max_subscriptions_per_partner: usize,
@@ -347,6 +366,7 @@ impl ServerSettings {
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            validate_payloads: raw.validate_payloads.unwrap_or_default(),
             max_subscriptions_per_partner: match raw.max_subscriptions_per_partner {
                 Some(0) => bail!("HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER must be positive"),
                 limit => limit.unwrap_or(1000),

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod logging;
+pub mod payload_check;
 pub mod portal;
 pub mod publish;
 pub mod secrets;

@@ -229,6 +229,7 @@ mod tests {
             created_at: EventTime::at(Timestamp::now()),
             trace_id: TraceId::generate(),
             data: "{}".to_owned(),
+            data_v2025: None,
         }
     }
 

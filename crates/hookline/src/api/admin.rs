@@ -70,9 +70,14 @@ pub struct PublishRequest {
     /// The partner's line the event comes from (E.164); null or absent for events of no line.
     #[serde(default)]
     phone_number: Option<String>,
-    /// Delivered verbatim inside the envelope; must be a JSON object.
+    /// Delivered verbatim inside the envelope; must be a JSON object, in the 2026-02-03 shape of
+    /// its event type (`GET /admin/v1/event-types`; checked as `HOOKLINE_VALIDATE_PAYLOADS` says).
     #[schema(value_type = Object)]
     data: Box<RawValue>,
+    /// The same event in older webhook versions' shapes: what their subscriptions receive
+    /// instead of hookline's conversion of `data`.
+    #[serde(default)]
+    data_by_version: Option<DataByVersion>,
     /// Idempotency key; generated (UUID) when absent.
     #[serde(default)]
     event_id: Option<String>,
@@ -82,6 +87,17 @@ pub struct PublishRequest {
     /// 32 hex characters; generated when absent.
     #[serde(default)]
     trace_id: Option<String>,
+}
+
+/// `data` for older webhook versions, by version (only 2025-01-01 exists; `data` is the
+/// current 2026-02-03 shape).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataByVersion {
+    /// A JSON object, delivered verbatim to `?version=2025-01-01` subscriptions.
+    #[serde(rename = "2025-01-01", default)]
+    #[schema(value_type = Option<Object>)]
+    v2025_01_01: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -234,17 +250,16 @@ fn validate_event(
         .map(PhoneNumber::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidPhone(format!("{at}phone_number: {e}")))?;
-    let data = req.data.get();
-    if !data.trim_start().starts_with('{') {
-        return Err(invalid("data must be a JSON object".into()));
-    }
-    if data.len() > state.settings.max_event_bytes {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{at}data is {} bytes; the limit is {} bytes",
-            data.len(),
-            state.settings.max_event_bytes
-        )));
-    }
+    let data = object(req.data.get(), "data", at, state)?;
+    state
+        .payload_check
+        .check(event_type, data)
+        .map_err(|v| invalid(v.describe(event_type)))?;
+    let data_v2025 = req
+        .data_by_version
+        .and_then(|d| d.v2025_01_01)
+        .map(|d| object(d.get(), "data_by_version.2025-01-01", at, state).map(str::to_owned))
+        .transpose()?;
     let event_id = match req.event_id {
         None => EventId::generate(),
         Some(id) => EventId::parse(&id).map_err(|e| invalid(e.0))?,
@@ -268,7 +283,25 @@ fn validate_event(
         created_at,
         trace_id,
         data: data.to_owned(),
+        data_v2025,
     })
+}
+
+/// `raw` if it is a JSON object within the event size limit; `name` is its field.
+fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult<&'a str> {
+    if !raw.trim_start().starts_with('{') {
+        return Err(ApiError::InvalidParameter(format!(
+            "{at}{name} must be a JSON object"
+        )));
+    }
+    if raw.len() > state.settings.max_event_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{at}{name} is {} bytes; the limit is {} bytes",
+            raw.len(),
+            state.settings.max_event_bytes
+        )));
+    }
+    Ok(raw)
 }
 
 async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth_throttle;
 mod body_limit;
+pub mod event_types;
 pub mod meta;
 pub mod partner;
 pub mod readiness;
@@ -64,6 +65,7 @@ fn admin_routes() -> Router<AppState> {
         )
         .route("/admin/v1/events", post(admin::publish))
         .route("/admin/v1/events/batch", post(admin::publish_batch))
+        .route("/admin/v1/event-types", get(event_types::list))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(
             ADMIN_BODY_LIMIT,
@@ -148,7 +150,7 @@ impl Modify for SecuritySchemes {
         partner::create, partner::list, partner::retrieve, partner::update, partner::delete,
         partner::event_types,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
-        admin::publish, admin::publish_batch,
+        admin::publish, admin::publish_batch, event_types::list,
         crate::portal::links::create_portal_session,
     ),
     modifiers(&SecuritySchemes)

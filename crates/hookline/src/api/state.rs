@@ -24,4 +24,6 @@ pub struct AppState {
     pub readiness: super::readiness::Readiness,
     /// Failed authentications per client address and overall (429 past the limits).
     pub auth_throttle: Arc<super::auth_throttle::AuthThrottle>,
+    /// Published `data` against its type's schema (`HOOKLINE_VALIDATE_PAYLOADS`).
+    pub payload_check: Arc<crate::payload_check::PayloadCheck>,
 }

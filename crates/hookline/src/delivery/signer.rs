@@ -2,7 +2,8 @@
 //! Webhooks and legacy Linq), computed over exactly the bytes that are sent. Never does I/O.
 
 use hookline_core::envelope::Envelope;
-use hookline_core::{ErrorKind, SigningSecret, SubscriptionId, TargetUrl};
+use hookline_core::payload::v2025;
+use hookline_core::{ErrorKind, SigningSecret, SubscriptionId, TargetUrl, WebhookVersion};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -97,14 +98,30 @@ impl Signer {
 
 /// The envelope's bytes, in the shape the target's webhook version asks for.
 fn envelope(d: &DueDelivery, target: &TargetUrl) -> Vec<u8> {
+    let version = target.webhook_version();
+    let converted;
+    let data = match (&d.data_v2025, version) {
+        (_, WebhookVersion::V2026_02_03) => &d.data,
+        (Some(v2025), WebhookVersion::V2025_01_01) => v2025,
+        // The conversion is made at publish for the 2025-01-01 subscriptions it matched; this
+        // one changed its target_url to 2025-01-01 after the event was published.
+        (None, WebhookVersion::V2025_01_01) if v2025::is_converted(d.event_type) => {
+            converted = v2025::convert(d.event_type, &d.data).unwrap_or_else(|err| {
+                tracing::debug!("{err}; delivered as published");
+                d.data.clone()
+            });
+            &converted
+        }
+        (None, WebhookVersion::V2025_01_01) => &d.data,
+    };
     Envelope {
-        webhook_version: target.webhook_version().as_str(),
+        webhook_version: version.as_str(),
         event_type: d.event_type.as_str(),
         event_id: d.event_id.as_str(),
         created_at: d.created_at.as_str(),
         trace_id: d.trace_id.as_str(),
         partner_id: d.partner_id.as_str(),
-        data: &d.data,
+        data,
     }
     .render()
 }

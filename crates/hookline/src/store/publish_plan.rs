@@ -11,7 +11,8 @@
 //! [`Store::plan_publish`]: super::DeliveryQueue::plan_publish
 //! [`Store::commit_publish`]: super::DeliveryQueue::commit_publish
 
-use hookline_core::{DeliveryId, PartnerId, SubscriptionId, Timestamp};
+use hookline_core::payload::v2025;
+use hookline_core::{DeliveryId, PartnerId, SubscriptionId, Timestamp, WebhookVersion};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -118,6 +119,9 @@ impl PublishPlan {
             }
             planned.push(start..deliveries.len());
         }
+        drop(seen);
+        let mut events = events;
+        fill_v2025(&mut events, &planned, &deliveries);
         PublishPlan {
             events,
             first,
@@ -219,8 +223,40 @@ impl PublishPlan {
             created_at: e.created_at.clone(),
             trace_id: e.trace_id.clone(),
             data: e.data.clone(),
+            // Only a 2025-01-01 target reads it.
+            data_v2025: e
+                .data_v2025
+                .as_ref()
+                .filter(|_| is_v2025(&d.target))
+                .cloned(),
         }
     }
+}
+
+/// Converts each message event that a 2025-01-01 subscription receives, once, unless its
+/// publisher supplied that version. Done here, where the fan-out is known, so an event no such
+/// subscription receives (the common case) costs nothing.
+fn fill_v2025(events: &mut [NewEvent], planned: &[Range<usize>], deliveries: &[PlannedDelivery]) {
+    for (e, range) in events.iter_mut().zip(planned) {
+        if e.data_v2025.is_some() || !v2025::is_converted(e.event_type) {
+            continue;
+        }
+        if !deliveries[range.clone()]
+            .iter()
+            .any(|d| is_v2025(&d.target))
+        {
+            continue;
+        }
+        match v2025::convert(e.event_type, &e.data) {
+            Ok(data) => e.data_v2025 = Some(data),
+            // Validation on publish reports such data; it is delivered as published.
+            Err(err) => tracing::warn!(event_id = %e.event_id, "{err}"),
+        }
+    }
+}
+
+fn is_v2025(target: &Target) -> bool {
+    target.subscription.target_url.webhook_version() == WebhookVersion::V2025_01_01
 }
 
 /// Where a delivery row is due: at the lease's end when leased, else now.
@@ -263,6 +299,7 @@ mod tests {
             created_at: EventTime::at(Timestamp::EPOCH),
             trace_id: TraceId::generate(),
             data: "{}".into(),
+            data_v2025: None,
         }
     }
 

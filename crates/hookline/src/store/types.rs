@@ -36,6 +36,10 @@ pub struct NewEvent {
     pub trace_id: TraceId,
     /// The publisher's JSON object, verbatim.
     pub data: String,
+    /// The `data` 2025-01-01 subscriptions receive: the publisher's `data_by_version`, else
+    /// set by the publish plan (`hookline_core::payload::v2025`) when such a subscription
+    /// matches a message event; stored beside `data`.
+    pub data_v2025: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +69,9 @@ pub struct DueDelivery {
     pub created_at: EventTime,
     pub trace_id: TraceId,
     pub data: String,
+    /// The 2025-01-01 `data` stored with the event (see [`NewEvent::data_v2025`]); the signer
+    /// uses it for a 2025-01-01 target.
+    pub data_v2025: Option<String>,
 }
 
 pub struct PublishBatch {

@@ -54,6 +54,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../migrations/postgres/0007_portal_sessions.sql"),
     ),
+    (
+        8,
+        include_str!("../../../migrations/postgres/0008_event_data_v2025.sql"),
+    ),
 ];
 
 /// Serialises migrations when several nodes start at once.

@@ -77,9 +77,9 @@ async fn insert_events(
     // the second waits on the unique index, then skips the row the first committed.
     let inserted: Vec<(i64, String, String)> = sqlx::query_as(
         "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-         trace_id, data, deliveries, accepted_at) \
-         SELECT u.*, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                                   $6::text[], $7::text[], $8::bigint[]) AS u \
+         trace_id, data, deliveries, data_v2025, accepted_at) \
+         SELECT u.*, $10 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                    $6::text[], $7::text[], $8::bigint[], $9::text[]) AS u \
          ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq, partner_id, event_id",
     )
     .bind(column(|e| e.partner_id.as_str()))
@@ -90,6 +90,11 @@ async fn insert_events(
     .bind(column(|e| e.trace_id.as_str()))
     .bind(column(|e| &e.data))
     .bind(&counts)
+    .bind(
+        new.iter()
+            .map(|n| n.1.data_v2025.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .bind(now.as_micros())
     .fetch_all(&mut **tx)
     .await?;

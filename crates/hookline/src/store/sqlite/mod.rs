@@ -56,6 +56,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../migrations/sqlite/0007_portal_sessions.sql"),
     ),
+    (
+        8,
+        include_str!("../../../migrations/sqlite/0008_event_data_v2025.sql"),
+    ),
 ];
 /// Size of the readiness write: about one publish group of small events.
 const PROBE_BYTES: i64 = 64 * 1024;

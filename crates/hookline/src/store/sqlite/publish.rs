@@ -107,7 +107,8 @@ fn insert_events(
 ) -> StoreResult<Vec<Option<Acceptance>>> {
     let mut insert_event = tx.prepare_cached(
         "INSERT INTO events (partner_id, event_id, event_type, phone_number, created_at, \
-         trace_id, data, deliveries, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         trace_id, data, deliveries, accepted_at, data_v2025) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING seq",
     )?;
     let mut existing =
@@ -125,7 +126,8 @@ fn insert_events(
                     e.trace_id.as_str(),
                     e.data,
                     deliveries,
-                    now.as_micros()
+                    now.as_micros(),
+                    e.data_v2025
                 ],
                 |r| r.get(0),
             )

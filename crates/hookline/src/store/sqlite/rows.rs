@@ -51,6 +51,7 @@ pub fn due(row: &Row<'_>) -> rusqlite::Result<DueRow> {
         created_at: row.get("created_at")?,
         trace_id: row.get("trace_id")?,
         data: row.get("data")?,
+        data_v2025: row.get("data_v2025")?,
     })
 }
 

@@ -5,6 +5,7 @@ mod affinity;
 mod cancellation;
 mod fan_out;
 mod isolation;
+mod payloads;
 mod retries;
 mod signing;
 mod ssrf;

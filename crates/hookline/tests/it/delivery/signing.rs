@@ -69,13 +69,23 @@ async fn publish_raw_event(app: &TestApp, partner: &str) {
     assert_eq!(published, json!({"event_id": "evt-sig-1", "deliveries": 2}));
 }
 
-/// The body is Linq's envelope, byte for byte in Linq's key order, with `data` verbatim.
+/// The body is Linq's envelope, byte for byte in Linq's key order, with `data` verbatim for
+/// 2026-02-03 and its 2025-01-01 conversion (tests in `payloads.rs`) for the old version.
 fn assert_envelope(r: &Received, version: &str, partner: &str) {
     let body = std::str::from_utf8(&r.body).unwrap();
+    let published = r#"{"id":"m1","parts":[{"type":"text","value":"Hello!"}],"n":1.5e3}"#;
+    let data = match version {
+        "2026-02-03" => published.to_owned(),
+        _ => hookline_core::payload::v2025::convert(
+            hookline_core::EventType::parse("message.received").unwrap(),
+            published,
+        )
+        .unwrap(),
+    };
     assert_eq!(
         body,
         format!(
-            r#"{{"api_version":"v3","webhook_version":"{version}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{TRACE}","partner_id":"{partner}","data":{{"id":"m1","parts":[{{"type":"text","value":"Hello!"}}],"n":1.5e3}}}}"#
+            r#"{{"api_version":"v3","webhook_version":"{version}","event_type":"message.received","event_id":"evt-sig-1","created_at":"2026-02-05T19:31:13.736444093Z","trace_id":"{TRACE}","partner_id":"{partner}","data":{data}}}"#
         )
     );
 }

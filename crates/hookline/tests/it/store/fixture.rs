@@ -406,6 +406,7 @@ pub fn event(partner: &Pid, ty: &str) -> NewEvent {
         created_at: EventTime::at(at(0)),
         trace_id: TraceId::generate(),
         data: r#"{"chat_id":"chat-1"}"#.into(),
+        data_v2025: None,
     }
 }
 

@@ -1,0 +1,253 @@
+//! Validation on publish: each event's `data` against its type's JSON Schema from the catalogue
+//! (`hookline_core::payload::catalogue`), as `HOOKLINE_VALIDATE_PAYLOADS` says: `off`, `warn`
+//! (accept, log, count) or `strict` (refuse, naming the JSON path and the rule).
+//!
+//! The schemas are compiled once at start, one validator per event type. A check parses `data`
+//! once more (the request parse kept it as raw text, which is what is delivered) and stops at
+//! the first failure. Never blocks and never does I/O.
+
+use hookline_core::payload::catalogue;
+use hookline_core::EventType;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::config::ValidatePayloads;
+
+/// Why a `data` does not match its type's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON Pointer into `data` (`/parts/1/type`); empty for `data` itself.
+    pub path: String,
+    /// The schema keyword that failed (`required`, `type`, `enum`, `format`, …).
+    pub rule: &'static str,
+    /// The validator's own sentence, e.g. `"id" is a required property`.
+    pub message: String,
+}
+
+impl Violation {
+    /// `data/parts/1/type: "sticker" is not one of … (rule: enum)`.
+    pub fn describe(&self, event_type: EventType) -> String {
+        format!(
+            "data{} does not match the {event_type} schema: {} (rule: {}; GET /admin/v1/event-types has the schema)",
+            self.path, self.message, self.rule
+        )
+    }
+}
+
+pub struct PayloadCheck {
+    mode: ValidatePayloads,
+    validators: HashMap<EventType, jsonschema::Validator>,
+    /// Events accepted in `warn` mode that failed their check, since start.
+    // Metrics hook: export this as `hookline_payload_violations_total` once /metrics exists.
+    warned: AtomicU64,
+    /// Warn-mode log lines are limited to one a second (a publisher sending every event wrong
+    /// must not turn the log into the bottleneck); this is the second of the last one.
+    last_log_second: AtomicI64,
+    warned_at_last_log: AtomicU64,
+}
+
+impl PayloadCheck {
+    /// Compiles every event type's schema (none with `off`).
+    pub fn new(mode: ValidatePayloads) -> anyhow::Result<Self> {
+        let mut validators = HashMap::new();
+        if mode != ValidatePayloads::Off {
+            for entry in catalogue::entries() {
+                let validator = jsonschema::options()
+                    .should_validate_formats(true)
+                    .build(&entry.schema)
+                    .map_err(|e| anyhow::anyhow!("schema of {}: {e}", entry.event_type))?;
+                validators.insert(entry.event_type, validator);
+            }
+        }
+        Ok(PayloadCheck {
+            mode,
+            validators,
+            warned: AtomicU64::new(0),
+            last_log_second: AtomicI64::new(i64::MIN),
+            warned_at_last_log: AtomicU64::new(0),
+        })
+    }
+
+    pub fn mode(&self) -> ValidatePayloads {
+        self.mode
+    }
+
+    /// The first way `data` (a JSON object's text) breaks `event_type`'s schema.
+    pub fn violation(&self, event_type: EventType, data: &str) -> Option<Violation> {
+        let validator = self.validators.get(&event_type)?;
+        let value: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            // Unreachable from the API (the request parse checked it); say so rather than panic.
+            Err(e) => {
+                return Some(Violation {
+                    path: String::new(),
+                    rule: "json",
+                    message: e.to_string(),
+                })
+            }
+        };
+        let err = validator.validate(&value).err()?;
+        Some(Violation {
+            path: err.instance_path().to_string(),
+            rule: keyword(err.kind().keyword()),
+            message: bounded(err.to_string()),
+        })
+    }
+
+    /// Applies the mode: `Err` only in `strict`; in `warn` the event passes, logged and counted.
+    pub fn check(&self, event_type: EventType, data: &str) -> Result<(), Violation> {
+        let Some(v) = self.violation(event_type, data) else {
+            return Ok(());
+        };
+        if self.mode == ValidatePayloads::Strict {
+            return Err(v);
+        }
+        let total = self.warned.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = chrono::Utc::now().timestamp();
+        let last = self.last_log_second.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last_log_second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let before = self.warned_at_last_log.swap(total, Ordering::Relaxed);
+            tracing::warn!(
+                event_type = %event_type,
+                violations_total = total,
+                since_last_line = total - before,
+                "published anyway (HOOKLINE_VALIDATE_PAYLOADS=warn): {}",
+                v.describe(event_type)
+            );
+        }
+        Ok(())
+    }
+
+    /// Events accepted in `warn` mode although their `data` broke the schema.
+    pub fn warned_total(&self) -> u64 {
+        self.warned.load(Ordering::Relaxed)
+    }
+}
+
+/// The validator's sentence quotes the offending value, which may be a whole object: keep the
+/// error envelope's message small.
+fn bounded(mut message: String) -> String {
+    const MAX: usize = 240;
+    if let Some((cut, _)) = message.char_indices().nth(MAX) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+/// The keyword with a `'static` lifetime; a custom keyword (none is registered) reads `custom`.
+fn keyword(k: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "required",
+        "type",
+        "enum",
+        "const",
+        "format",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "additionalProperties",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "not",
+        "items",
+        "uniqueItems",
+        "false schema",
+        "$ref",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == k)
+        .copied()
+        .unwrap_or("custom")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str) -> EventType {
+        EventType::parse(name).unwrap()
+    }
+
+    #[test]
+    fn every_catalogue_example_is_valid() {
+        let check = PayloadCheck::new(ValidatePayloads::Strict).unwrap();
+        for e in catalogue::entries() {
+            let data = e.example.to_string();
+            assert_eq!(
+                check.violation(e.event_type, &data),
+                None,
+                "{}",
+                e.event_type
+            );
+        }
+    }
+
+    #[test]
+    fn names_the_path_and_rule() {
+        let check = PayloadCheck::new(ValidatePayloads::Strict).unwrap();
+        let example = |name: &str| catalogue::entry(t(name)).example.clone();
+        let mut missing = example("message.received");
+        missing["chat"].as_object_mut().unwrap().remove("id");
+        let v = check
+            .violation(t("message.received"), &missing.to_string())
+            .unwrap();
+        assert_eq!((v.path.as_str(), v.rule), ("/chat", "required"), "{v:?}");
+        let mut wrong = example("reaction.added");
+        wrong["is_from_me"] = "yes".into();
+        let v = check
+            .violation(t("reaction.added"), &wrong.to_string())
+            .unwrap();
+        assert_eq!((v.path.as_str(), v.rule), ("/is_from_me", "type"), "{v:?}");
+        let mut part = example("message.received");
+        part["parts"][1]["type"] = "sticker".into();
+        let v = check
+            .violation(t("message.received"), &part.to_string())
+            .unwrap();
+        assert_eq!(
+            (v.path.as_str(), v.rule),
+            ("/parts/1/type", "enum"),
+            "{v:?}"
+        );
+        let mut media = example("message.received");
+        media["parts"][1].as_object_mut().unwrap().remove("url");
+        let v = check
+            .violation(t("message.received"), &media.to_string())
+            .unwrap();
+        assert_eq!((v.path.as_str(), v.rule), ("/parts/1", "required"), "{v:?}");
+        let mut time = example("message.failed");
+        time["failed_at"] = "yesterday".into();
+        let v = check
+            .violation(t("message.failed"), &time.to_string())
+            .unwrap();
+        assert_eq!((v.path.as_str(), v.rule), ("/failed_at", "format"), "{v:?}");
+        assert!(v
+            .describe(t("message.failed"))
+            .starts_with("data/failed_at does not match"));
+    }
+
+    #[test]
+    fn warn_accepts_and_counts_off_checks_nothing() {
+        let warn = PayloadCheck::new(ValidatePayloads::Warn).unwrap();
+        assert_eq!(warn.check(t("message.sent"), "{}"), Ok(()));
+        assert_eq!(warn.check(t("message.sent"), "{}"), Ok(()));
+        assert_eq!(warn.warned_total(), 2);
+        let off = PayloadCheck::new(ValidatePayloads::Off).unwrap();
+        assert_eq!(off.violation(t("message.sent"), "{}"), None);
+        let strict = PayloadCheck::new(ValidatePayloads::Strict).unwrap();
+        assert!(strict.check(t("message.sent"), "{}").is_err());
+        assert_eq!(strict.check(t("call.ringing"), "{}"), Ok(()));
+    }
+}
