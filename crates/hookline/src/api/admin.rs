@@ -1,6 +1,5 @@
 //! The operator API (`/admin/v1`): partners, their API keys, and event publishing.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,15 +12,20 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::request_id::RequestIdentity;
+use super::schema::{
+    DateTimeText, E164Number, EventIdText, EventTypeName, LabelText, NameText, PartnerIdText,
+    TraceIdText,
+};
 use crate::api::AppState;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_json, AdminAuth, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AdminAuth, ApiJson, ApiPath, OptionalApiJson};
 use crate::store::{NewEvent, Published};
 
 pub const MAX_BATCH: usize = 1000;
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreatePartnerRequest {
+    #[schema(value_type = NameText)]
     name: String,
 }
 
@@ -49,7 +53,9 @@ pub struct PartnerList {
 
 #[derive(Deserialize, ToSchema, Default)]
 pub struct CreateApiKeyRequest {
+    /// A label for the key; blank or absent means none.
     #[serde(default)]
+    #[schema(value_type = Option<LabelText>)]
     name: Option<String>,
 }
 
@@ -65,27 +71,36 @@ pub struct CreatedApiKey {
 /// One event to publish.
 #[derive(Deserialize, ToSchema)]
 pub struct PublishRequest {
+    /// An existing partner's id (an unknown one is a 400).
+    #[schema(value_type = PartnerIdText)]
     partner_id: String,
+    #[schema(value_type = EventTypeName)]
     event_type: String,
     /// The partner's line the event comes from (E.164); null or absent for events of no line.
     #[serde(default)]
+    #[schema(value_type = Option<E164Number>)]
     phone_number: Option<String>,
     /// Delivered verbatim inside the envelope; must be a JSON object.
     #[schema(value_type = Object)]
     data: Box<RawValue>,
     /// Idempotency key; generated (UUID) when absent.
     #[serde(default)]
+    #[schema(value_type = Option<EventIdText>)]
     event_id: Option<String>,
     /// RFC 3339; now when absent.
     #[serde(default)]
+    #[schema(value_type = Option<DateTimeText>)]
     created_at: Option<String>,
     /// 32 hex characters; generated when absent.
     #[serde(default)]
+    #[schema(value_type = Option<TraceIdText>)]
     trace_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct PublishBatchRequest {
+    /// 1 to 1000 events, validated all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     events: Vec<PublishRequest>,
 }
 
@@ -102,8 +117,9 @@ pub struct PublishBatchResult {
 
 #[utoipa::path(post, path = "/admin/v1/partners", tag = "Operator",
     request_body = CreatePartnerRequest,
-    responses((status = 201, body = PartnerView), (status = 400, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope)),
+    responses((status = 201, body = PartnerView, links(
+        ("CreateApiKey" = (operation_id = "create_api_key",
+            parameters(("partner_id" = "$response.body#/id"))))))),
     security(("admin" = [])))]
 pub async fn create_partner(
     State(state): State<AppState>,
@@ -117,7 +133,7 @@ pub async fn create_partner(
 }
 
 #[utoipa::path(get, path = "/admin/v1/partners", tag = "Operator",
-    responses((status = 200, body = PartnerList), (status = 401, body = ErrorEnvelope)),
+    responses((status = 200, body = PartnerList)),
     security(("admin" = [])))]
 pub async fn list_partners(
     State(state): State<AppState>,
@@ -135,28 +151,23 @@ fn partner_not_found(id: &str) -> ApiError {
 
 #[utoipa::path(post, path = "/admin/v1/partners/{partner_id}/api-keys", tag = "Operator",
     params(("partner_id" = String, Path)),
-    request_body(content = CreateApiKeyRequest, description = "Optional body"),
-    responses((status = 201, body = CreatedApiKey), (status = 404, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope)),
+    request_body(content = Option<CreateApiKeyRequest>, description = "Optional body"),
+    responses((status = 201, body = CreatedApiKey, links(
+        ("RevokeApiKey" = (operation_id = "revoke_api_key",
+            parameters(("partner_id" = "$request.path.partner_id"),
+                       ("key_id" = "$response.body#/id"))))))),
     security(("admin" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     _: AdminAuth,
     ApiPath(partner_id): ApiPath<PartnerId>,
-    body: Bytes,
+    OptionalApiJson(req): OptionalApiJson<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let req: CreateApiKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateApiKeyRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let name = hookline_core::partner::api_key_label(req.name.as_deref())
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
     if !state.store.partner_exists(&partner_id).await? {
         return Err(partner_not_found(partner_id.as_str()));
     }
-    let name = req
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
     let (key, record) = ApiKeyRecord::issue(&partner_id, name, Timestamp::now());
     state.store.create_api_key(&record).await?;
     Ok((
@@ -172,8 +183,7 @@ pub async fn create_api_key(
 
 #[utoipa::path(delete, path = "/admin/v1/partners/{partner_id}/api-keys/{key_id}", tag = "Operator",
     params(("partner_id" = String, Path), ("key_id" = String, Path)),
-    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope)),
+    responses((status = 204, description = "Revoked")),
     security(("admin" = [])))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
@@ -289,8 +299,7 @@ fn result(p: Published) -> PublishResult {
 #[utoipa::path(post, path = "/admin/v1/events", tag = "Operator",
     request_body = PublishRequest,
     responses((status = 202, body = PublishResult, description = "Accepted and durable"),
-              (status = 200, body = PublishResult, description = "Repeated event_id: the first result"),
-              (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)),
+              (status = 200, body = PublishResult, description = "Repeated event_id: the first result")),
     security(("admin" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -312,8 +321,7 @@ pub async fn publish(
 
 #[utoipa::path(post, path = "/admin/v1/events/batch", tag = "Operator",
     request_body = PublishBatchRequest,
-    responses((status = 202, body = PublishBatchResult), (status = 400, body = ErrorEnvelope),
-              (status = 413, body = ErrorEnvelope)),
+    responses((status = 202, body = PublishBatchResult, description = "Accepted and durable")),
     security(("admin" = [])))]
 pub async fn publish_batch(
     State(state): State<AppState>,
@@ -342,3 +350,6 @@ pub async fn publish_batch(
         }),
     ))
 }
+
+#[cfg(test)]
+mod properties;

@@ -6,6 +6,7 @@ mod body_limit;
 pub mod meta;
 pub mod partner;
 pub mod readiness;
+mod schema;
 mod state;
 
 pub use state::AppState;
@@ -17,6 +18,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use schema::ErrorResponses;
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ApiError;
@@ -144,8 +146,9 @@ impl Modify for SecuritySchemes {
         partner::event_types,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch,
+        meta::healthz, meta::readyz, meta::openapi,
     ),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &ErrorResponses)
 )]
 struct ApiDoc;
 
