@@ -25,7 +25,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// [`ApiJson`] for an optional body: an empty (or blank) body is `T::default()`.
+/// [`ApiJson`] for an optional body: an empty (or blank) body, or JSON `null`, is `T::default()`.
 pub struct OptionalApiJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalApiJson<T> {
@@ -33,7 +33,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalA
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(OptionalApiJson(T::default()));
         }
         parse_json(&bytes).map(OptionalApiJson)

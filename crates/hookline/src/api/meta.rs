@@ -33,6 +33,6 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 #[utoipa::path(get, path = "/openapi.json", tag = "Meta",
     responses((status = 200, body = Object, description = "This document")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(super::openapi_document())
+pub async fn openapi() -> Json<&'static Value> {
+    Json(super::schema::openapi_json())
 }

@@ -204,6 +204,45 @@ string_schema!(
     |s| s.format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
 );
 
+/// The document as served: utoipa 5 writes a link's fields in snake case (`operation_id`), which
+/// OpenAPI tools ignore; they are renamed to OpenAPI's camel case here. Built once.
+pub fn openapi_json() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(super::openapi_document()).expect("serializable");
+        if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+            let responses = paths
+                .values_mut()
+                .filter_map(|item| item.as_object_mut())
+                .flat_map(|item| item.values_mut())
+                .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+                .flat_map(|responses| responses.values_mut());
+            for response in responses {
+                let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+                for link in links.into_iter().flat_map(|l| l.values_mut()) {
+                    camel_case_keys(link);
+                }
+            }
+        }
+        doc
+    })
+}
+
+fn camel_case_keys(link: &mut serde_json::Value) {
+    let Some(fields) = link.as_object_mut() else {
+        return;
+    };
+    for (snake, camel) in [
+        ("operation_id", "operationId"),
+        ("operation_ref", "operationRef"),
+        ("request_body", "requestBody"),
+    ] {
+        if let Some(value) = fields.remove(snake) {
+            fields.insert(camel.to_owned(), value);
+        }
+    }
+}
+
 /// Adds the error answers each operation gives by the way it is built, so no handler can forget
 /// one: an authenticated operation can answer 401 (no or a wrong credential), 429 (too many
 /// failed authentications from the address) and 503 (the store cannot be reached or written,

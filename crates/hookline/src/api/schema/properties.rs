@@ -64,7 +64,24 @@ fn any_case_matches_every_spelling_and_only_those() {
 }
 
 fn document() -> Value {
-    serde_json::to_value(crate::api::openapi_document()).unwrap()
+    openapi_json().clone()
+}
+
+#[test]
+fn links_name_their_operation_in_openapi_spelling() {
+    let doc = document();
+    let links = &doc["paths"]["/v3/webhook-subscriptions"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["RetrieveSubscription"]["operationId"], "retrieve", "{links}");
+    let operation_ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    for (_, link) in links.as_object().unwrap() {
+        assert!(operation_ids.contains(&link["operationId"].as_str().unwrap()));
+    }
 }
 
 #[test]
