@@ -46,13 +46,7 @@ fn https_url() -> impl Strategy<Value = String> {
 fn with_case(s: &str, flips: &[bool]) -> String {
     s.chars()
         .zip(flips.iter().cycle())
-        .map(|(c, &flip)| {
-            if flip {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            }
-        })
+        .map(|(c, &flip)| if flip { c.to_ascii_uppercase() } else { c })
         .collect()
 }
 

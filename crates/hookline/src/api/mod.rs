@@ -17,8 +17,8 @@ use axum::http::{header, HeaderValue, Method, Uri};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use schema::ErrorResponses;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ApiError;

@@ -9,8 +9,8 @@
 
 use std::borrow::Cow;
 
-use hookline_core::{event_type, header_name, ids::MAX_ID_LEN, partner::MAX_PARTNER_NAME};
 use hookline_core::target_url::MAX_TARGET_URL_LEN;
+use hookline_core::{event_type, header_name, ids::MAX_ID_LEN, partner::MAX_PARTNER_NAME};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, ResponseBuilder, Schema};
@@ -260,7 +260,10 @@ impl Modify for ErrorResponses {
         }
         let components = openapi.components.get_or_insert_with(Default::default);
         let (name, schema) = (ErrorEnvelope::name(), ErrorEnvelope::schema());
-        components.schemas.entry(name.into_owned()).or_insert(schema);
+        components
+            .schemas
+            .entry(name.into_owned())
+            .or_insert(schema);
     }
 }
 

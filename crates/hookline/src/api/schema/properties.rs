@@ -56,7 +56,10 @@ proptest! {
 #[test]
 fn any_case_matches_every_spelling_and_only_those() {
     assert_eq!(any_case("te"), "[Tt][Ee]");
-    assert_eq!(any_case("x-webhook-"), "[Xx]\\-[Ww][Ee][Bb][Hh][Oo][Oo][Kk]\\-");
+    assert_eq!(
+        any_case("x-webhook-"),
+        "[Xx]\\-[Ww][Ee][Bb][Hh][Oo][Oo][Kk]\\-"
+    );
     let pattern = header_name_pattern();
     for name in header_name::RESERVED {
         assert!(pattern.contains(&any_case(name)), "{name}");
@@ -71,7 +74,10 @@ fn document() -> Value {
 fn links_name_their_operation_in_openapi_spelling() {
     let doc = document();
     let links = &doc["paths"]["/v3/webhook-subscriptions"]["post"]["responses"]["201"]["links"];
-    assert_eq!(links["RetrieveSubscription"]["operationId"], "retrieve", "{links}");
+    assert_eq!(
+        links["RetrieveSubscription"]["operationId"], "retrieve",
+        "{links}"
+    );
     let operation_ids: Vec<&str> = doc["paths"]
         .as_object()
         .unwrap()
