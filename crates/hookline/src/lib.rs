@@ -10,8 +10,6 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod logging;
-#[cfg(test)]
-mod properties;
 pub mod publish;
 pub mod secrets;
 pub mod store;

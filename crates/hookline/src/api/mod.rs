@@ -5,6 +5,8 @@ pub mod auth_throttle;
 mod body_limit;
 pub mod meta;
 pub mod partner;
+#[cfg(test)]
+mod properties;
 pub mod readiness;
 mod schema;
 mod state;

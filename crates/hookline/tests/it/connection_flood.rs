@@ -68,6 +68,31 @@ async fn idle_client(port: u16, n: usize, tally: Arc<Tally>, hold: Arc<Semaphore
     }
 }
 
+/// Starts [`CONNECTIONS`] idle clients, at most 256 connecting at a time; returns once the
+/// last has started connecting.
+async fn open_idle_connections(
+    port: u16,
+    tally: &Arc<Tally>,
+    hold: &Arc<Semaphore>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let connecting = Arc::new(Semaphore::new(256));
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for n in 0..CONNECTIONS {
+        let permit = connecting.clone().acquire_owned().await.unwrap();
+        let (tally, hold) = (tally.clone(), hold.clone());
+        clients.push(tokio::spawn(async move {
+            // The permit bounds connects in progress, not connections held.
+            let client = idle_client(port, n, tally, hold);
+            tokio::pin!(client);
+            tokio::select! {
+                () = &mut client => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => { drop(permit); client.await }
+            }
+        }));
+    }
+    clients
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_idle_connections_leave_others_served() {
     raise_own_file_limit();
@@ -90,22 +115,8 @@ async fn twenty_thousand_idle_connections_leave_others_served() {
 
     let tally = Arc::new(Tally::default());
     let hold = Arc::new(Semaphore::new(0));
-    let connecting = Arc::new(Semaphore::new(256));
     let started = Instant::now();
-    let mut clients = Vec::with_capacity(CONNECTIONS);
-    for n in 0..CONNECTIONS {
-        let permit = connecting.clone().acquire_owned().await.unwrap();
-        let (tally, hold, port) = (tally.clone(), hold.clone(), node.port);
-        clients.push(tokio::spawn(async move {
-            // The permit bounds connects in progress, not connections held.
-            let client = idle_client(port, n, tally, hold);
-            tokio::pin!(client);
-            tokio::select! {
-                () = &mut client => {}
-                () = tokio::time::sleep(Duration::from_millis(200)) => { drop(permit); client.await }
-            }
-        }));
-    }
+    let clients = open_idle_connections(node.port, &tally, &hold).await;
     let opened = tally.opened.load(Ordering::Relaxed);
     let server_files = open_files(pid);
 

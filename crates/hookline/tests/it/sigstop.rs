@@ -22,6 +22,32 @@ fn stop(node: &Node, signal: &str) {
     assert!(status.success(), "kill {signal} {pid}");
 }
 
+/// One single-event publish per task, sent at once; each resolves to (status, event id).
+fn queue_publishes(
+    http: &reqwest::Client,
+    node: &Node,
+    partner_id: &str,
+) -> Vec<tokio::task::JoinHandle<(u16, String)>> {
+    (0..QUEUED_PUBLISHES)
+        .map(|i| {
+            let (http, url) = (http.clone(), node.url("/admin/v1/events"));
+            let id = format!("queued-{i}");
+            let body = json!({"partner_id": partner_id, "event_type": "message.received",
+                              "event_id": id, "data": {"id": id}});
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), id)
+            })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_subscription_cap_holds_when_a_stopped_process_resumes_with_queued_publishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,28 +79,7 @@ async fn the_per_subscription_cap_holds_when_a_stopped_process_resumes_with_queu
     // Stopped with the cap in flight: the receiver answers them meanwhile, and publishes queue
     // up in the listen backlog, to be handed to delivery the moment the process runs again.
     stop(&node, "-STOP");
-    let mut queued = Vec::new();
-    for i in 0..QUEUED_PUBLISHES {
-        let (http, url, partner) = (
-            http.clone(),
-            node.url("/admin/v1/events"),
-            tenant.partner_id.clone(),
-        );
-        queued.push(tokio::spawn(async move {
-            let id = format!("queued-{i}");
-            let r = http
-                .post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .json(
-                    &json!({"partner_id": partner, "event_type": "message.received",
-                              "event_id": id, "data": {"id": id}}),
-                )
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), id)
-        }));
-    }
+    let queued = queue_publishes(&http, &node, &tenant.partner_id);
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop(&node, "-CONT");
 
