@@ -17,7 +17,8 @@ pub struct InvalidHeaderName {
     pub name: String,
 }
 
-const RESERVED: &[&str] = &[
+/// Names HTTP reserves for framing and hop-by-hop use, or that every delivery sets (lowercase).
+pub const RESERVED: &[&str] = &[
     "host",
     "content-type",
     "content-length",
@@ -33,6 +34,12 @@ const RESERVED: &[&str] = &[
     "authorization",
 ];
 
+/// Prefixes of the headers hookline sets itself, and of proxy headers (lowercase).
+pub const RESERVED_PREFIXES: &[&str] = &["webhook-", "x-webhook-", "proxy-"];
+
+/// The longest header name accepted.
+pub const MAX_HEADER_NAME_LEN: usize = 128;
+
 impl RoutingHeader {
     /// Trims the value; blank means unset (`Ok(None)`). `field` names the request field in errors.
     pub fn parse(field: &str, raw: Option<&str>) -> Result<Option<Self>, InvalidHeaderName> {
@@ -40,13 +47,11 @@ impl RoutingHeader {
             return Ok(None);
         };
         let lower = name.to_ascii_lowercase();
-        let token = name.len() <= 128
+        let token = name.len() <= MAX_HEADER_NAME_LEN
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        let reserved = lower.starts_with("webhook-")
-            || lower.starts_with("x-webhook-")
-            || lower.starts_with("proxy-")
+        let reserved = RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
             || RESERVED.contains(&lower.as_str());
         if !token || reserved {
             return Err(InvalidHeaderName {

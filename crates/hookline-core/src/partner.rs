@@ -45,6 +45,20 @@ impl Partner {
     }
 }
 
+/// An API key's optional label: trimmed, blank means none; at most 200 characters, no control
+/// characters (it is shown in listings and logs).
+pub fn api_key_label(raw: Option<&str>) -> Result<Option<String>, InvalidPartnerName> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_PARTNER_NAME || name.chars().any(char::is_control) {
+        return Err(InvalidPartnerName(format!(
+            "name must be at most {MAX_PARTNER_NAME} characters, without control characters"
+        )));
+    }
+    Ok(Some(name.to_owned()))
+}
+
 /// A stored API key: its hash only, never the key.
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {

@@ -20,17 +20,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("Request body is larger than the allowed limit".into())
-            } else if timed_out(&rejection) {
-                ApiError::RequestTimeout("Request body was not received in time".into())
-            } else {
-                ApiError::InvalidBody(format!("Could not read request body: {rejection}"))
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// [`ApiJson`] for an optional body: an empty (or blank) body, or JSON `null`, is `T::default()`.
+pub struct OptionalApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        parse_optional_json(&bytes).map(OptionalApiJson)
+    }
+}
+
+/// The whole body, or the envelope error for why it could not be read.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("Request body is larger than the allowed limit".into())
+        } else if timed_out(&rejection) {
+            ApiError::RequestTimeout("Request body was not received in time".into())
+        } else {
+            ApiError::InvalidBody(format!("Could not read request body: {rejection}"))
+        }
+    })
 }
 
 /// The server ends a body that does not arrive in time with an `io::ErrorKind::TimedOut` error
@@ -71,9 +88,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A JSON body that may be left out: empty (or blank) is `T::default()`.
+/// A JSON body that may be left out: empty, blank or `null` is `T::default()`.
 pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if matches!(bytes.trim_ascii(), b"" | b"null") {
         return Ok(T::default());
     }
     parse_json(bytes)

@@ -1,6 +1,5 @@
 //! The operator API (`/admin/v1`): partners, their API keys, and event publishing.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,15 +12,20 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::request_id::RequestIdentity;
+use super::schema::{
+    DateTimeText, E164Number, EventIdText, EventTypeName, LabelText, NameText, PartnerIdText,
+    TraceIdText,
+};
 use crate::api::AppState;
-use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_optional_json, AdminAuth, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AdminAuth, ApiJson, ApiPath, OptionalApiJson};
 use crate::store::{NewEvent, Published};
 
 pub const MAX_BATCH: usize = 1000;
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreatePartnerRequest {
+    #[schema(value_type = NameText)]
     name: String,
 }
 
@@ -49,7 +53,9 @@ pub struct PartnerList {
 
 #[derive(Deserialize, ToSchema, Default)]
 pub struct CreateApiKeyRequest {
+    /// A label for the key; blank or absent means none.
     #[serde(default)]
+    #[schema(value_type = Option<LabelText>)]
     name: Option<String>,
 }
 
@@ -65,10 +71,14 @@ pub struct CreatedApiKey {
 /// One event to publish.
 #[derive(Deserialize, ToSchema)]
 pub struct PublishRequest {
+    /// An existing partner's id (an unknown one is a 400).
+    #[schema(value_type = PartnerIdText)]
     partner_id: String,
+    #[schema(value_type = EventTypeName)]
     event_type: String,
     /// The partner's line the event comes from (E.164); null or absent for events of no line.
     #[serde(default)]
+    #[schema(value_type = Option<E164Number>)]
     phone_number: Option<String>,
     /// Delivered verbatim inside the envelope; must be a JSON object, in the 2026-02-03 shape of
     /// its event type (`GET /admin/v1/event-types`; checked as `HOOKLINE_VALIDATE_PAYLOADS` says).
@@ -80,12 +90,15 @@ pub struct PublishRequest {
     data_by_version: Option<DataByVersion>,
     /// Idempotency key; generated (UUID) when absent.
     #[serde(default)]
+    #[schema(value_type = Option<EventIdText>)]
     event_id: Option<String>,
     /// RFC 3339; now when absent.
     #[serde(default)]
+    #[schema(value_type = Option<DateTimeText>)]
     created_at: Option<String>,
     /// 32 hex characters; generated when absent.
     #[serde(default)]
+    #[schema(value_type = Option<TraceIdText>)]
     trace_id: Option<String>,
 }
 
@@ -102,6 +115,8 @@ pub struct DataByVersion {
 
 #[derive(Deserialize, ToSchema)]
 pub struct PublishBatchRequest {
+    /// 1 to 1000 events, validated all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     events: Vec<PublishRequest>,
 }
 
@@ -118,8 +133,9 @@ pub struct PublishBatchResult {
 
 #[utoipa::path(post, path = "/admin/v1/partners", tag = "Operator",
     request_body = CreatePartnerRequest,
-    responses((status = 201, body = PartnerView), (status = 400, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope)),
+    responses((status = 201, body = PartnerView, links(
+        ("CreateApiKey" = (operation_id = "create_api_key",
+            parameters(("partner_id" = "$response.body#/id"))))))),
     security(("admin" = [])))]
 pub async fn create_partner(
     State(state): State<AppState>,
@@ -139,7 +155,7 @@ pub async fn create_partner_named(state: &AppState, name: &str) -> ApiResult<Par
 }
 
 #[utoipa::path(get, path = "/admin/v1/partners", tag = "Operator",
-    responses((status = 200, body = PartnerList), (status = 401, body = ErrorEnvelope)),
+    responses((status = 200, body = PartnerList)),
     security(("admin" = [])))]
 pub async fn list_partners(
     State(state): State<AppState>,
@@ -157,18 +173,19 @@ pub fn partner_not_found(id: &str) -> ApiError {
 
 #[utoipa::path(post, path = "/admin/v1/partners/{partner_id}/api-keys", tag = "Operator",
     params(("partner_id" = String, Path)),
-    request_body(content = CreateApiKeyRequest, description = "Optional body"),
-    responses((status = 201, body = CreatedApiKey), (status = 404, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope)),
+    request_body(content = Option<CreateApiKeyRequest>, description = "Optional body"),
+    responses((status = 201, body = CreatedApiKey, links(
+        ("RevokeApiKey" = (operation_id = "revoke_api_key",
+            parameters(("partner_id" = "$request.path.partner_id"),
+                       ("key_id" = "$response.body#/id"))))))),
     security(("admin" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
     _: AdminAuth,
     ApiPath(partner_id): ApiPath<PartnerId>,
-    body: Bytes,
+    OptionalApiJson(req): OptionalApiJson<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let req: CreateApiKeyRequest = parse_optional_json(&body)?;
-    let (key, record) = issue_api_key(&state, &partner_id, req.name).await?;
+    let (key, record) = issue_api_key(&state, &partner_id, req.name.as_deref()).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -182,8 +199,7 @@ pub async fn create_api_key(
 
 #[utoipa::path(delete, path = "/admin/v1/partners/{partner_id}/api-keys/{key_id}", tag = "Operator",
     params(("partner_id" = String, Path), ("key_id" = String, Path)),
-    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope)),
+    responses((status = 204, description = "Revoked")),
     security(("admin" = [])))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
@@ -199,12 +215,13 @@ pub async fn revoke_api_key(
 pub async fn issue_api_key(
     state: &AppState,
     partner_id: &PartnerId,
-    name: Option<String>,
+    name: Option<&str>,
 ) -> ApiResult<(ApiKey, ApiKeyRecord)> {
+    let name = hookline_core::partner::api_key_label(name)
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
     if !state.store.partner_exists(partner_id).await? {
         return Err(partner_not_found(partner_id.as_str()));
     }
-    let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     let (key, record) = ApiKeyRecord::issue(partner_id, name, Timestamp::now());
     state.store.create_api_key(&record).await?;
     Ok((key, record))
@@ -342,8 +359,7 @@ fn result(p: Published) -> PublishResult {
 #[utoipa::path(post, path = "/admin/v1/events", tag = "Operator",
     request_body = PublishRequest,
     responses((status = 202, body = PublishResult, description = "Accepted and durable"),
-              (status = 200, body = PublishResult, description = "Repeated event_id: the first result"),
-              (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)),
+              (status = 200, body = PublishResult, description = "Repeated event_id: the first result")),
     security(("admin" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -365,8 +381,7 @@ pub async fn publish(
 
 #[utoipa::path(post, path = "/admin/v1/events/batch", tag = "Operator",
     request_body = PublishBatchRequest,
-    responses((status = 202, body = PublishBatchResult), (status = 400, body = ErrorEnvelope),
-              (status = 413, body = ErrorEnvelope)),
+    responses((status = 202, body = PublishBatchResult, description = "Accepted and durable")),
     security(("admin" = [])))]
 pub async fn publish_batch(
     State(state): State<AppState>,
@@ -395,3 +410,6 @@ pub async fn publish_batch(
         }),
     ))
 }
+
+#[cfg(test)]
+mod properties;

@@ -6,7 +6,10 @@ mod body_limit;
 pub mod event_types;
 pub mod meta;
 pub mod partner;
+#[cfg(test)]
+mod properties;
 pub mod readiness;
+mod schema;
 mod state;
 
 pub use state::AppState;
@@ -17,6 +20,7 @@ use axum::http::{header, HeaderValue, Method, Uri};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use schema::ErrorResponses;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -152,8 +156,9 @@ impl Modify for SecuritySchemes {
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch, event_types::list,
         crate::portal::links::create_portal_session,
+        meta::healthz, meta::readyz, meta::openapi,
     ),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &ErrorResponses)
 )]
 struct ApiDoc;
 

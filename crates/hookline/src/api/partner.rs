@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::request_id::RequestIdentity;
+use super::schema::{E164Number, EventTypeName, HeaderNameText, TargetUrlText};
 use crate::account_events;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
@@ -23,35 +24,46 @@ pub const EVENTS_DOC_URL: &str = "https://docs.linqapp.com/channel/imessage/guid
 #[derive(Deserialize, ToSchema)]
 pub struct CreateSubscriptionRequest {
     /// HTTPS URL that receives the events; `?version=YYYY-MM-DD` picks the payload format.
+    #[schema(value_type = TargetUrlText)]
     pub target_url: String,
-    /// Event types to receive (at least one).
+    /// Event types to receive (at least one; repeats are ignored).
+    #[schema(value_type = Vec<EventTypeName>, min_items = 1)]
     pub subscribed_events: Vec<String>,
     /// E.164 numbers of your lines; omitted, null or empty means every line.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<E164Number>>, max_items = 1000)]
     pub phone_numbers: Option<Vec<String>>,
+    /// The header that carries the chat id (default `Linq-Chat-Id`).
     #[serde(default)]
+    #[schema(value_type = Option<HeaderNameText>)]
     pub routing_id_header: Option<String>,
+    /// The header that carries the routing token; must differ from `routing_id_header`.
     #[serde(default)]
+    #[schema(value_type = Option<HeaderNameText>)]
     pub routing_key_header: Option<String>,
 }
 
-/// Partial update: only the fields present change. `phone_numbers: null` or `[]` clears the filter.
+/// Partial update: only the fields present change (null leaves `target_url`,
+/// `subscribed_events` and `is_active` as they are). `phone_numbers: null` or `[]` clears the
+/// filter; a routing header null or blank is unset.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateSubscriptionRequest {
     #[serde(default)]
+    #[schema(value_type = Option<TargetUrlText>)]
     pub target_url: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeName>>, min_items = 1)]
     pub subscribed_events: Option<Vec<String>>,
     #[serde(default)]
     pub is_active: Option<bool>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<E164Number>>, max_items = 1000)]
     pub phone_numbers: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<HeaderNameText>)]
     pub routing_id_header: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<HeaderNameText>)]
     pub routing_key_header: Option<Option<String>>,
 }
 
@@ -221,9 +233,16 @@ pub async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<
 
 #[utoipa::path(post, path = "/v3/webhook-subscriptions", tag = "Webhook Subscriptions",
     request_body = CreateSubscriptionRequest,
-    responses((status = 201, body = CreatedWebhookSubscription),
-              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-              (status = 409, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)),
+    responses((status = 201, body = CreatedWebhookSubscription, links(
+                  ("RetrieveSubscription" = (operation_id = "retrieve",
+                      parameters(("subscriptionId" = "$response.body#/id")))),
+                  ("UpdateSubscription" = (operation_id = "update",
+                      parameters(("subscriptionId" = "$response.body#/id")))),
+                  ("DeleteSubscription" = (operation_id = "delete",
+                      parameters(("subscriptionId" = "$response.body#/id")))))),
+              (status = 409, description = "`target_url` already used by one of the partner's \
+                  subscriptions, or the partner has the most subscriptions it may have",
+                  body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -291,7 +310,7 @@ pub async fn create_subscription(
 }
 
 #[utoipa::path(get, path = "/v3/webhook-subscriptions", tag = "Webhook Subscriptions",
-    responses((status = 200, body = SubscriptionList), (status = 401, body = ErrorEnvelope)),
+    responses((status = 200, body = SubscriptionList)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -305,8 +324,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
-    responses((status = 200, body = WebhookSubscription), (status = 401, body = ErrorEnvelope),
-              (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = WebhookSubscription)),
     security(("bearer" = [])))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -320,10 +338,12 @@ pub async fn retrieve(
 #[utoipa::path(put, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
     request_body = UpdateSubscriptionRequest,
-    responses((status = 200, body = WebhookSubscription), (status = 400, body = ErrorEnvelope),
-              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-              (status = 409, body = ErrorEnvelope),
-              (status = 503, description = "Lost the race against concurrent updates; retry", body = ErrorEnvelope)),
+    responses((status = 200, body = WebhookSubscription),
+              (status = 409, description = "The new `target_url` is already used by another of \
+                  the partner's subscriptions", body = ErrorEnvelope),
+              (status = 503, description = "The store cannot take the request now, or the \
+                  update lost the race against concurrent updates 16 times; retry after \
+                  `Retry-After` seconds", body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -441,8 +461,7 @@ impl SubscriptionPatch {
 
 #[utoipa::path(delete, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
-    responses((status = 204, description = "Deleted; empty body"), (status = 401, body = ErrorEnvelope),
-              (status = 404, body = ErrorEnvelope)),
+    responses((status = 204, description = "Deleted; empty body")),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -474,7 +493,7 @@ pub async fn delete_subscription(
 }
 
 #[utoipa::path(get, path = "/v3/webhook-events", tag = "Webhook Events",
-    responses((status = 200, body = EventTypeList), (status = 401, body = ErrorEnvelope)),
+    responses((status = 200, body = EventTypeList)),
     security(("bearer" = [])))]
 pub async fn event_types(_auth: PartnerAuth) -> Json<EventTypeList> {
     Json(EventTypeList {

@@ -13,7 +13,7 @@ mod affinity;
 mod announcements;
 mod attempt;
 mod claim_loop;
-mod decision;
+pub(crate) mod decision;
 mod dispatcher;
 mod outcome_recorder;
 mod signer;

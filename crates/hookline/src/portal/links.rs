@@ -2,7 +2,6 @@
 //! embedding the portal in its own dashboard) a short-lived link that opens the portal as one
 //! partner. The link's token works once; the session it opens ends when the link would have.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -14,7 +13,7 @@ use utoipa::ToSchema;
 use crate::api::admin::partner_not_found;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{parse_optional_json, AdminAuth, ApiPath};
+use crate::extract::{AdminAuth, ApiPath, OptionalApiJson};
 
 pub const DEFAULT_LINK_TTL_SECONDS: u64 = 3600;
 pub const MIN_LINK_TTL_SECONDS: u64 = 60;
@@ -87,7 +86,7 @@ pub async fn issue_link(
 
 #[utoipa::path(post, path = "/admin/v1/partners/{partner_id}/portal-sessions", tag = "Operator",
     params(("partner_id" = String, Path)),
-    request_body(content = CreatePortalSessionRequest, description = "Optional body"),
+    request_body(content = Option<CreatePortalSessionRequest>, description = "Optional body"),
     responses((status = 201, body = PortalLink), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
               (status = 413, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope),
@@ -98,9 +97,8 @@ pub async fn create_portal_session(
     _: AdminAuth,
     ApiPath(partner_id): ApiPath<PartnerId>,
     headers: HeaderMap,
-    body: Bytes,
+    OptionalApiJson(req): OptionalApiJson<CreatePortalSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<PortalLink>)> {
-    let req: CreatePortalSessionRequest = parse_optional_json(&body)?;
     let base = base_url(
         &state,
         &headers,

@@ -193,7 +193,8 @@ pub async fn create_key(
 ) -> PortalResult {
     post.page.operator()?;
     let partner = find_partner(&state, &id).await?;
-    let (key, _) = admin::issue_api_key(&state.app, &partner.id, post.form.text("name")).await?;
+    let (key, _) =
+        admin::issue_api_key(&state.app, &partner.id, post.form.text("name").as_deref()).await?;
     let content = secret_once("api_key", "API key", key.expose());
     shown_once(&post.page, &partner, "API key created", content)
 }

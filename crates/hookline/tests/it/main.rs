@@ -8,6 +8,7 @@
 mod api;
 mod cluster;
 mod common;
+mod connection_flood;
 mod crash;
 mod delivery;
 mod disk_full;
@@ -20,4 +21,5 @@ mod receiver;
 mod request_identity;
 mod sdk;
 mod secrets;
+mod sigstop;
 mod store;

@@ -223,6 +223,20 @@ impl Store for PostgresStore {
         )
         .execute(&self.pool)
         .await?;
+        // That rewrite fits in the page the row is on, so it succeeds on a full disk too. A
+        // truncated table is a new, empty file: writing a row to it must allocate a page, as a
+        // publish must. Rolled back, so the file goes and the committed row stays.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("TRUNCATE write_probe")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO write_probe (id, probed_at) VALUES (1, now())")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
         Ok(())
     }
 }
