@@ -2,7 +2,7 @@
 """Checks that dependencies inside the hookline server crate run one way.
 
     hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events)
-                   <-  api (api, error, extract)  <-  app (app, bootstrap, main, lib)
+                   <-  api (api, error, extract)  <-  app (app, bootstrap, main, lib, cli)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
 reads every `crate::<module>` and `hookline::<module>` path in crates/hookline/src (use lines and
@@ -19,7 +19,7 @@ LAYERS = [
     {"store"},
     {"delivery", "publish", "secrets", "account_events"},
     {"api", "error", "extract"},
-    {"app", "bootstrap", "main", "lib"},
+    {"app", "bootstrap", "main", "lib", "cli"},
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 PATH = re.compile(r"\b(?:crate|hookline)::([a-z_][a-z0-9_]*)")

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth_throttle;
 mod body_limit;
+pub mod listen;
 pub mod meta;
 pub mod partner;
 pub mod readiness;
@@ -37,6 +38,8 @@ fn partner_routes(state: &AppState) -> Router<AppState> {
                 .delete(partner::delete),
         )
         .route("/v3/webhook-events", get(partner::event_types))
+        .route("/v3/listen", get(listen::listen))
+        .route("/v3/listen/{id}/acks", post(listen::ack))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.settings.max_body_bytes,
@@ -144,6 +147,7 @@ impl Modify for SecuritySchemes {
         partner::event_types,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch,
+        listen::listen, listen::ack,
     ),
     modifiers(&SecuritySchemes)
 )]

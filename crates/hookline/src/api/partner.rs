@@ -133,7 +133,7 @@ fn parse_target(raw: &str, state: &AppState) -> ApiResult<TargetUrl> {
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))
 }
 
-fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
+pub(crate) fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
     if raw.is_empty() {
         return Err(ApiError::InvalidParameter(
             "subscribed_events must list at least one event type".into(),
@@ -150,7 +150,7 @@ fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
 /// Bounds the work one subscription adds to every publish of its partner.
 pub const MAX_PHONE_NUMBERS: usize = 1000;
 
-fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNumber>> {
+pub(crate) fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNumber>> {
     if raw.is_some_and(|r| r.len() > MAX_PHONE_NUMBERS) {
         return Err(ApiError::InvalidParameter(format!(
             "phone_numbers may list at most {MAX_PHONE_NUMBERS} numbers"
@@ -168,7 +168,7 @@ fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<Routi
 /// Publishes the account events of a committed change (see [`account_events`]). They report the
 /// change rather than make it, so a failure here is logged and the change still stands. They
 /// carry the trace id of the request that made the change.
-async fn announce(
+pub(crate) async fn announce(
     state: &AppState,
     request: &RequestIdentity,
     before: Option<&Subscription>,
@@ -208,7 +208,11 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
 }
 
-async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<Subscription> {
+pub(crate) async fn load(
+    state: &AppState,
+    partner: &PartnerId,
+    id: &str,
+) -> ApiResult<Subscription> {
     let Ok(sub_id) = SubscriptionId::parse(id) else {
         return Err(not_found(id));
     };
