@@ -20,3 +20,4 @@ mod request_identity;
 mod sdk;
 mod secrets;
 mod store;
+mod tools;
