@@ -18,9 +18,9 @@ pub struct Cmd {
 enum Action {
     /// Create a subscription; prints its signing secret once.
     Create {
-        /// HTTPS URL that receives the events.
+        /// HTTPS URL that receives the events (`--url` is the server's).
         #[arg(long)]
-        url: String,
+        target_url: String,
         /// Event types, comma-separated (see `hookline events types`).
         #[arg(long, required = true)]
         events: String,
@@ -40,7 +40,7 @@ enum Action {
     Update {
         id: String,
         #[arg(long)]
-        url: Option<String>,
+        target_url: Option<String>,
         #[arg(long)]
         events: Option<String>,
         /// Comma-separated; an empty string clears the filter.
@@ -74,7 +74,7 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
     let c = &ctx.client;
     match cmd.action {
         Action::Create {
-            url,
+            target_url,
             events,
             phone_numbers,
             routing_id_header,
@@ -82,7 +82,7 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
         } => {
             let created = c
                 .create_subscription(&CreateSubscription {
-                    target_url: url,
+                    target_url,
                     subscribed_events: comma_list(&events),
                     phone_numbers: phone_numbers.as_deref().map(comma_list),
                     routing_id_header,
@@ -117,14 +117,14 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Action::Update {
             id,
-            url,
+            target_url,
             events,
             phone_numbers,
             activate,
             deactivate,
         } => {
             let update = UpdateSubscription {
-                target_url: url,
+                target_url,
                 subscribed_events: events.as_deref().map(comma_list),
                 is_active: (activate || deactivate).then_some(activate),
                 phone_numbers: phone_numbers.as_deref().map(|p| Some(comma_list(p))),
@@ -132,7 +132,7 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
             };
             anyhow::ensure!(
                 !update.is_empty(),
-                "nothing to change: give --url, --events, --phone-numbers, --activate or --deactivate"
+                "nothing to change: give --target-url, --events, --phone-numbers, --activate or --deactivate"
             );
             let s = c.update_subscription(&id, &update).await?;
             if ctx.json {

@@ -38,7 +38,7 @@ async fn json_output_is_the_api_json(backend: Backend) {
         &[
             "subscriptions",
             "create",
-            "--url",
+            "--target-url",
             &url,
             "--events",
             "message.received,message.sent",
@@ -144,7 +144,7 @@ async fn text_output_exit_codes_profiles_and_completions() {
         &[
             "subscriptions",
             "create",
-            "--url",
+            "--target-url",
             "https://example.com/h",
             "--events",
             "message.received",
@@ -184,7 +184,7 @@ async fn text_output_exit_codes_profiles_and_completions() {
         &[
             "subscriptions",
             "create",
-            "--url",
+            "--target-url",
             "http://example.com/h",
             "--events",
             "message.received",
@@ -239,7 +239,7 @@ async fn text_output_exit_codes_profiles_and_completions() {
     assert_eq!(v["subscriptions"].as_array().unwrap().len(), 1);
     let mut cmd = command(&app);
     cmd.env("HOOKLINE_CLI_CONFIG", &config)
-        .args(["-p", "prod", "subscriptions", "list"]);
+        .args(["subscriptions", "list", "-p", "prod"]);
     let out = cmd.output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no profile 'prod'"));
