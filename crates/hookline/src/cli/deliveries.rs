@@ -1,7 +1,7 @@
 //! `hookline deliveries list|get|retry|recover`: a subscription's delivery log (partner key).
 
 use clap::{Args, Subcommand};
-use hookline_client::{Delivery, DeliveryQuery, Recover};
+use hookline_client::{Delivery, DeliveryList, DeliveryQuery, Recover};
 use serde_json::Value;
 
 use super::output::{self, dim, green, red, yellow};
@@ -81,44 +81,26 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let page = c.list_deliveries(&subscription_id, &query).await?;
-            if ctx.json {
-                output::json(&page);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = page.deliveries.iter().map(row).collect();
-            output::table(
-                &["TIME", "EVENT", "TYPE", "STATUS", "ATTEMPT", "HTTP", "MS"],
-                &rows,
-            );
-            if let Some(next) = page
-                .pagination
-                .next_cursor
-                .filter(|_| page.pagination.has_more)
-            {
-                println!("{}", dim(&format!("more: --cursor {next}")));
-            }
+            output::emit(ctx.json, &page, show_page);
         }
         Action::Get {
             subscription_id,
             event_id,
         } => {
-            let d = c.get_delivery(&subscription_id, &event_id).await?;
-            if ctx.json {
-                output::json(&d);
-            } else {
-                show(&d);
-            }
+            output::emit(
+                ctx.json,
+                &c.get_delivery(&subscription_id, &event_id).await?,
+                show,
+            );
         }
         Action::Retry {
             subscription_id,
             event_id,
         } => {
             let answer = c.retry_delivery(&subscription_id, &event_id).await?;
-            if ctx.json {
-                output::json(&answer);
-            } else {
-                println!("Retry of {event_id} queued.");
-            }
+            output::emit(ctx.json, &answer, |_| {
+                println!("Retry of {event_id} queued.")
+            });
         }
         Action::Recover {
             subscription_id,
@@ -128,17 +110,31 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
             let r = c
                 .recover(&subscription_id, &Recover { since, until })
                 .await?;
-            if ctx.json {
-                output::json(&r);
-            } else {
+            output::emit(ctx.json, &r, |r| {
                 println!(
                     "Recovery {} queued {} failed deliveries.",
                     r.recovery_id, r.deliveries
-                );
-            }
+                )
+            });
         }
     }
     Ok(())
+}
+
+fn show_page(page: &DeliveryList) {
+    let rows: Vec<Vec<String>> = page.deliveries.iter().map(row).collect();
+    output::table(
+        &["TIME", "EVENT", "TYPE", "STATUS", "ATTEMPT", "HTTP", "MS"],
+        &rows,
+    );
+    if let Some(next) = page
+        .pagination
+        .next_cursor
+        .as_ref()
+        .filter(|_| page.pagination.has_more)
+    {
+        println!("{}", dim(&format!("more: --cursor {next}")));
+    }
 }
 
 fn status(d: &Delivery) -> String {

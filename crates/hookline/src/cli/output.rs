@@ -44,6 +44,15 @@ pub fn json<T: serde::Serialize>(value: &T) {
     );
 }
 
+/// The API's JSON with `--json`, else `text` of it.
+pub fn emit<T: serde::Serialize>(as_json: bool, value: &T, text: impl FnOnce(&T)) {
+    if as_json {
+        json(value)
+    } else {
+        text(value)
+    }
+}
+
 /// A table with a header row, columns padded to their widest cell (colour codes excluded).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let width = |s: &str| strip_ansi(s).chars().count();

@@ -1,7 +1,9 @@
 //! `hookline subscriptions create|list|get|update|delete|test|rotate-secret`.
 
 use clap::{Args, Subcommand};
-use hookline_client::{CreateSubscription, Subscription, UpdateSubscription};
+use hookline_client::{
+    CreateSubscription, RotatedSecret, Subscription, TestResult, UpdateSubscription,
+};
 
 use super::output::{self, bold, dim, green, red, yellow};
 use super::{comma_list, Connection};
@@ -71,7 +73,7 @@ enum Action {
 
 pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
     let ctx = cmd.conn.resolve()?;
-    let c = &ctx.client;
+    let (c, json) = (&ctx.client, ctx.json);
     match cmd.action {
         Action::Create {
             target_url,
@@ -80,41 +82,28 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
             routing_id_header,
             routing_key_header,
         } => {
-            let created = c
-                .create_subscription(&CreateSubscription {
-                    target_url,
-                    subscribed_events: comma_list(&events),
-                    phone_numbers: phone_numbers.as_deref().map(comma_list),
-                    routing_id_header,
-                    routing_key_header,
-                })
-                .await?;
-            if ctx.json {
-                output::json(&created);
-            } else {
-                show(&created.subscription);
-                show_secret("Signing secret", &created.signing_secret);
-            }
+            let req = CreateSubscription {
+                target_url,
+                subscribed_events: comma_list(&events),
+                phone_numbers: phone_numbers.as_deref().map(comma_list),
+                routing_id_header,
+                routing_key_header,
+            };
+            let created = c.create_subscription(&req).await?;
+            output::emit(json, &created, |c| {
+                show(&c.subscription);
+                show_secret("Signing secret", &c.signing_secret);
+            });
         }
-        Action::List => {
-            let list = c.list_subscriptions().await?;
-            if ctx.json {
-                output::json(&list);
-            } else if list.subscriptions.is_empty() {
+        Action::List => output::emit(json, &c.list_subscriptions().await?, |list| {
+            if list.subscriptions.is_empty() {
                 println!("No subscriptions.");
             } else {
                 let rows: Vec<Vec<String>> = list.subscriptions.iter().map(row).collect();
                 output::table(&["ID", "URL", "EVENTS", "ACTIVE", "CREATED"], &rows);
             }
-        }
-        Action::Get { id } => {
-            let s = c.get_subscription(&id).await?;
-            if ctx.json {
-                output::json(&s)
-            } else {
-                show(&s)
-            }
-        }
+        }),
+        Action::Get { id } => output::emit(json, &c.get_subscription(&id).await?, show),
         Action::Update {
             id,
             target_url,
@@ -134,61 +123,56 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 !update.is_empty(),
                 "nothing to change: give --target-url, --events, --phone-numbers, --activate or --deactivate"
             );
-            let s = c.update_subscription(&id, &update).await?;
-            if ctx.json {
-                output::json(&s)
-            } else {
-                show(&s)
-            }
+            output::emit(json, &c.update_subscription(&id, &update).await?, show);
         }
         Action::Delete { id } => {
             c.delete_subscription(&id).await?;
             // The API answers 204 with no body; --json prints nothing, as the API does.
-            if !ctx.json {
+            if !json {
                 println!("Deleted subscription {id}.");
             }
         }
         Action::Test { id, event_type } => {
             let r = c.send_test_event(&id, event_type.as_deref()).await?;
-            if ctx.json {
-                output::json(&r);
-                return Ok(());
-            }
-            let status = match (r.http_status_code, &r.error_type) {
-                (Some(s), _) if (200..300).contains(&s) => green(&format!("{s} OK")),
-                (Some(s), _) => red(&s.to_string()),
-                (None, Some(kind)) => red(kind),
-                (None, None) => red("no answer"),
-            };
-            output::fields(&[
-                ("Event", r.event_id.clone()),
-                ("Status", status),
-                (
-                    "Duration",
-                    r.duration_ms.map_or("-".into(), |d| format!("{d} ms")),
-                ),
-                ("Error", r.error_message.clone().unwrap_or_default()),
-            ]);
+            output::emit(json, &r, show_test);
         }
         Action::RotateSecret {
             id,
             grace_period_seconds,
         } => {
             let r = c.rotate_secret(&id, grace_period_seconds).await?;
-            if ctx.json {
-                output::json(&r);
-                return Ok(());
-            }
-            show_secret("New signing secret", &r.signing_secret);
-            if let Some(at) = &r.previous_secret_expires_at {
-                println!(
-                    "The previous secret keeps working until {at} ({}).",
-                    output::relative(at)
-                );
-            }
+            output::emit(json, &r, show_rotated);
         }
     }
     Ok(())
+}
+
+fn show_test(r: &TestResult) {
+    let status = match (r.http_status_code, &r.error_type) {
+        (Some(s), _) if (200..300).contains(&s) => green(&format!("{s} OK")),
+        (Some(s), _) => red(&s.to_string()),
+        (None, Some(kind)) => red(kind),
+        (None, None) => red("no answer"),
+    };
+    output::fields(&[
+        ("Event", r.event_id.clone()),
+        ("Status", status),
+        (
+            "Duration",
+            r.duration_ms.map_or("-".into(), |d| format!("{d} ms")),
+        ),
+        ("Error", r.error_message.clone().unwrap_or_default()),
+    ]);
+}
+
+fn show_rotated(r: &RotatedSecret) {
+    show_secret("New signing secret", &r.signing_secret);
+    if let Some(at) = &r.previous_secret_expires_at {
+        println!(
+            "The previous secret keeps working until {at} ({}).",
+            output::relative(at)
+        );
+    }
 }
 
 fn row(s: &Subscription) -> Vec<String> {

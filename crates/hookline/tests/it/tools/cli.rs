@@ -13,22 +13,8 @@ per_backend!(json_output_is_the_api_json, batch_publish_from_ndjson);
 async fn json_output_is_the_api_json(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
-    let partner = cli(&app, None, &["partners", "create", "acme", "--json"]).await;
-    assert_eq!(partner.code, 0, "{}", partner.stderr);
-    let partner = partner.json();
-    let pid = partner["id"].as_str().unwrap();
-    let (_, listed) = app.admin(Method::GET, "/admin/v1/partners", None).await;
-    assert!(listed["partners"].as_array().unwrap().contains(&partner));
-    assert_eq!(
-        cli(&app, None, &["partners", "list", "--json"])
-            .await
-            .json(),
-        listed
-    );
-    let key = cli(&app, None, &["keys", "create", "--partner", pid, "--json"])
-        .await
-        .json();
-    let key = key["api_key"].as_str().unwrap().to_owned();
+    let (pid, key) = partner_and_key(&app).await;
+    let pid = pid.as_str();
     let k = Some(key.as_str());
 
     let url = rx.url("/cli");
@@ -94,9 +80,39 @@ async fn json_output_is_the_api_json(backend: Backend) {
     assert_eq!(updated, api);
     assert_eq!(api["is_active"], json!(false));
     cli(&app, k, &["subscriptions", "update", &id, "--activate"]).await;
+    publish_and_delete(&app, &rx, pid, k, &id).await;
+}
 
+/// `partners create`, `partners list` and `keys create` with `--json`: (partner id, API key).
+async fn partner_and_key(app: &TestApp) -> (String, String) {
+    let partner = cli(app, None, &["partners", "create", "acme", "--json"]).await;
+    assert_eq!(partner.code, 0, "{}", partner.stderr);
+    let partner = partner.json();
+    let pid = partner["id"].as_str().unwrap();
+    let (_, listed) = app.admin(Method::GET, "/admin/v1/partners", None).await;
+    assert!(listed["partners"].as_array().unwrap().contains(&partner));
+    assert_eq!(
+        cli(app, None, &["partners", "list", "--json"]).await.json(),
+        listed
+    );
+    let key = cli(app, None, &["keys", "create", "--partner", pid, "--json"])
+        .await
+        .json();
+    let key = key["api_key"].as_str().unwrap().to_owned();
+    (pid.to_owned(), key)
+}
+
+/// `events publish --json` and `subscriptions delete --json` print what the API answers (an
+/// empty 204 prints nothing); a lookup afterwards fails with exit code 4 and the envelope.
+async fn publish_and_delete(
+    app: &TestApp,
+    rx: &TestReceiver,
+    pid: &str,
+    k: Option<&str>,
+    id: &str,
+) {
     let published = cli(
-        &app,
+        app,
         None,
         &[
             "events",
@@ -120,9 +136,9 @@ async fn json_output_is_the_api_json(backend: Backend) {
     let got = rx.wait_for(None, 1, crate::common::WAIT).await;
     assert_eq!(got[0].header("webhook-id"), "evt-cli-1");
 
-    let deleted = cli(&app, k, &["subscriptions", "delete", &id, "--json"]).await;
+    let deleted = cli(app, k, &["subscriptions", "delete", id, "--json"]).await;
     assert_eq!((deleted.code, deleted.stdout.as_str()), (0, ""));
-    let gone = cli(&app, k, &["subscriptions", "get", &id]).await;
+    let gone = cli(app, k, &["subscriptions", "get", id]).await;
     assert_eq!(gone.code, 4, "{}", gone.stderr);
     assert!(
         gone.stderr
@@ -134,7 +150,7 @@ async fn json_output_is_the_api_json(backend: Backend) {
 }
 
 #[tokio::test]
-async fn text_output_exit_codes_profiles_and_completions() {
+async fn text_output_and_exit_codes() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (pid, key) = app.partner("people").await;
     let k = Some(key.as_str());
@@ -177,9 +193,13 @@ async fn text_output_exit_codes_profiles_and_completions() {
     let partners = cli(&app, None, &["partners", "list"]).await;
     assert!(partners.stdout.contains(&pid), "{}", partners.stdout);
 
-    // 4xx refused: 1; 404: 4; unreachable: 3; usage or configuration: 2.
+    exit_codes(&app, k).await;
+}
+
+/// 4xx refused: 1; 404: 4; unreachable: 3; usage or configuration: 2.
+async fn exit_codes(app: &TestApp, k: Option<&str>) {
     let refused = cli(
-        &app,
+        app,
         k,
         &[
             "subscriptions",
@@ -193,28 +213,43 @@ async fn text_output_exit_codes_profiles_and_completions() {
     .await;
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(refused.stderr.contains("HTTPS"), "{}", refused.stderr);
-    let bad_key = cli(&app, Some("hl_live_wrong"), &["subscriptions", "list"]).await;
+    let bad_key = cli(app, Some("hl_live_wrong"), &["subscriptions", "list"]).await;
     assert_eq!(bad_key.code, 1);
     assert!(bad_key.stderr.contains("401/2004"), "{}", bad_key.stderr);
     let unreachable = cli(
-        &app,
+        app,
         k,
         &["subscriptions", "list", "--url", "http://127.0.0.1:9"],
     )
     .await;
     assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
-    let no_key = cli(&app, None, &["subscriptions", "list"]).await;
+    let no_key = cli(app, None, &["subscriptions", "list"]).await;
     assert_eq!(no_key.code, 2);
     assert!(
         no_key.stderr.contains("HOOKLINE_API_KEY"),
         "{}",
         no_key.stderr
     );
-    assert_eq!(
-        cli(&app, k, &["subscriptions", "update", "x"]).await.code,
-        2
-    );
+    assert_eq!(cli(app, k, &["subscriptions", "update", "x"]).await.code, 2);
+}
 
+#[tokio::test]
+async fn profiles_and_completions() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("profiles").await;
+    cli(
+        &app,
+        Some(&key),
+        &[
+            "subscriptions",
+            "create",
+            "--target-url",
+            "https://example.com/p",
+            "--events",
+            "message.received",
+        ],
+    )
+    .await;
     // A profile supplies the URL and key; flags and variables would override it.
     let config = app.dir.path().join("cli.toml");
     std::fs::write(
@@ -298,7 +333,13 @@ async fn batch_publish_from_ndjson(backend: Backend) {
     assert_eq!(results, 250);
     let got = rx.wait_for(None, 250, crate::common::WAIT).await;
     assert_eq!(got.len(), 250);
+}
 
+#[tokio::test]
+async fn malformed_ndjson_sends_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (pid, _) = app.partner("malformed").await;
+    let file = app.dir.path().join("events.ndjson");
     // A malformed line stops the run before anything is sent, naming the line.
     std::fs::write(
         &file,

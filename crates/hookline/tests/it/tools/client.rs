@@ -83,13 +83,22 @@ async fn client_drives_the_partner_and_operator_apis(backend: Backend) {
         .unwrap();
     assert!(!updated.is_active);
     c.delete_subscription(&id).await.unwrap();
+    errors_carry_the_envelope(&app, &c, &op, &partner.id, &key.id, &id).await;
+}
 
-    // Errors carry the envelope.
-    let Error::Api(e) = c.get_subscription(&id).await.unwrap_err() else {
+async fn errors_carry_the_envelope(
+    app: &TestApp,
+    c: &Client,
+    op: &Client,
+    partner: &str,
+    key_id: &str,
+    id: &str,
+) {
+    let Error::Api(e) = c.get_subscription(id).await.unwrap_err() else {
         panic!("expected an API error")
     };
     assert_eq!((e.status, e.code), (404, Some(2001)));
-    assert!(e.message.contains(&id), "{}", e.message);
+    assert!(e.message.contains(id), "{}", e.message);
     assert_eq!(e.trace_id.as_ref().map(String::len), Some(32));
     let bad = Client::builder(&app.base)
         .api_key("hl_live_nope")
@@ -97,14 +106,14 @@ async fn client_drives_the_partner_and_operator_apis(backend: Backend) {
         .unwrap();
     let e = bad.list_subscriptions().await.unwrap_err();
     assert_eq!(e.api().map(|e| (e.status, e.code)), Some((401, Some(2004))));
-    op.revoke_api_key(&partner.id, &key.id).await.unwrap();
+    op.revoke_api_key(partner, key_id).await.unwrap();
     assert_eq!(
         c.list_subscriptions().await.unwrap_err().status(),
         Some(401)
     );
     // A call without the credential it needs fails before any request.
     assert!(matches!(
-        admin(&app).list_subscriptions().await,
+        admin(app).list_subscriptions().await,
         Err(Error::Config(_))
     ));
 }

@@ -215,12 +215,25 @@ async fn unacknowledged_deliveries_come_back_on_reconnect(backend: Backend) {
     })
     .await;
     assert!(attempts.len() >= 2, "{attempts:?}");
+    stale_and_foreign_acks_are_refused(&app, &c, &session.subscription_id, again.delivery, &resume)
+        .await;
+    drop(stream);
+    listen_subscriptions_gone(&app, &key, "the dropped stream's subscription to go").await;
+}
+
+async fn stale_and_foreign_acks_are_refused(
+    app: &TestApp,
+    c: &Client,
+    session: &str,
+    delivery: String,
+    resume: &ListenOptions,
+) {
     // An acknowledgement nobody waits for, and another partner's session, answer 404.
     let stale = c
         .ack_listen(
-            &session.subscription_id,
+            session,
             &ListenAck {
-                delivery: again.delivery,
+                delivery,
                 status: Some(200),
                 body: None,
                 error: None,
@@ -231,11 +244,9 @@ async fn unacknowledged_deliveries_come_back_on_reconnect(backend: Backend) {
     assert_eq!(stale.status(), Some(404));
     let (_, other) = app.partner("other").await;
     let other = Client::builder(&app.base).api_key(&other).build().unwrap();
-    let err = other.listen(&resume).await.err().unwrap();
+    let err = other.listen(resume).await.err().unwrap();
     assert_eq!(
         err.api().map(|e| (e.status, e.code)),
         Some((404, Some(2001)))
     );
-    drop(stream);
-    listen_subscriptions_gone(&app, &key, "the dropped stream's subscription to go").await;
 }
