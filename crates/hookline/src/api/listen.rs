@@ -17,13 +17,12 @@ use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use utoipa::ToSchema;
 
-use super::partner::{announce, load, parse_events, parse_phones};
+use super::partner::{announce, insert, load, parse_events, parse_phones};
 use super::request_id::RequestIdentity;
 use super::AppState;
 use crate::delivery::listen_hub::{listen_target, listen_url, Ack, Pushed};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, PartnerAuth};
-use crate::store::NewSubscription;
 
 /// The first event of a stream (`event: session`).
 #[derive(Serialize, ToSchema)]
@@ -189,17 +188,7 @@ async fn start_session(
         created_at: now,
         updated_at: now,
     };
-    let issued = state.secrets.issue(&sub.id);
-    let new = NewSubscription {
-        subscription: sub,
-        signing_secret: issued.stored,
-    };
-    state
-        .store
-        .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
-        .await?;
-    announce(state, request, None, Some(&new.subscription)).await;
-    Ok((new.subscription, issued.secret.expose().to_owned()))
+    insert(state, request, sub).await
 }
 
 /// Ends the session when the stream is dropped (closed, vanished, or the server stopping):

@@ -186,6 +186,26 @@ pub(crate) async fn announce(
     }
 }
 
+/// Stores a new subscription with a fresh signing secret (sealed when a key is configured) and
+/// announces it; returns it with the secret as issued, for the one answer that shows it.
+pub(crate) async fn insert(
+    state: &AppState,
+    request: &RequestIdentity,
+    sub: Subscription,
+) -> ApiResult<(Subscription, String)> {
+    let issued = state.secrets.issue(&sub.id);
+    let new = NewSubscription {
+        subscription: sub,
+        signing_secret: issued.stored,
+    };
+    state
+        .store
+        .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
+        .await?;
+    announce(state, request, None, Some(&new.subscription)).await;
+    Ok((new.subscription, issued.secret.expose().to_owned()))
+}
+
 /// The chat id and the routing token travel in two headers; one name for both would lose one.
 fn distinct_routing_headers(
     id_header: Option<&RoutingHeader>,
@@ -254,18 +274,8 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    // Stored sealed when a key is configured; the answer below shows the secret as issued.
-    let issued = state.secrets.issue(&sub.id);
-    let new = NewSubscription {
-        subscription: sub,
-        signing_secret: issued.stored,
-    };
-    state
-        .store
-        .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
-        .await?;
-    announce(&state, &request, None, Some(&new.subscription)).await;
-    let view = WebhookSubscription::from(&new.subscription);
+    let (sub, secret) = insert(&state, &request, sub).await?;
+    let view = WebhookSubscription::from(&sub);
     tracing::info!(subscription_id = %view.id, "subscription created");
     let body = CreatedWebhookSubscription {
         id: view.id,
@@ -277,7 +287,7 @@ pub async fn create(
         phone_numbers: view.phone_numbers,
         routing_id_header: view.routing_id_header,
         routing_key_header: view.routing_key_header,
-        signing_secret: issued.secret.expose().to_owned(),
+        signing_secret: secret,
     };
     Ok((StatusCode::CREATED, Json(body)))
 }
