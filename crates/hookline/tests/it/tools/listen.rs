@@ -250,3 +250,76 @@ async fn stale_and_foreign_acks_are_refused(
         Some((404, Some(2001)))
     );
 }
+
+per_backend!(listen_refuses_bad_requests_in_the_envelope);
+
+async fn listen_refuses_bad_requests_in_the_envelope(backend: Backend) {
+    let app = spawn(backend).await;
+    let (_, key) = app.partner("mistakes").await;
+    let get = |query: String| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            app.call(&key, Method::GET, &format!("/v3/listen{query}"), None)
+                .await
+        }
+    };
+    let (s, b) = get("?events=message.nope".into()).await;
+    assert!(crate::common::assert_error(s, &b, 400, 1005).contains("message.nope"));
+    let (s, b) = get("?phone_numbers=555".into()).await;
+    crate::common::assert_error(s, &b, 400, 1002);
+    let (s, b) = get("?session=not-a-uuid".into()).await;
+    crate::common::assert_error(s, &b, 404, 2001);
+    // A subscription that is not a listen session cannot be resumed as one.
+    let sub = crate::common::subscribe(
+        &app,
+        &key,
+        "https://example.com/x",
+        &["message.received"],
+        None,
+    )
+    .await;
+    let (s, b) = get(format!("?session={}", sub["id"].as_str().unwrap())).await;
+    crate::common::assert_error(s, &b, 404, 2001);
+    let (s, b) = app
+        .call("hl_live_wrong", Method::GET, "/v3/listen", None)
+        .await;
+    crate::common::assert_error(s, &b, 401, 2004);
+
+    let acks = format!("/v3/listen/{}/acks", sub["id"].as_str().unwrap());
+    let (s, b) = app
+        .call(
+            &key,
+            Method::POST,
+            &acks,
+            Some(serde_json::json!({"delivery": "1"})),
+        )
+        .await;
+    assert!(crate::common::assert_error(s, &b, 400, 1001).contains("status"));
+    let (s, b) = app
+        .call(
+            &key,
+            Method::POST,
+            &acks,
+            Some(serde_json::json!({"delivery": "1", "status": 42})),
+        )
+        .await;
+    crate::common::assert_error(s, &b, 400, 1005);
+    let (s, b) = app
+        .call(
+            &key,
+            Method::POST,
+            &acks,
+            Some(serde_json::json!({"delivery": "1", "status": 200})),
+        )
+        .await;
+    crate::common::assert_error(s, &b, 404, 2001);
+    let (s, b) = app
+        .call(
+            &key,
+            Method::POST,
+            &acks,
+            Some(serde_json::json!({"status": 200})),
+        )
+        .await;
+    crate::common::assert_error(s, &b, 400, 1001);
+}
