@@ -73,7 +73,13 @@ impl ListenHub {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let generation = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut sessions = self.sessions.lock().expect("not poisoned");
-        sessions.entry(id.clone()).or_default().stream = Some((generation, tx));
+        let session = sessions.entry(id.clone()).or_default();
+        if session.stream.is_some() {
+            // A reconnect before the old stream was noticed gone: what it carried will not be
+            // acknowledged, so those attempts fail now and are retried down the new stream.
+            session.waiting.clear();
+        }
+        session.stream = Some((generation, tx));
         (generation, rx)
     }
 
