@@ -93,7 +93,10 @@ pub async fn listen(
         Some(id) => {
             let sub = load(&state, &partner, id).await?;
             if listen_target(&sub.target_url).is_none() {
-                return Err(ApiError::NotFound(format!("No listen session '{id}'")));
+                return Err(ApiError::NotFound(format!(
+                    "No listen session '{}'",
+                    hookline_core::text::quote(id)
+                )));
             }
             (sub, None)
         }
