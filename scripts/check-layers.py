@@ -3,7 +3,7 @@
 
     hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events,
                                                                 payload_check)
-                   <-  api (api, error, extract, portal)  <-  app (app, bootstrap, main, lib)
+                   <-  api (api, error, extract, portal)  <-  app (app, bootstrap, main, lib, cli)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
 reads every `crate::<module>` and `hookline::<module>` path in crates/hookline/src (use lines and
@@ -20,7 +20,7 @@ LAYERS = [
     {"store"},
     {"delivery", "publish", "secrets", "account_events", "payload_check"},
     {"api", "error", "extract", "portal"},
-    {"app", "bootstrap", "main", "lib"},
+    {"app", "bootstrap", "main", "lib", "cli"},
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 PATH = re.compile(r"\b(?:crate|hookline)::([a-z_][a-z0-9_]*)")

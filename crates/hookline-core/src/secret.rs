@@ -2,26 +2,32 @@
 //!
 //! Standard Webhooks: key = base64-decoded secret body, message `{id}.{ts}.{body}`, `v1,<base64>`.
 //! Legacy Linq: key = the whole `whsec_…` string as UTF-8, message `{ts}.{body}`, lowercase hex.
+//! The HMACs are `hookline-verify`'s, the crate receivers verify with: one implementation signs
+//! and verifies, and it keys both HMACs once per secret rather than once per delivery.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use sha2::Sha256;
 use std::fmt;
 
 const PREFIX: &str = "whsec_";
 const SECRET_BYTES: usize = 32;
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// A subscription's signing secret. `Debug` is redacted so it cannot reach a log by accident.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SigningSecret {
     full: String,
-    key: Vec<u8>,
+    keyed: hookline_verify::Secret,
 }
+
+impl PartialEq for SigningSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.full == other.full
+    }
+}
+
+impl Eq for SigningSecret {}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("signing secret must be 'whsec_' followed by standard base64")]
@@ -33,18 +39,17 @@ impl SigningSecret {
         let mut key = vec![0u8; SECRET_BYTES];
         OsRng.fill_bytes(&mut key);
         let full = format!("{PREFIX}{}", STANDARD.encode(&key));
-        SigningSecret { full, key }
+        Self::parse(&full).expect("a generated secret parses")
     }
 
     pub fn parse(full: &str) -> Result<Self, InvalidSecret> {
-        let body = full.strip_prefix(PREFIX).ok_or(InvalidSecret)?;
-        let key = STANDARD.decode(body).map_err(|_| InvalidSecret)?;
-        if key.is_empty() {
+        if !full.starts_with(PREFIX) {
             return Err(InvalidSecret);
         }
+        let keyed = hookline_verify::Secret::parse(full).map_err(|_| InvalidSecret)?;
         Ok(SigningSecret {
             full: full.to_owned(),
-            key,
+            keyed,
         })
     }
 
@@ -55,23 +60,12 @@ impl SigningSecret {
 
     /// `v1,<base64 HMAC>` for the `webhook-signature` header.
     pub fn sign_standard(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(msg_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        self.keyed.sign(msg_id, timestamp, body)
     }
 
     /// Lowercase hex HMAC for the legacy `X-Webhook-Signature` header.
     pub fn sign_legacy(&self, timestamp: i64, body: &[u8]) -> String {
-        let mut mac =
-            HmacSha256::new_from_slice(self.full.as_bytes()).expect("HMAC takes any key length");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
+        self.keyed.sign_legacy(timestamp, body)
     }
 }
 

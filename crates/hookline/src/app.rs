@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
 use crate::config::{DatabaseUrl, Settings, StoreSettings};
+use crate::delivery::ListenHub;
 use crate::publish::Publisher;
 use crate::secrets::Secrets;
 use crate::store::postgres::PostgresStore;
@@ -54,7 +55,7 @@ pub async fn serve(
     let publisher_stop = CancellationToken::new();
     // `late` holds what must stop after everything in `tasks`: the Publisher.
     let (mut tasks, mut late) = (Tasks::default(), Tasks::default());
-    let publisher = start_engine(
+    let (publisher, listen) = start_engine(
         &store,
         &settings,
         &secrets,
@@ -70,6 +71,7 @@ pub async fn serve(
         secrets,
         admin_hash: Arc::new(admin_hash),
         publisher,
+        listen,
         known_partners: Arc::default(),
         readiness: crate::api::readiness::Readiness::new(cancel.clone()),
         auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
@@ -117,7 +119,8 @@ pub async fn serve(
 }
 
 /// The delivery side of this process: the dispatcher (when the role delivers) and the
-/// Publisher, their tasks added to `tasks`. Returns the handle the API publishes through.
+/// Publisher, their tasks added to `tasks`. Returns the handle the API publishes through, and
+/// the hub `hookline listen` streams attach to.
 async fn start_engine(
     store: &DynStore,
     settings: &Arc<Settings>,
@@ -126,8 +129,9 @@ async fn start_engine(
     publisher_stop: CancellationToken,
     tasks: &mut Tasks,
     late: &mut Tasks,
-) -> anyhow::Result<Publisher> {
+) -> anyhow::Result<(Publisher, ListenHub)> {
     let wake = Arc::new(Notify::new());
+    let listen = ListenHub::default();
     let dispatcher = if settings.server.role.delivers() {
         // PostgreSQL's LISTEN task (none on SQLite) stops on `cancel` like the dispatcher.
         if let Some(listener) = store.watch_wakeups(wake.clone(), cancel.clone()).await? {
@@ -141,6 +145,7 @@ async fn start_engine(
                 Arc::new(settings.delivery.clone()),
                 secrets.clone(),
                 wake.clone(),
+                listen.clone(),
             )
             .context("building the delivery client")?,
         )
@@ -166,7 +171,7 @@ async fn start_engine(
             Ok(())
         });
     }
-    Ok(publisher)
+    Ok((publisher, listen))
 }
 
 /// How long shutdown waits for every task. Each component bounds its own drain (the HTTP grace;

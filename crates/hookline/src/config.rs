@@ -137,6 +137,14 @@ pub struct RawConfig {
     /// Failed authentications per minute from all addresses together (see README).
     #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_MINUTE_GLOBAL")]
     pub auth_failures_per_minute_global: Option<u32>,
+    /// How long an ephemeral `hookline listen` subscription outlives a stream that vanished
+    /// without closing (a reconnect within it resumes the session).
+    #[arg(long, env = "HOOKLINE_LISTEN_GRACE")]
+    pub listen_grace: Option<String>,
+    /// How often an idle `hookline listen` stream gets a keep-alive (also how soon a vanished
+    /// client is noticed).
+    #[arg(long, env = "HOOKLINE_LISTEN_KEEPALIVE")]
+    pub listen_keepalive: Option<String>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -190,6 +198,8 @@ impl RawConfig {
             auth_failures_per_minute_global: self
                 .auth_failures_per_minute_global
                 .or(file.auth_failures_per_minute_global),
+            listen_grace: self.listen_grace.or(file.listen_grace),
+            listen_keepalive: self.listen_keepalive.or(file.listen_keepalive),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -260,6 +270,30 @@ pub struct ServerSettings {
     pub auth_failures_per_minute_global: u32,
     pub connections: ConnectionSettings,
     pub portal: PortalSettings,
+    pub listen_stream: ListenStreamSettings,
+}
+
+/// `hookline listen` streams (see `api::listen`).
+#[derive(Debug, Clone)]
+pub struct ListenStreamSettings {
+    /// How long an ephemeral subscription waits for its client to come back.
+    pub grace: Duration,
+    /// Keep-alive interval of an idle stream.
+    pub keepalive: Duration,
+}
+
+impl ListenStreamSettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let grace = parse_duration(raw.listen_grace.as_deref().unwrap_or("30s"))
+            .context("HOOKLINE_LISTEN_GRACE")?;
+        let keepalive = parse_duration(raw.listen_keepalive.as_deref().unwrap_or("15s"))
+            .context("HOOKLINE_LISTEN_KEEPALIVE")?;
+        anyhow::ensure!(
+            !keepalive.is_zero(),
+            "HOOKLINE_LISTEN_KEEPALIVE must be positive"
+        );
+        Ok(ListenStreamSettings { grace, keepalive })
+    }
 }
 
 /// What one client connection may take: no client can hold a connection, a file descriptor or
@@ -376,6 +410,7 @@ impl ServerSettings {
             auth_failures_per_minute_global,
             connections: ConnectionSettings::from_raw(raw)?,
             portal: PortalSettings::from_raw(raw)?,
+            listen_stream: ListenStreamSettings::from_raw(raw)?,
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod account_events;
 pub mod api;
 pub mod app;
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;

@@ -1,9 +1,10 @@
 //! The `hookline` binary: parses the command line and calls into the library.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hookline::config::{RawConfig, Settings};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,10 @@ enum Command {
         #[command(flatten)]
         raw: RawConfig,
     },
+    #[command(flatten)]
+    Client(hookline::cli::ClientCommand),
+    /// Print a shell completion script (e.g. `hookline completions bash > /etc/bash_completion.d/hookline`).
+    Completions { shell: clap_complete::Shell },
 }
 
 fn settings(config: Option<PathBuf>, raw: RawConfig) -> anyhow::Result<Settings> {
@@ -63,9 +68,28 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let server = match cli.command {
+        Command::Client(cmd) => return hookline::cli::run(cmd).await,
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "hookline", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        server => server,
+    };
+    match run_server(server).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve { config, raw } => {
             let s = settings(config, raw)?;
             hookline::logging::init(&s.log);
@@ -85,5 +109,6 @@ async fn main() -> anyhow::Result<()> {
             hookline::logging::write_stderr("migrations applied\n");
             Ok(())
         }
+        Command::Client(_) | Command::Completions { .. } => unreachable!("handled in main"),
     }
 }

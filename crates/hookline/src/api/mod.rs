@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth_throttle;
 mod body_limit;
 pub mod event_types;
+pub mod listen;
 pub mod meta;
 pub mod partner;
 #[cfg(test)]
@@ -42,6 +43,8 @@ fn partner_routes(state: &AppState) -> Router<AppState> {
                 .delete(partner::delete),
         )
         .route("/v3/webhook-events", get(partner::event_types))
+        .route("/v3/listen", get(listen::listen))
+        .route("/v3/listen/{id}/acks", post(listen::ack))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.settings.max_body_bytes,
@@ -157,6 +160,7 @@ impl Modify for SecuritySchemes {
         admin::publish, admin::publish_batch, event_types::list,
         crate::portal::links::create_portal_session,
         meta::healthz, meta::readyz, meta::openapi,
+        listen::listen, listen::ack,
     ),
     modifiers(&SecuritySchemes, &ErrorResponses)
 )]

@@ -145,7 +145,7 @@ fn parse_target(raw: &str, state: &AppState) -> ApiResult<TargetUrl> {
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))
 }
 
-fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
+pub(crate) fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
     if raw.is_empty() {
         return Err(ApiError::InvalidParameter(
             "subscribed_events must list at least one event type".into(),
@@ -162,7 +162,7 @@ fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {
 /// Bounds the work one subscription adds to every publish of its partner.
 pub const MAX_PHONE_NUMBERS: usize = 1000;
 
-fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNumber>> {
+pub(crate) fn parse_phones(raw: Option<&[String]>) -> ApiResult<Vec<hookline_core::PhoneNumber>> {
     if raw.is_some_and(|r| r.len() > MAX_PHONE_NUMBERS) {
         return Err(ApiError::InvalidParameter(format!(
             "phone_numbers may list at most {MAX_PHONE_NUMBERS} numbers"
@@ -180,7 +180,7 @@ fn parse_header_name(field: &str, raw: Option<String>) -> ApiResult<Option<Routi
 /// Publishes the account events of a committed change (see [`account_events`]). They report the
 /// change rather than make it, so a failure here is logged and the change still stands. They
 /// carry the trace id of the request that made the change.
-async fn announce(
+pub(crate) async fn announce(
     state: &AppState,
     request: &RequestIdentity,
     before: Option<&Subscription>,
@@ -196,6 +196,26 @@ async fn announce(
     if let Err(e) = state.publisher.publish(events).await {
         tracing::error!(error = %e, "publishing webhook_subscription account events failed");
     }
+}
+
+/// Stores a new subscription with a fresh signing secret (sealed when a key is configured) and
+/// announces it; returns it with the secret as issued, for the one answer that shows it.
+pub(crate) async fn insert(
+    state: &AppState,
+    request: &RequestIdentity,
+    sub: Subscription,
+) -> ApiResult<(Subscription, String)> {
+    let issued = state.secrets.issue(&sub.id);
+    let new = NewSubscription {
+        subscription: sub,
+        signing_secret: issued.stored,
+    };
+    state
+        .store
+        .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
+        .await?;
+    announce(state, request, None, Some(&new.subscription)).await;
+    Ok((new.subscription, issued.secret.expose().to_owned()))
 }
 
 /// The chat id and the routing token travel in two headers; one name for both would lose one.
@@ -294,19 +314,9 @@ pub async fn create_subscription(
         created_at: now,
         updated_at: now,
     };
-    // Stored sealed when a key is configured; the answer shows the secret as issued.
-    let issued = state.secrets.issue(&sub.id);
-    let new = NewSubscription {
-        subscription: sub,
-        signing_secret: issued.stored,
-    };
-    state
-        .store
-        .insert_subscription(&new, state.settings.max_subscriptions_per_partner)
-        .await?;
-    announce(state, request, None, Some(&new.subscription)).await;
-    tracing::info!(subscription_id = %new.subscription.id, "subscription created");
-    Ok((new.subscription, issued.secret.expose().to_owned()))
+    let (sub, secret) = insert(state, request, sub).await?;
+    tracing::info!(subscription_id = %sub.id, "subscription created");
+    Ok((sub, secret))
 }
 
 #[utoipa::path(get, path = "/v3/webhook-subscriptions", tag = "Webhook Subscriptions",

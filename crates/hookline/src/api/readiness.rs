@@ -42,6 +42,12 @@ impl Readiness {
         }
     }
 
+    /// Cancelled when the process starts shutting down: long-lived answers (listen streams) end
+    /// on it so shutdown does not wait for them.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
+    }
+
     /// `Err(why)` when this node should not be sent work; `why` is safe to show anyone.
     pub async fn check(&self, store: &DynStore, publisher: &Publisher) -> Result<(), String> {
         if self.stopping.is_cancelled() {

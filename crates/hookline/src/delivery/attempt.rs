@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use super::affinity::{self, Affinity};
 use super::decision::{decide, parse_retry_after, Attempted, Decision};
+use super::listen_hub::{listen_target, ListenHub};
 use super::signer::Signer;
-use super::transport::{Answer, Transport};
+use super::transport::{Answer, Failure, Transport};
 use crate::config::DeliverySettings;
 use crate::secrets::Secrets;
 use crate::store::{
@@ -33,6 +34,8 @@ pub struct AttemptRunner {
     store: DynStore,
     signer: Signer,
     transport: Transport,
+    listen: ListenHub,
+    timeout: std::time::Duration,
     schedule: RetrySchedule,
 }
 
@@ -49,11 +52,14 @@ impl AttemptRunner {
         store: DynStore,
         settings: &DeliverySettings,
         secrets: Secrets,
+        listen: ListenHub,
     ) -> anyhow::Result<Self> {
         Ok(AttemptRunner {
             store,
             signer: Signer::new(secrets),
             transport: Transport::new(settings)?,
+            listen,
+            timeout: settings.timeout,
             schedule: settings.retry_schedule.clone(),
         })
     }
@@ -111,11 +117,7 @@ impl AttemptRunner {
         if let Some(a) = affinity {
             affinity::add_headers(&mut signed.headers, d, a);
         }
-        match self
-            .transport
-            .post(&signed.to.target, signed.headers, signed.body)
-            .await
-        {
+        match self.post(signed).await {
             Ok(answer) => {
                 let retry_after = answer
                     .headers
@@ -136,6 +138,25 @@ impl AttemptRunner {
                 message: Some(failure.message),
                 answer: None,
             },
+        }
+    }
+}
+
+impl AttemptRunner {
+    /// Over HTTP, or down a `hookline listen` stream when the target is one.
+    async fn post(&self, signed: super::signer::Signed) -> Result<Answer, Failure> {
+        match listen_target(&signed.to.target) {
+            Some(id) => {
+                let id = id.to_owned();
+                (self.listen)
+                    .deliver(&id, &signed.headers, signed.body, self.timeout)
+                    .await
+            }
+            None => {
+                self.transport
+                    .post(&signed.to.target, signed.headers, signed.body)
+                    .await
+            }
         }
     }
 }

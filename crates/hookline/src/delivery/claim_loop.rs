@@ -219,7 +219,14 @@ mod tests {
             ..crate::config::Settings::default().delivery
         });
         let secrets = crate::secrets::Secrets::default();
-        let d = Dispatcher::new(store, settings, secrets, Arc::new(Notify::new())).unwrap();
+        let d = Dispatcher::new(
+            store,
+            settings,
+            secrets,
+            Arc::new(Notify::new()),
+            crate::delivery::ListenHub::default(),
+        )
+        .unwrap();
         let (port, mut arrivals) = receiver().await;
         let claimed = delivery(port);
         let sub = claimed.subscription_id.clone();

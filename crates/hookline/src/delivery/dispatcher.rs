@@ -44,11 +44,12 @@ impl Dispatcher {
         settings: Arc<DeliverySettings>,
         secrets: Secrets,
         wake: Arc<Notify>,
+        listen: super::ListenHub,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel::<Outcome>(QUEUE_CAPACITY);
         Ok(Dispatcher {
             shared: Arc::new(Shared {
-                runner: AttemptRunner::new(store.clone(), &settings, secrets)?,
+                runner: AttemptRunner::new(store.clone(), &settings, secrets, listen)?,
                 slots: Slots::new(
                     settings.max_in_flight,
                     settings.max_in_flight_per_subscription,

@@ -15,6 +15,7 @@ mod attempt;
 mod claim_loop;
 pub(crate) mod decision;
 mod dispatcher;
+pub mod listen_hub;
 mod outcome_recorder;
 mod signer;
 pub mod slots;
@@ -22,3 +23,4 @@ mod transport;
 
 pub use announcements::Announcer;
 pub use dispatcher::Dispatcher;
+pub use listen_hub::ListenHub;

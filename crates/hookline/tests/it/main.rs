@@ -23,3 +23,4 @@ mod sdk;
 mod secrets;
 mod sigstop;
 mod store;
+mod tools;

@@ -1,0 +1,378 @@
+//! The `hookline` binary's client commands, run as a child process against a real server:
+//! `--json` prints exactly the API's JSON, text output is for people, exit codes mean something.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{cli, command};
+use crate::common::{Backend, TestApp, TestReceiver};
+use crate::per_backend;
+
+per_backend!(json_output_is_the_api_json, batch_publish_from_ndjson);
+
+async fn json_output_is_the_api_json(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (pid, key) = partner_and_key(&app).await;
+    let pid = pid.as_str();
+    let k = Some(key.as_str());
+
+    let url = rx.url("/cli");
+    let created = cli(
+        &app,
+        k,
+        &[
+            "subscriptions",
+            "create",
+            "--target-url",
+            &url,
+            "--events",
+            "message.received,message.sent",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let created = created.json();
+    assert!(created["signing_secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v3/webhook-subscriptions/{id}");
+    let (_, api) = app.call(&key, Method::GET, &path, None).await;
+    let mut without_secret = created.clone();
+    without_secret
+        .as_object_mut()
+        .unwrap()
+        .remove("signing_secret");
+    assert_eq!(without_secret, api);
+    assert_eq!(
+        cli(&app, k, &["subscriptions", "get", &id, "--json"])
+            .await
+            .json(),
+        api
+    );
+    let (_, api_list) = app
+        .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(
+        cli(&app, k, &["subscriptions", "list", "--json"])
+            .await
+            .json(),
+        api_list
+    );
+    let (_, types) = app
+        .call(&key, Method::GET, "/v3/webhook-events", None)
+        .await;
+    assert_eq!(
+        cli(&app, k, &["events", "types", "--json"]).await.json(),
+        types
+    );
+    let updated = cli(
+        &app,
+        k,
+        &["subscriptions", "update", &id, "--deactivate", "--json"],
+    )
+    .await
+    .json();
+    let (_, api) = app.call(&key, Method::GET, &path, None).await;
+    assert_eq!(updated, api);
+    assert_eq!(api["is_active"], json!(false));
+    cli(&app, k, &["subscriptions", "update", &id, "--activate"]).await;
+    publish_and_delete(&app, &rx, pid, k, &id).await;
+}
+
+/// `partners create`, `partners list` and `keys create` with `--json`: (partner id, API key).
+async fn partner_and_key(app: &TestApp) -> (String, String) {
+    let partner = cli(app, None, &["partners", "create", "acme", "--json"]).await;
+    assert_eq!(partner.code, 0, "{}", partner.stderr);
+    let partner = partner.json();
+    let pid = partner["id"].as_str().unwrap();
+    let (_, listed) = app.admin(Method::GET, "/admin/v1/partners", None).await;
+    assert!(listed["partners"].as_array().unwrap().contains(&partner));
+    assert_eq!(
+        cli(app, None, &["partners", "list", "--json"]).await.json(),
+        listed
+    );
+    let key = cli(app, None, &["keys", "create", "--partner", pid, "--json"])
+        .await
+        .json();
+    let key = key["api_key"].as_str().unwrap().to_owned();
+    (pid.to_owned(), key)
+}
+
+/// `events publish --json` and `subscriptions delete --json` print what the API answers (an
+/// empty 204 prints nothing); a lookup afterwards fails with exit code 4 and the envelope.
+async fn publish_and_delete(
+    app: &TestApp,
+    rx: &TestReceiver,
+    pid: &str,
+    k: Option<&str>,
+    id: &str,
+) {
+    let published = cli(
+        app,
+        None,
+        &[
+            "events",
+            "publish",
+            "--partner",
+            pid,
+            "--type",
+            "message.received",
+            "--data",
+            r#"{"chat_id":"c1"}"#,
+            "--event-id",
+            "evt-cli-1",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        published.json(),
+        json!({"event_id": "evt-cli-1", "deliveries": 1})
+    );
+    let got = rx.wait_for(None, 1, crate::common::WAIT).await;
+    assert_eq!(got[0].header("webhook-id"), "evt-cli-1");
+
+    let deleted = cli(app, k, &["subscriptions", "delete", id, "--json"]).await;
+    assert_eq!((deleted.code, deleted.stdout.as_str()), (0, ""));
+    let gone = cli(app, k, &["subscriptions", "get", id]).await;
+    assert_eq!(gone.code, 4, "{}", gone.stderr);
+    assert!(
+        gone.stderr
+            .contains(&format!("Webhook subscription '{id}' not found")),
+        "{}",
+        gone.stderr
+    );
+    assert!(gone.stderr.contains("trace id "), "{}", gone.stderr);
+}
+
+#[tokio::test]
+async fn text_output_and_exit_codes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (pid, key) = app.partner("people").await;
+    let k = Some(key.as_str());
+    let created = cli(
+        &app,
+        k,
+        &[
+            "subscriptions",
+            "create",
+            "--target-url",
+            "https://example.com/h",
+            "--events",
+            "message.received",
+        ],
+    )
+    .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(
+        created.stdout.contains("Save this now"),
+        "{}",
+        created.stdout
+    );
+    assert!(created.stdout.contains("whsec_"), "{}", created.stdout);
+    assert!(
+        !created.stdout.contains("\x1b["),
+        "colour without a terminal"
+    );
+    let list = cli(&app, k, &["subscriptions", "list"]).await;
+    let header = list.stdout.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("URL") && header.contains("CREATED"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains("https://example.com/h") && list.stdout.contains("just now"),
+        "{}",
+        list.stdout
+    );
+    let partners = cli(&app, None, &["partners", "list"]).await;
+    assert!(partners.stdout.contains(&pid), "{}", partners.stdout);
+
+    exit_codes(&app, k).await;
+}
+
+/// 4xx refused: 1; 404: 4; unreachable: 3; usage or configuration: 2.
+async fn exit_codes(app: &TestApp, k: Option<&str>) {
+    let refused = cli(
+        app,
+        k,
+        &[
+            "subscriptions",
+            "create",
+            "--target-url",
+            "http://example.com/h",
+            "--events",
+            "message.received",
+        ],
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("HTTPS"), "{}", refused.stderr);
+    let bad_key = cli(app, Some("hl_live_wrong"), &["subscriptions", "list"]).await;
+    assert_eq!(bad_key.code, 1);
+    assert!(bad_key.stderr.contains("401/2004"), "{}", bad_key.stderr);
+    let unreachable = cli(
+        app,
+        k,
+        &["subscriptions", "list", "--url", "http://127.0.0.1:9"],
+    )
+    .await;
+    assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
+    let no_key = cli(app, None, &["subscriptions", "list"]).await;
+    assert_eq!(no_key.code, 2);
+    assert!(
+        no_key.stderr.contains("HOOKLINE_API_KEY"),
+        "{}",
+        no_key.stderr
+    );
+    assert_eq!(cli(app, k, &["subscriptions", "update", "x"]).await.code, 2);
+}
+
+#[tokio::test]
+async fn profiles_and_completions() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("profiles").await;
+    cli(
+        &app,
+        Some(&key),
+        &[
+            "subscriptions",
+            "create",
+            "--target-url",
+            "https://example.com/p",
+            "--events",
+            "message.received",
+        ],
+    )
+    .await;
+    // A profile supplies the URL and key; flags and variables would override it.
+    let config = app.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_profile = \"local\"\n[profiles.local]\nurl = \"{}\"\napi_key = \"{key}\"\n",
+            app.base
+        ),
+    )
+    .unwrap();
+    let mut cmd = command(&app);
+    cmd.env_remove("HOOKLINE_URL")
+        .env("HOOKLINE_CLI_CONFIG", &config)
+        .args(["subscriptions", "list", "--json"]);
+    let out = cmd.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["subscriptions"].as_array().unwrap().len(), 1);
+    let mut cmd = command(&app);
+    cmd.env("HOOKLINE_CLI_CONFIG", &config)
+        .args(["subscriptions", "list", "-p", "prod"]);
+    let out = cmd.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profile 'prod'"));
+
+    for shell in ["bash", "zsh", "fish"] {
+        let done = cli(&app, None, &["completions", shell]).await;
+        assert_eq!(done.code, 0);
+        assert!(done.stdout.contains("subscriptions"), "{shell}");
+    }
+}
+
+async fn batch_publish_from_ndjson(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let (pid, key) = app.partner("batch").await;
+    crate::common::subscribe(&app, &key, &rx.url("/batch"), &["message.received"], None).await;
+    let file = app.dir.path().join("events.ndjson");
+    let mut lines = String::new();
+    for i in 0..250 {
+        // Half name their partner, half take --partner's; one blank line is skipped.
+        let mut e = json!({"event_type": "message.received", "event_id": format!("nd-{i}"), "data": {"i": i}});
+        if i % 2 == 0 {
+            e["partner_id"] = json!(pid);
+        }
+        lines.push_str(&format!("{e}\n"));
+    }
+    lines.push('\n');
+    std::fs::write(&file, &lines).unwrap();
+    let run = cli(
+        &app,
+        None,
+        &[
+            "events",
+            "publish",
+            "--file",
+            file.to_str().unwrap(),
+            "--partner",
+            &pid,
+            "--batch-size",
+            "100",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let answers: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 3);
+    let results: usize = answers
+        .iter()
+        .map(|a| a["results"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(results, 250);
+    let got = rx.wait_for(None, 250, crate::common::WAIT).await;
+    assert_eq!(got.len(), 250);
+}
+
+#[tokio::test]
+async fn malformed_ndjson_sends_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (pid, _) = app.partner("malformed").await;
+    let file = app.dir.path().join("events.ndjson");
+    // A malformed line stops the run before anything is sent, naming the line.
+    std::fs::write(
+        &file,
+        "{\"event_type\":\"message.received\",\"data\":{}}\nnot json\n",
+    )
+    .unwrap();
+    let run = cli(
+        &app,
+        None,
+        &[
+            "events",
+            "publish",
+            "--file",
+            file.to_str().unwrap(),
+            "--partner",
+            &pid,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("events.ndjson:2"), "{}", run.stderr);
+    let text = cli(
+        &app,
+        None,
+        &[
+            "events",
+            "publish",
+            "--partner",
+            &pid,
+            "--type",
+            "message.received",
+        ],
+    )
+    .await;
+    assert!(text.stdout.starts_with("Published "), "{}", text.stdout);
+}
