@@ -140,7 +140,7 @@ async fn broken_payloads_are_refused_with_the_path_or_delivered_under_warn(backe
     unknown_part["parts"][0] = json!({"type": "hologram", "value": "x"});
     let cases = [
         ("message.received", missing, "data does not match the message.received schema: \"sender_handle\" is a required property (rule: required"),
-        ("reaction.added", wrong_type, "data/part_index does not match the reaction.added schema: \"first\" is not of type \"integer\" (rule: type"),
+        ("reaction.added", wrong_type, "data/part_index does not match the reaction.added schema: \"first\" is not of types \"null\", \"integer\" (rule: type"),
         ("message.sent", unknown_part, "data/parts/0/type does not match the message.sent schema: \"hologram\" is not one of"),
     ];
     let strict = app_validating(backend, ValidatePayloads::Strict).await;
