@@ -64,7 +64,15 @@ pub async fn serve(
         &mut late,
     )
     .await?;
+    let test_sender = crate::delivery::TestSender::new(
+        store.clone(),
+        &settings.delivery,
+        secrets.clone(),
+        Arc::new(publisher.clone()),
+    )
+    .context("building the test-event client")?;
     let state = AppState {
+        test_sender: Arc::new(test_sender),
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
         secrets,

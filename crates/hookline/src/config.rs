@@ -120,6 +120,15 @@ pub struct RawConfig {
     /// Failed authentications per minute from all addresses together (see README).
     #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_MINUTE_GLOBAL")]
     pub auth_failures_per_minute_global: Option<u32>,
+    /// Deactivate a subscription whose every attempt failed for this long (`0` = never).
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
+    /// Deliveries failed for good before a failing subscription can be deactivated.
+    #[arg(long, env = "HOOKLINE_DISABLE_MIN_FAILURES")]
+    pub disable_min_failures: Option<u64>,
+    /// Adapt each subscription's in-flight limit to its receiver (AIMD); `false` = fixed cap.
+    #[arg(long, env = "HOOKLINE_ADAPTIVE_CONCURRENCY")]
+    pub adaptive_concurrency: Option<bool>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -166,6 +175,9 @@ impl RawConfig {
             auth_failures_per_minute_global: self
                 .auth_failures_per_minute_global
                 .or(file.auth_failures_per_minute_global),
+            disable_after: self.disable_after.or(file.disable_after),
+            disable_min_failures: self.disable_min_failures.or(file.disable_min_failures),
+            adaptive_concurrency: self.adaptive_concurrency.or(file.adaptive_concurrency),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -274,6 +286,10 @@ pub struct DeliverySettings {
     pub poll_interval: Duration,
     /// How long graceful shutdown waits for in-flight deliveries.
     pub shutdown_grace: Duration,
+    /// Each subscription's in-flight limit adapts below `max_in_flight_per_subscription`.
+    pub adaptive_concurrency: bool,
+    /// When a failing endpoint's subscription is deactivated.
+    pub disable_policy: DisablePolicy,
 }
 
 /// Secrets the operator configures; none of them is ever logged.
@@ -432,6 +448,8 @@ impl DeliverySettings {
             lease: (timeout + connect_timeout) * 2,
             poll_interval: Duration::from_secs(1),
             shutdown_grace: SHUTDOWN_GRACE,
+            adaptive_concurrency: raw.adaptive_concurrency.unwrap_or(true),
+            disable_policy: DisablePolicy::from_raw(raw)?,
         })
     }
 }
@@ -478,6 +496,9 @@ impl SecretSettings {
         Ok(SecretSettings { admin_token, keys })
     }
 }
+
+mod operations;
+pub use operations::DisablePolicy;
 
 #[cfg(test)]
 mod tests;

@@ -204,11 +204,15 @@ fn distinct_routing_headers(
 }
 
 /// Subscription ids are UUIDs; anything else cannot exist, so it is a 404 like an unknown id.
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
 }
 
-async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<Subscription> {
+pub(super) async fn load(
+    state: &AppState,
+    partner: &PartnerId,
+    id: &str,
+) -> ApiResult<Subscription> {
     let Ok(sub_id) = SubscriptionId::parse(id) else {
         return Err(not_found(id));
     };

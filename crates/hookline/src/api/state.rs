@@ -24,4 +24,6 @@ pub struct AppState {
     pub readiness: super::readiness::Readiness,
     /// Failed authentications per client address and overall (429 past the limits).
     pub auth_throttle: Arc<super::auth_throttle::AuthThrottle>,
+    /// Sends test events (`POST …/test`) on any node that serves the API.
+    pub test_sender: Arc<crate::delivery::TestSender>,
 }

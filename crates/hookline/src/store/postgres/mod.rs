@@ -6,6 +6,7 @@
 //! converts through one `DbTime` taken from `PostgresStore::db_time`.
 
 mod attempts;
+mod health;
 mod db_clock;
 mod listener;
 mod partners;
@@ -48,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/postgres/0006_write_probe.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/postgres/0009_rotation_and_endpoint_health.sql"),
     ),
 ];
 

@@ -6,6 +6,7 @@
 //! with per-statement hand-offs, context switches were the largest cost in the profiles.
 
 mod attempts;
+mod health;
 mod partners;
 mod publish;
 mod queue;
@@ -50,6 +51,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/sqlite/0006_write_probe.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/sqlite/0009_rotation_and_endpoint_health.sql"),
     ),
 ];
 /// Size of the readiness write: about one publish group of small events.
