@@ -118,7 +118,8 @@ fn test_event_type(sub: &Subscription, asked: Option<&str>) -> ApiResult<EventTy
         && sub.target_url.webhook_version() != WebhookVersion::V2026_02_03
     {
         return Err(ApiError::InvalidParameter(
-            "message.edited is delivered only to subscriptions on webhook version 2026-02-03".into(),
+            "message.edited is delivered only to subscriptions on webhook version 2026-02-03"
+                .into(),
         ));
     }
     Ok(event_type)

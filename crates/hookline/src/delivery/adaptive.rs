@@ -224,7 +224,10 @@ mod tests {
         assert_eq!(Signal::of(busy(500, None), fast, timeout), Signal::Neutral);
         assert_eq!(Signal::of(busy(404, None), fast, timeout), Signal::Neutral);
         for kind in [ErrorKind::Timeout, ErrorKind::Connect] {
-            assert_eq!(Signal::of(Attempted::Failed(kind), fast, timeout), CONGESTED);
+            assert_eq!(
+                Signal::of(Attempted::Failed(kind), fast, timeout),
+                CONGESTED
+            );
         }
         assert_eq!(
             Signal::of(Attempted::Failed(ErrorKind::Tls), fast, timeout),

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 
 use crate::account_events;
-use crate::store::{endpoint_health, Deactivation, DeactivationReason, DynStore, NewEvent, StoreResult};
+use crate::store::{
+    endpoint_health, Deactivation, DeactivationReason, DynStore, NewEvent, StoreResult,
+};
 
 /// Where the engine publishes the events it originates. Implemented by the Publisher, so an
 /// announcement shares its group commit and its hand-off to this process's slots, and the

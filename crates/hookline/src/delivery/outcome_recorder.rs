@@ -55,9 +55,11 @@ impl OutcomeRecorder {
     async fn write(&self, batch: &[Outcome]) {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=WRITE_TRIES {
-            match self.store
+            match self
+                .store
                 .record_outcomes_with(batch, Timestamp::now(), self.policy)
-                .await {
+                .await
+            {
                 Ok(deactivated) => {
                     for d in deactivated {
                         announce_deactivation(&self.store, self.announcer.as_ref(), &d).await;

@@ -258,7 +258,10 @@ impl Inner {
             return (self.per_subscription_cap, None);
         }
         match c.limits.get(subscription_id) {
-            Some(l) => (l.value().min(self.per_subscription_cap), l.paused_until(now)),
+            Some(l) => (
+                l.value().min(self.per_subscription_cap),
+                l.paused_until(now),
+            ),
             None => (self.initial_limit(), None),
         }
     }

@@ -71,10 +71,9 @@ pub fn changes<'a>(applied: impl IntoIterator<Item = &'a Outcome>) -> Vec<Health
 /// never deactivates.
 pub fn dead_before(policy: &DisablePolicy, now: Timestamp) -> Option<Timestamp> {
     let after = policy.after?;
-    Some(Timestamp::from_micros(
-        now.as_micros()
-            .saturating_sub(i64::try_from(after.as_micros()).unwrap_or(i64::MAX)),
-    ))
+    Some(Timestamp::from_micros(now.as_micros().saturating_sub(
+        i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+    )))
 }
 
 /// The `data.summary` of the `webhook_subscription.disabled` event of a dead endpoint.

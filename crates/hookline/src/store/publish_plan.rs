@@ -294,14 +294,24 @@ mod tests {
 
     #[test]
     fn only_keeps_the_deliveries_to_one_subscription() {
-        let (a, b) = (target("p", &["message.sent"]), target("p", &["message.sent"]));
-        let subs = HashMap::from([(PartnerId::from_stored("p"), Targets::from(vec![a, b.clone()]))]);
+        let (a, b) = (
+            target("p", &["message.sent"]),
+            target("p", &["message.sent"]),
+        );
+        let subs = HashMap::from([(
+            PartnerId::from_stored("p"),
+            Targets::from(vec![a, b.clone()]),
+        )]);
         let plan = PublishPlan::new(vec![event("p", "e1", "message.sent")], &subs);
         assert_eq!(plan.deliveries().len(), 2);
         let plan = plan.only(&b.subscription.id);
         assert_eq!(plan.deliveries().len(), 1);
         assert_eq!(plan.deliveries()[0].subscription_id(), &b.subscription.id);
-        assert_eq!(plan.new_events().next().unwrap().2, 1, "the event counts one delivery");
+        assert_eq!(
+            plan.new_events().next().unwrap().2,
+            1,
+            "the event counts one delivery"
+        );
     }
 
     #[test]

@@ -66,14 +66,16 @@ pub(super) async fn apply(
     .await?;
     Ok(killed
         .into_iter()
-        .map(|(id, partner_id, target_url, since, exhausted)| Deactivation {
-            partner_id: PartnerId::from_stored(partner_id),
-            subscription_id: SubscriptionId::from_stored(id),
-            target_url,
-            reason: DeactivationReason::DeadEndpoint {
-                failing_since: Timestamp::from_micros(since),
-                exhausted: exhausted as u64,
+        .map(
+            |(id, partner_id, target_url, since, exhausted)| Deactivation {
+                partner_id: PartnerId::from_stored(partner_id),
+                subscription_id: SubscriptionId::from_stored(id),
+                target_url,
+                reason: DeactivationReason::DeadEndpoint {
+                    failing_since: Timestamp::from_micros(since),
+                    exhausted: exhausted as u64,
+                },
             },
-        })
+        )
         .collect())
 }

@@ -6,8 +6,8 @@
 //! converts through one `DbTime` taken from `PostgresStore::db_time`.
 
 mod attempts;
-mod health;
 mod db_clock;
+mod health;
 mod listener;
 mod partners;
 mod publish;

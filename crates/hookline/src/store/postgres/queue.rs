@@ -14,9 +14,9 @@ use super::{listener, DbTime, PostgresStore};
 use crate::store::claim::{self, Candidate, ClaimSteps};
 use crate::store::rows::*;
 use crate::store::{
-    endpoint_health, AttemptRecord, Capacity, ClaimRequest, Claimed, Deactivation,
-    DeliveryCounts, DeliveryQueue, DisablePolicy, LearnedRoutingToken, NewEvent, Outcome,
-    PublishBatch, PublishPlan, StoreResult,
+    endpoint_health, AttemptRecord, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts,
+    DeliveryQueue, DisablePolicy, LearnedRoutingToken, NewEvent, Outcome, PublishBatch,
+    PublishPlan, StoreResult,
 };
 
 /// `queues(subscription_id, first_due)`: each subscription with pending deliveries and its

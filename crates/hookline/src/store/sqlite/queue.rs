@@ -11,8 +11,8 @@ use crate::store::claim::{self, Candidate, ClaimSteps};
 use crate::store::rows::*;
 use crate::store::steps::run_ready;
 use crate::store::{
-    endpoint_health, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts,
-    DeliveryQueue, DisablePolicy, NewEvent, Outcome, PublishBatch, PublishPlan, StoreResult,
+    endpoint_health, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts, DeliveryQueue,
+    DisablePolicy, NewEvent, Outcome, PublishBatch, PublishPlan, StoreResult,
 };
 
 fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {

@@ -303,18 +303,17 @@ impl SubscriptionStore for SqliteStore {
 
     async fn previous_signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>> {
         self.read(|c| {
-            Ok(c
-                .prepare_cached(
-                    "SELECT id, previous_signing_secret FROM subscriptions \
+            Ok(c.prepare_cached(
+                "SELECT id, previous_signing_secret FROM subscriptions \
                      WHERE previous_signing_secret IS NOT NULL ORDER BY id",
-                )?
-                .query_map([], |r| {
-                    Ok((
-                        SubscriptionId::from_stored(r.get::<_, String>(0)?),
-                        r.get(1)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<_>>()?)
+            )?
+            .query_map([], |r| {
+                Ok((
+                    SubscriptionId::from_stored(r.get::<_, String>(0)?),
+                    r.get(1)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }

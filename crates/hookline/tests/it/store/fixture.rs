@@ -10,8 +10,8 @@ pub use hookline::store::{
     Published, StoreError, StoreResult, Subscription, UpdateResult,
 };
 use hookline::store::{
-    Capacity, ClaimRequest, Claimed, Deactivation, DeactivationReason, LearnedRoutingToken, NewSubscription, NextState,
-    Outcome,
+    Capacity, ClaimRequest, Claimed, Deactivation, DeactivationReason, LearnedRoutingToken,
+    NewSubscription, NextState, Outcome,
 };
 use hookline_core::{
     ErrorKind, EventId, EventTime, EventType, PartnerId, PhoneNumber, RoutingHeader,
