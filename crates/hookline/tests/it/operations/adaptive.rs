@@ -57,7 +57,7 @@ async fn overloadable_receiver() -> (String, Arc<Load>) {
 }
 
 /// Reads one request (head and `content-length` body); false when the connection ends.
-async fn read_request(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+async fn read_request(tcp: &mut tokio::net::TcpStream, buf: &mut [u8]) -> bool {
     let mut len = 0;
     loop {
         if let Some(end) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {

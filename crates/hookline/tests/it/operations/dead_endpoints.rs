@@ -59,20 +59,9 @@ async fn a_dead_endpoint_is_deactivated_and_announced(backend: Backend) {
         "{summary}"
     );
 
-    let is_active = |sub: serde_json::Value| {
-        let app = &app;
-        let key = key.clone();
-        async move {
-            let (s, v) = app
-                .call(&key, Method::GET, &subscription_path(&sub), None)
-                .await;
-            assert_eq!(s, 200);
-            v["is_active"].as_bool().unwrap()
-        }
-    };
-    assert!(!is_active(dead.clone()).await);
+    assert!(!is_active(&app, &key, &dead).await);
     assert!(
-        is_active(flaky).await,
+        is_active(&app, &key, &flaky).await,
         "a success in between keeps it alive"
     );
 
@@ -88,8 +77,16 @@ async fn a_dead_endpoint_is_deactivated_and_announced(backend: Backend) {
     assert_eq!(s, 200);
     app.publish(event(&partner, "message.sent", None)).await;
     settled(&app).await;
-    assert!(is_active(dead).await);
+    assert!(is_active(&app, &key, &dead).await);
     assert_eq!(rx.received_at("/w").len(), 1, "announced once");
+}
+
+async fn is_active(app: &TestApp, key: &str, sub: &serde_json::Value) -> bool {
+    let (s, v) = app
+        .call(key, Method::GET, &subscription_path(sub), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["is_active"].as_bool().unwrap()
 }
 
 crate::per_backend!(a_dead_endpoint_is_deactivated_and_announced);
