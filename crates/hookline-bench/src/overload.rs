@@ -65,8 +65,14 @@ pub async fn run(bin: &Path, dir: &Path, run_id: &str, opts: &Options) -> anyhow
         for adaptive in [false, true] {
             let sub = dir.join(format!("overload-{round}-{adaptive}"));
             std::fs::create_dir_all(&sub)?;
-            let r = one_run(bin, &sub, &format!("{run_id}-{round}-{adaptive}"), adaptive, opts)
-                .await?;
+            let r = one_run(
+                bin,
+                &sub,
+                &format!("{run_id}-{round}-{adaptive}"),
+                adaptive,
+                opts,
+            )
+            .await?;
             if !opts.json {
                 eprintln!(
                     "[bench] {:>5}: {} of {} delivered, {} 503s, peak {} concurrent, {}",
@@ -75,7 +81,8 @@ pub async fn run(bin: &Path, dir: &Path, run_id: &str, opts: &Options) -> anyhow
                     r.events,
                     r.refused,
                     r.peak_concurrency,
-                    r.secs.map_or("not finished".into(), |s| format!("{s:.2} s"))
+                    r.secs
+                        .map_or("not finished".into(), |s| format!("{s:.2} s"))
                 );
             }
             results.push(r);
@@ -182,7 +189,12 @@ async fn handle(
         tokio::time::sleep(service).await;
         load.served.fetch_add(1, Ordering::SeqCst);
         if let Ok(env) = serde_json::from_slice::<Envelope>(&body?.to_bytes()) {
-            if load.first.lock().expect("receiver lock").insert(env.event_id) {
+            if load
+                .first
+                .lock()
+                .expect("receiver lock")
+                .insert(env.event_id)
+            {
                 load.last_first_us.fetch_max(now_us(), Ordering::SeqCst);
             }
         }

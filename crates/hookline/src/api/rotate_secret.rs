@@ -41,7 +41,7 @@ pub struct RotatedSecret {
 #[utoipa::path(post, path = "/v3/webhook-subscriptions/{subscriptionId}/rotate-secret",
     tag = "Webhook Subscriptions",
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
-    request_body(content = RotateSecretRequest, description = "Optional; an empty body is `{}`"),
+    request_body(content = Option<RotateSecretRequest>, description = "Optional; an empty body is `{}`"),
     responses((status = 200, body = RotatedSecret),
               (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),

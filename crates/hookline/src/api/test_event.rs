@@ -40,7 +40,7 @@ pub struct TestEventResult {
 #[utoipa::path(post, path = "/v3/webhook-subscriptions/{subscriptionId}/test",
     tag = "Webhook Subscriptions",
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
-    request_body(content = TestEventRequest, description = "Optional; an empty body is `{}`"),
+    request_body(content = Option<TestEventRequest>, description = "Optional; an empty body is `{}`"),
     responses((status = 200, description = "Sent; the attempt's result (a failed attempt is a 200 too)", body = TestEventResult),
               (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),

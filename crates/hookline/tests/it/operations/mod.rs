@@ -3,5 +3,6 @@
 
 mod adaptive;
 mod dead_endpoints;
+mod openapi;
 mod rotation;
 mod test_event;
