@@ -127,7 +127,9 @@ impl Limit {
 
 #[cfg(test)]
 mod tests {
+    use super::super::slots::Slots;
     use super::*;
+    use hookline_core::SubscriptionId;
 
     const CAP: usize = 128;
     const CONGESTED: Signal = Signal::Congested { pause: None };
@@ -233,5 +235,39 @@ mod tests {
             Signal::of(Attempted::Failed(ErrorKind::Tls), fast, timeout),
             Signal::Neutral
         );
+    }
+
+    /// The slots hold each subscription to its learned limit and its pause, and grant a waiting
+    /// claim once the pause is over; with adaptive concurrency off the cap never moves.
+    #[tokio::test]
+    async fn slots_follow_the_learned_limit_and_the_pause() {
+        let slots = Slots::with_adaptive(100, 16, true);
+        let a = SubscriptionId::from_stored("a");
+        let permits: Vec<_> = (0..8).map(|_| slots.try_acquire(&a).unwrap()).collect();
+        assert!(
+            slots.try_acquire(&a).is_none(),
+            "starts at the initial limit"
+        );
+        permits[0].report(CONGESTED);
+        assert_eq!(slots.limit_of(&a), 4);
+        drop(permits);
+        let held: Vec<_> = (0..4).map(|_| slots.try_acquire(&a).unwrap()).collect();
+        assert!(slots.try_acquire(&a).is_none());
+        held[0].report(Signal::Congested {
+            pause: Some(Duration::from_millis(200)),
+        });
+        drop(held);
+        assert!(slots.try_acquire(&a).is_none(), "paused");
+        assert_eq!(slots.limits().0.get(&a), Some(&0), "a claim sees no room");
+        let granted = tokio::time::timeout(Duration::from_secs(5), slots.reserve(&a).ready())
+            .await
+            .expect("granted when the pause ends");
+        assert!(granted.is_some());
+
+        let fixed = Slots::new(100, 16);
+        let permits: Vec<_> = (0..16).map(|_| fixed.try_acquire(&a).unwrap()).collect();
+        permits[0].report(CONGESTED);
+        assert_eq!(fixed.limit_of(&a), 16);
+        assert!(fixed.limits().0.is_empty());
     }
 }
