@@ -119,6 +119,17 @@ struct Args {
     /// `--overload` runs of each mode, alternating.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// A `HOOKLINE_*` setting for the server, as `NAME=VALUE` (repeatable), e.g.
+    /// `--server-env HOOKLINE_ADAPTIVE_CONCURRENCY=false`.
+    #[arg(long, value_parser = parse_server_env)]
+    server_env: Vec<(String, String)>,
+}
+
+fn parse_server_env(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((k, v)) if k.starts_with("HOOKLINE_") => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected HOOKLINE_NAME=VALUE, got '{raw}'")),
+    }
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -334,7 +345,7 @@ impl<'a> RunContext<'a> {
             admin_token: &self.admin_token,
             role,
             log_path,
-            env: Vec::new(),
+            env: self.args.server_env.clone(),
         }
     }
 

@@ -110,7 +110,7 @@ async fn one_run(
         admin_token: &admin_token,
         role: "all",
         log_path: dir.join("hookline.log"),
-        env: vec![("HOOKLINE_ADAPTIVE_CONCURRENCY", adaptive.to_string())],
+        env: vec![("HOOKLINE_ADAPTIVE_CONCURRENCY".into(), adaptive.to_string())],
     };
     let srv = server::start(&spec).await?;
     let setup = publisher::setup(&srv.base_url, &admin_token, addr, 1, run_id).await?;

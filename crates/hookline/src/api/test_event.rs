@@ -43,7 +43,9 @@ pub struct TestEventResult {
     request_body(content = Option<TestEventRequest>, description = "Optional; an empty body is `{}`"),
     responses((status = 200, description = "Sent; the attempt's result (a failed attempt is a 200 too)", body = TestEventResult),
               (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-              (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+              (status = 404, body = ErrorEnvelope),
+              (status = 409, description = "This node does not send deliveries (HOOKLINE_ROLE=api)", body = ErrorEnvelope),
+              (status = 413, body = ErrorEnvelope),
               (status = 503, description = "The store cannot take writes now; retry", body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn send_test(
@@ -55,6 +57,14 @@ pub async fn send_test(
 ) -> ApiResult<Json<TestEventResult>> {
     let sub = load(&state, &partner, &id).await?;
     let event_type = test_event_type(&sub, req.event_type.as_deref())?;
+    if !state.settings.role.delivers() {
+        // An API-only node never sends anything (README: Running several nodes).
+        return Err(ApiError::Conflict(
+            "this node does not send deliveries (HOOKLINE_ROLE=api); send test events through \
+             a node with HOOKLINE_ROLE=all"
+                .into(),
+        ));
+    }
     let now = Timestamp::now();
     let event = NewEvent {
         partner_id: partner,

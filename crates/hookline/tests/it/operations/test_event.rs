@@ -175,7 +175,22 @@ async fn a_test_event_to_a_refused_address_reports_ssrf_blocked(backend: Backend
     assert_eq!(result["http_status_code"], json!(null));
 }
 
+/// An API-only node never sends anything, test events included.
+async fn an_api_only_node_refuses_test_events(backend: Backend) {
+    let mut opts = Options::default();
+    opts.raw.role = Some(hookline::config::Role::Api);
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (_, key) = app.partner("acme").await;
+    let sub = subscribe(&app, &key, "https://a.example/h", &["message.sent"], None).await;
+    let test = format!("{}/test", subscription_path(&sub));
+    let (s, v) = app.call(&key, Method::POST, &test, Some(json!({}))).await;
+    let message = assert_error(s, &v, 409, 1005);
+    assert!(message.contains("HOOKLINE_ROLE=api"), "{message}");
+    assert_eq!(counts(&app).await.pending, 0, "nothing was published");
+}
+
 crate::per_backend!(
+    an_api_only_node_refuses_test_events,
     a_test_event_reaches_only_its_subscription_signed_and_logged,
     a_failed_test_event_is_answered_and_not_retried,
     test_event_refusals,
