@@ -19,7 +19,14 @@ for path in sorted(root.glob("crates/*/src/**/*.rs")) + sorted(root.glob("crates
         found.append(f"{rel}: file of {len(lines)} lines")
     for i, line in enumerate(lines):
         m = FN.match(line)
-        if not m or line.rstrip().endswith(";"):
+        if not m:
+            continue
+        # A declaration without a body (a trait's required method), however many lines its
+        # signature takes, ends with `;` before any `{`.
+        k = i
+        while not lines[k].rstrip().endswith(("{", ";")) and k + 1 < len(lines):
+            k += 1
+        if lines[k].rstrip().endswith(";"):
             continue
         indent = m.group(1)
         for j in range(i + 1, len(lines)):

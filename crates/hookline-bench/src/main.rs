@@ -41,6 +41,7 @@
 //! Note that the benchmark shares the machine with hookline: publisher and receiver use CPU too.
 //! `--smoke` is a tiny run for CI. The exit status is 0 only when every delivery arrived.
 
+mod overload;
 mod publisher;
 mod receiver;
 mod server;
@@ -106,6 +107,30 @@ struct Args {
     /// Tiny run for CI (200 events, concurrency 8, 120 s timeout).
     #[arg(long)]
     smoke: bool,
+    /// Compare the fixed per-subscription cap with adaptive concurrency (AIMD) against a
+    /// receiver that answers 503 past `--overload-limit` concurrent requests (see overload.rs).
+    #[arg(long)]
+    overload: bool,
+    /// Concurrent requests the `--overload` receiver serves; it answers 503 past them.
+    #[arg(long, default_value_t = 20)]
+    overload_limit: usize,
+    /// How long the `--overload` receiver takes per served request, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    service_ms: u64,
+    /// `--overload` runs of each mode, alternating.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// A `HOOKLINE_*` setting for the server, as `NAME=VALUE` (repeatable), e.g.
+    /// `--server-env HOOKLINE_ADAPTIVE_CONCURRENCY=false`.
+    #[arg(long, value_parser = parse_server_env)]
+    server_env: Vec<(String, String)>,
+}
+
+fn parse_server_env(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((k, v)) if k.starts_with("HOOKLINE_") => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected HOOKLINE_NAME=VALUE, got '{raw}'")),
+    }
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -159,6 +184,21 @@ async fn main() -> anyhow::Result<()> {
     let run_id = format!("{}-{}", std::process::id(), now_us());
     let dir = std::env::temp_dir().join(format!("hookline-bench-{run_id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if args.overload {
+        let opts = overload::Options {
+            events: args.events,
+            limit: args.overload_limit,
+            service: Duration::from_millis(args.service_ms),
+            rounds: args.rounds,
+            timeout: Duration::from_secs(args.timeout),
+            json: args.json,
+        };
+        let result = overload::run(&bin, &dir, &run_id, &opts).await;
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return result;
+    }
     let result = run(&args, &bin, &dir, &run_id).await;
     let complete = matches!(&result, Ok(r) if r.complete);
     let keep = args.keep || !complete;
@@ -306,6 +346,7 @@ impl<'a> RunContext<'a> {
             admin_token: &self.admin_token,
             role,
             log_path,
+            env: self.args.server_env.clone(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod envelope;
 pub mod error_kind;
 pub mod event_type;
+pub mod examples;
 pub mod header_name;
 pub mod ids;
 pub mod partner;

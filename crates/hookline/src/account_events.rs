@@ -114,9 +114,18 @@ fn routing_change(old: &Subscription, new: &Subscription) -> Option<(Kind, Chang
 /// endpoint answered `410 Gone`: a change made by the platform (`actor.type` `system`, `origin`
 /// `linq`, the values Linq's SDK models give such changes).
 pub fn disabled_by_receiver(sub: &Subscription) -> Vec<NewEvent> {
+    disabled_by_platform(
+        sub,
+        "Webhook subscription disabled: its endpoint answered 410 Gone",
+    )
+}
+
+/// `webhook_subscription.disabled` for a deactivation hookline made itself (410, a dead
+/// endpoint), with the reason in `summary`.
+pub fn disabled_by_platform(sub: &Subscription, summary: &str) -> Vec<NewEvent> {
     vec![account_event(
         "webhook_subscription.disabled",
-        "Webhook subscription disabled: its endpoint answered 410 Gone",
+        summary,
         &EventTime::at(Timestamp::now()),
         BY_PLATFORM,
         sub,

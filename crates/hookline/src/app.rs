@@ -65,22 +65,9 @@ pub async fn serve(
         &mut late,
     )
     .await?;
-    let state = AppState {
-        store: store.clone(),
-        settings: Arc::new(settings.server.clone()),
-        secrets,
-        admin_hash: Arc::new(admin_hash),
-        publisher,
-        listen,
-        known_partners: Arc::default(),
-        readiness: crate::api::readiness::Readiness::new(cancel.clone()),
-        auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
-            &settings.server,
-        )),
-        payload_check: Arc::new(crate::payload_check::PayloadCheck::new(
-            settings.server.validate_payloads,
-        )?),
-    };
+    let state = app_state(
+        &store, &settings, secrets, admin_hash, publisher, listen, &cancel,
+    )?;
     let addr = listener.local_addr()?;
     tasks.spawn(
         "http server",
@@ -116,6 +103,44 @@ pub async fn serve(
     let joined = joined.and(late.join_all(backstop).await);
     tracing::info!("hookline stopped");
     served.and(joined)
+}
+
+/// What the handlers reach: the store, the engine's handles, the API's settings.
+fn app_state(
+    store: &DynStore,
+    settings: &Settings,
+    secrets: Secrets,
+    admin_hash: hookline_core::ApiKeyHash,
+    publisher: Publisher,
+    listen: ListenHub,
+    cancel: &CancellationToken,
+) -> anyhow::Result<AppState> {
+    // Any node that serves the API sends test events itself, whatever its role.
+    let test_sender = crate::delivery::TestSender::new(
+        store.clone(),
+        &settings.delivery,
+        secrets.clone(),
+        Arc::new(publisher.clone()),
+        listen.clone(),
+    )
+    .context("building the test-event client")?;
+    Ok(AppState {
+        test_sender: Arc::new(test_sender),
+        store: store.clone(),
+        settings: Arc::new(settings.server.clone()),
+        secrets,
+        admin_hash: Arc::new(admin_hash),
+        publisher,
+        listen,
+        known_partners: Arc::default(),
+        readiness: crate::api::readiness::Readiness::new(cancel.clone()),
+        auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
+            &settings.server,
+        )),
+        payload_check: Arc::new(crate::payload_check::PayloadCheck::new(
+            settings.server.validate_payloads,
+        )?),
+    })
 }
 
 /// The delivery side of this process: the dispatcher (when the role delivers) and the

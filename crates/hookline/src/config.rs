@@ -145,6 +145,15 @@ pub struct RawConfig {
     /// client is noticed).
     #[arg(long, env = "HOOKLINE_LISTEN_KEEPALIVE")]
     pub listen_keepalive: Option<String>,
+    /// Deactivate a subscription whose every attempt failed for this long (`0` = never).
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
+    /// Deliveries failed for good before a failing subscription can be deactivated.
+    #[arg(long, env = "HOOKLINE_DISABLE_MIN_FAILURES")]
+    pub disable_min_failures: Option<u64>,
+    /// Adapt each subscription's in-flight limit to its receiver (AIMD); `false` = fixed cap.
+    #[arg(long, env = "HOOKLINE_ADAPTIVE_CONCURRENCY")]
+    pub adaptive_concurrency: Option<bool>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -200,6 +209,9 @@ impl RawConfig {
                 .or(file.auth_failures_per_minute_global),
             listen_grace: self.listen_grace.or(file.listen_grace),
             listen_keepalive: self.listen_keepalive.or(file.listen_keepalive),
+            disable_after: self.disable_after.or(file.disable_after),
+            disable_min_failures: self.disable_min_failures.or(file.disable_min_failures),
+            adaptive_concurrency: self.adaptive_concurrency.or(file.adaptive_concurrency),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -336,6 +348,10 @@ pub struct DeliverySettings {
     pub poll_interval: Duration,
     /// How long graceful shutdown waits for in-flight deliveries.
     pub shutdown_grace: Duration,
+    /// Each subscription's in-flight limit adapts below `max_in_flight_per_subscription`.
+    pub adaptive_concurrency: bool,
+    /// When a failing endpoint's subscription is deactivated.
+    pub disable_policy: DisablePolicy,
 }
 
 /// Secrets the operator configures; none of them is ever logged.
@@ -497,6 +513,8 @@ impl DeliverySettings {
             lease: (timeout + connect_timeout) * 2,
             poll_interval: Duration::from_secs(1),
             shutdown_grace: SHUTDOWN_GRACE,
+            adaptive_concurrency: raw.adaptive_concurrency.unwrap_or(true),
+            disable_policy: DisablePolicy::from_raw(raw)?,
         })
     }
 }
@@ -546,6 +564,8 @@ impl SecretSettings {
 
 mod portal;
 pub use portal::PortalSettings;
+mod operations;
+pub use operations::DisablePolicy;
 
 #[cfg(test)]
 mod tests;

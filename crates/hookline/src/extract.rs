@@ -234,3 +234,33 @@ where
         Ok(ApiPath(value))
     }
 }
+
+/// `#[serde(deserialize_with = "whole_number")]` for an optional integer field: JSON Schema's
+/// `integer` (the OpenAPI document's type for it) includes `4147.0`, and clients that build JSON
+/// from floats send that; serde's integers would refuse it. Fractions and values out of `T`'s
+/// range are refused with the value named.
+pub fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+        .or_else(|| {
+            // Exactly representable whole floats only (2^53): anything larger is not exact.
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+                .map(|f| f as i128)
+        })
+        .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected a whole number")))?;
+    T::try_from(whole)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("invalid value: {n}, out of range")))
+}

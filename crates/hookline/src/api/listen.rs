@@ -54,7 +54,8 @@ pub struct ListenDelivery {
 pub struct ListenAck {
     delivery: String,
     /// The receiver's HTTP status (a 2xx delivers; others are failures, retried as usual).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = 100, maximum = 599)]
     status: Option<u16>,
     /// The start of the receiver's answer, for the delivery log.
     #[serde(default)]

@@ -15,6 +15,8 @@ mod state;
 
 pub use state::AppState;
 pub mod request_id;
+pub mod rotate_secret;
+pub mod test_event;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method, Uri};
@@ -41,6 +43,14 @@ fn partner_routes(state: &AppState) -> Router<AppState> {
             get(partner::retrieve)
                 .put(partner::update)
                 .delete(partner::delete),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/rotate-secret",
+            post(rotate_secret::rotate_secret),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/test",
+            post(test_event::send_test),
         )
         .route("/v3/webhook-events", get(partner::event_types))
         .route("/v3/listen", get(listen::listen))
@@ -156,6 +166,7 @@ impl Modify for SecuritySchemes {
     paths(
         partner::create, partner::list, partner::retrieve, partner::update, partner::delete,
         partner::event_types,
+        rotate_secret::rotate_secret, test_event::send_test,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch, event_types::list,
         crate::portal::links::create_portal_session,

@@ -236,7 +236,7 @@ fn distinct_routing_headers(
 }
 
 /// Subscription ids are UUIDs; anything else cannot exist, so it is a 404 like an unknown id.
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
 }
 

@@ -28,4 +28,6 @@ pub struct AppState {
     pub auth_throttle: Arc<super::auth_throttle::AuthThrottle>,
     /// Published `data` against its type's schema (`HOOKLINE_VALIDATE_PAYLOADS`).
     pub payload_check: Arc<crate::payload_check::PayloadCheck>,
+    /// Sends test events (`POST …/test`) on any node that serves the API.
+    pub test_sender: Arc<crate::delivery::TestSender>,
 }

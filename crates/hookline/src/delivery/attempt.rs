@@ -3,9 +3,10 @@
 //! and no pooled connection while the receiver is awaited.
 
 use hookline_core::{RetrySchedule, Timestamp};
-use reqwest::header::RETRY_AFTER;
+use reqwest::header::{HeaderValue, RETRY_AFTER};
 use std::time::Instant;
 
+use super::adaptive::Signal;
 use super::affinity::{self, Affinity};
 use super::decision::{decide, parse_retry_after, Attempted, Decision};
 use super::listen_hub::{listen_target, ListenHub};
@@ -14,8 +15,18 @@ use super::transport::{Answer, Failure, Transport};
 use crate::config::DeliverySettings;
 use crate::secrets::Secrets;
 use crate::store::{
-    AttemptRecord, Deactivation, DueDelivery, DynStore, LearnedRoutingToken, NextState, Outcome,
+    AttemptRecord, Deactivation, DeactivationReason, DueDelivery, DynStore, LearnedRoutingToken,
+    NextState, Outcome,
 };
+
+/// Marks a test event's request (`POST …/test`); receivers can tell it from real traffic.
+pub const TEST_HEADER: &str = "x-webhook-test";
+
+/// What one attempt came to: the outcome to record, and what it says about the receiver's load.
+pub struct Ran {
+    pub outcome: Outcome,
+    pub signal: Signal,
+}
 
 /// The span of one attempt: every log line of it (from waiting for a slot to recording the
 /// outcome) names the event, subscription, delivery, attempt and trace.
@@ -65,13 +76,27 @@ impl AttemptRunner {
     }
 
     /// Runs the attempt `d` stands for; call it inside [`span`].
-    pub async fn run(&self, d: &DueDelivery) -> Outcome {
+    pub async fn run(&self, d: &DueDelivery) -> Ran {
+        self.run_as(d, false).await
+    }
+
+    /// A test event's only attempt: marked with [`TEST_HEADER`], never retried (a failure is
+    /// final), otherwise exactly a delivery's attempt.
+    pub async fn run_test(&self, d: &DueDelivery) -> Ran {
+        self.run_as(d, true).await
+    }
+
+    async fn run_as(&self, d: &DueDelivery, test: bool) -> Ran {
         let affinity = affinity::look_up(&self.store, d).await;
         let started_at = Timestamp::now();
         let clock = Instant::now();
-        let sent = self.send(d, affinity.as_ref()).await;
+        let sent = self.send(d, affinity.as_ref(), test).await;
         let duration = clock.elapsed();
-        let decision = decide(sent.attempted, d.attempt, &self.schedule, Timestamp::now());
+        let signal = Signal::of(sent.attempted, duration, self.timeout);
+        let mut decision = decide(sent.attempted, d.attempt, &self.schedule, Timestamp::now());
+        if test && matches!(decision.next, NextState::RetryAt(_)) {
+            decision.next = NextState::Failed;
+        }
         let learned_routing_token = learned_token(d, affinity, &decision, sent.answer.as_ref());
         let error_kind = sent.attempted.error_kind();
         let status_code = sent.answer.as_ref().map(|a| a.status);
@@ -81,6 +106,7 @@ impl AttemptRunner {
             (None, status) => format!("receiver answered {}", status.unwrap_or_default()),
         });
         let outcome = Outcome {
+            subscription_id: d.subscription_id.clone(),
             attempt: AttemptRecord {
                 delivery_id: d.delivery_id,
                 attempt: d.attempt,
@@ -96,15 +122,16 @@ impl AttemptRunner {
                 partner_id: d.partner_id.clone(),
                 subscription_id: d.subscription_id.clone(),
                 target_url: d.target_url.clone(),
+                reason: DeactivationReason::Gone,
             }),
             learned_routing_token,
         };
         log(&outcome);
-        outcome
+        Ran { outcome, signal }
     }
 
-    async fn send(&self, d: &DueDelivery, affinity: Option<&Affinity>) -> Sent {
-        let mut signed = match self.signer.sign(d, chrono::Utc::now().timestamp()) {
+    async fn send(&self, d: &DueDelivery, affinity: Option<&Affinity>, test: bool) -> Sent {
+        let mut signed = match self.signer.sign(d, Timestamp::now()) {
             Ok(signed) => signed,
             Err(unsignable) => {
                 return Sent {
@@ -116,6 +143,11 @@ impl AttemptRunner {
         };
         if let Some(a) = affinity {
             affinity::add_headers(&mut signed.headers, d, a);
+        }
+        if test {
+            signed
+                .headers
+                .insert(TEST_HEADER, HeaderValue::from_static("true"));
         }
         match self.post(signed).await {
             Ok(answer) => {

@@ -83,13 +83,15 @@ impl ClaimLoop {
 
     async fn claim(&self, now: Timestamp, free: usize) -> StoreResult<Claimed> {
         let in_flight = self.slots.in_flight();
+        let (limits, default_limit) = self.slots.limits();
         let request = ClaimRequest {
             now,
             lease_until: now + self.settings.lease,
             limit: (free as u32).min(CLAIM_BATCH),
             capacity: Capacity {
-                per_subscription_cap: self.settings.max_in_flight_per_subscription,
+                per_subscription_cap: default_limit,
                 in_flight: &in_flight,
+                limits: &limits,
             },
         };
         self.store.claim_due(&request).await
@@ -194,6 +196,7 @@ mod tests {
             subscription_id: SubscriptionId::generate(),
             target_url: format!("http://127.0.0.1:{port}/hook"),
             signing_secret: SigningSecret::generate().expose().to_owned(),
+            previous_secret: None,
             routing_id_header: None,
             routing_key_header: None,
             partner_id: PartnerId::from_stored("p"),

@@ -50,9 +50,10 @@ impl Dispatcher {
         Ok(Dispatcher {
             shared: Arc::new(Shared {
                 runner: AttemptRunner::new(store.clone(), &settings, secrets, listen)?,
-                slots: Slots::new(
+                slots: Slots::with_adaptive(
                     settings.max_in_flight,
                     settings.max_in_flight_per_subscription,
+                    settings.adaptive_concurrency,
                 ),
                 store,
                 settings,
@@ -85,11 +86,12 @@ impl Dispatcher {
         let span = attempt::span(&delivery);
         tokio::spawn(
             async move {
-                let Some(_permit) = reservation.ready().await else {
+                let Some(permit) = reservation.ready().await else {
                     return; // closed while waiting for a slot: the lease expires, as above
                 };
-                let outcome = this.shared.runner.run(&delivery).await;
-                if outcomes.send(outcome).await.is_err() {
+                let ran = this.shared.runner.run(&delivery).await;
+                permit.report(ran.signal);
+                if outcomes.send(ran.outcome).await.is_err() {
                     tracing::warn!(
                         "shutting down: outcome not recorded; the delivery is retried after its lease"
                     );
@@ -113,6 +115,7 @@ impl Dispatcher {
             store: s.store.clone(),
             wake: s.wake.clone(),
             announcer,
+            policy: s.settings.disable_policy,
         };
         let recorder = tokio::spawn(recorder.run(rx));
         self.claim_loop(cancel).run().await;

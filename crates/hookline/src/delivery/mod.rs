@@ -6,9 +6,13 @@
 //! sends it with no transaction open (`transport.rs`) and lets `decision.rs` choose deliver,
 //! retry or fail → the outcome recorder (`outcome_recorder.rs`) commits batches fenced by
 //! attempt number and announces `410 Gone` deactivations through the [`Announcer`]
-//! (`announcements.rs`). The [`Dispatcher`] is the handle that owns the slots and runs and
-//! stops all of it. Only the dispatcher, the slots and the announcer are used from outside.
+//! (`announcements.rs`), and those of dead endpoints (the store finds them, `store/endpoint_health.rs`).
+//! Each subscription's in-flight limit adapts to its receiver (`adaptive.rs`, AIMD, within the
+//! slots' caps). The [`Dispatcher`] is the handle that owns the slots and runs and stops all of
+//! it; the [`TestSender`] sends test events for the API (`test_event.rs`). Only these, the
+//! slots and the announcer are used from outside.
 
+mod adaptive;
 mod affinity;
 mod announcements;
 mod attempt;
@@ -19,8 +23,11 @@ pub mod listen_hub;
 mod outcome_recorder;
 mod signer;
 pub mod slots;
+mod test_event;
 mod transport;
 
 pub use announcements::Announcer;
+pub use attempt::TEST_HEADER;
 pub use dispatcher::Dispatcher;
 pub use listen_hub::ListenHub;
+pub use test_event::TestSender;

@@ -1,6 +1,6 @@
 //! The outcome recorder: commits attempt outcomes in batches, each write fenced by attempt
 //! number in the store (a stale attempt's outcome is skipped there), then announces the
-//! subscriptions a `410 Gone` deactivated. Never sends anything itself.
+//! subscriptions a `410 Gone` or a dead endpoint deactivated. Never sends anything itself.
 
 use hookline_core::Timestamp;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
 use super::announcements::{announce_deactivation, Announcer};
-use crate::store::{DynStore, NextState, Outcome};
+use crate::store::{DisablePolicy, DynStore, NextState, Outcome};
 
 /// Most outcomes committed in one transaction.
 const OUTCOME_BATCH: usize = 512;
@@ -24,6 +24,8 @@ pub(super) struct OutcomeRecorder {
     /// Woken when a retry was scheduled: it may be due before the claim loop's planned wake-up.
     pub wake: Arc<Notify>,
     pub announcer: Arc<dyn Announcer>,
+    /// When a failing endpoint is deactivated (`HOOKLINE_DISABLE_AFTER`, …).
+    pub policy: DisablePolicy,
 }
 
 impl OutcomeRecorder {
@@ -53,7 +55,11 @@ impl OutcomeRecorder {
     async fn write(&self, batch: &[Outcome]) {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=WRITE_TRIES {
-            match self.store.record_outcomes(batch, Timestamp::now()).await {
+            match self
+                .store
+                .record_outcomes_with(batch, Timestamp::now(), self.policy)
+                .await
+            {
                 Ok(deactivated) => {
                     for d in deactivated {
                         announce_deactivation(&self.store, self.announcer.as_ref(), &d).await;

@@ -1,15 +1,24 @@
 //! Signing: the envelope's bytes and both signature header sets of CONTRACT.md §3.1 (Standard
 //! Webhooks and legacy Linq), computed over exactly the bytes that are sent. Never does I/O.
+//!
+//! During a rotation's grace period `webhook-signature` carries two signatures, space-separated,
+//! the new secret's first (Standard Webhooks verifiers accept a message if any one matches).
+//! The legacy `X-Webhook-Signature` holds one value; it carries the **new** secret's: the
+//! rotation hands the partner the new secret, so a receiver that has deployed it verifies at
+//! once, and a legacy receiver's window of failures is bounded by the partner's own roll-out
+//! rather than lasting until the grace period ends (a receiver can also try both secrets).
 
 use hookline_core::envelope::Envelope;
 use hookline_core::payload::v2025;
-use hookline_core::{ErrorKind, SigningSecret, SubscriptionId, TargetUrl, WebhookVersion};
+use hookline_core::{
+    ErrorKind, SigningSecret, SubscriptionId, TargetUrl, Timestamp, WebhookVersion,
+};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::secrets::{OpenError, Secrets};
-use crate::store::DueDelivery;
+use crate::store::{DueDelivery, PreviousSecret};
 
 pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
 
@@ -24,8 +33,11 @@ pub struct Signed {
 pub struct Prepared {
     raw_url: String,
     raw_secret: String,
+    raw_previous: Option<String>,
     pub target: TargetUrl,
     secret: SigningSecret,
+    /// The rotated-out secret and the end of its grace period.
+    previous: Option<(SigningSecret, Timestamp)>,
 }
 
 /// Why a delivery could not be signed; no request was made.
@@ -53,18 +65,30 @@ impl Signer {
         }
     }
 
-    /// The envelope and its signed headers, both signatures made at `timestamp` (Unix seconds).
-    pub fn sign(&self, d: &DueDelivery, timestamp: i64) -> Result<Signed, Unsignable> {
+    /// The envelope and its signed headers, every signature made at `at` (whole seconds in the
+    /// headers); a previous secret signs too while `at` is before the end of its grace period.
+    pub fn sign(&self, d: &DueDelivery, at: Timestamp) -> Result<Signed, Unsignable> {
         let to = self.prepare(d)?;
         let body = envelope(d, &to.target);
-        let headers = signed_headers(d, &to.secret, timestamp, &body);
+        let previous = to
+            .previous
+            .as_ref()
+            .filter(|(_, until)| at < *until)
+            .map(|(secret, _)| secret);
+        let timestamp = at.as_micros().div_euclid(1_000_000);
+        let headers = signed_headers(d, &to.secret, previous, timestamp, &body);
         Ok(Signed { to, headers, body })
     }
 
     fn prepare(&self, d: &DueDelivery) -> Result<Arc<Prepared>, Unsignable> {
+        let raw_previous = d.previous_secret.as_ref().map(|p| &p.stored);
         let mut cache = self.prepared.lock().expect("not poisoned");
         if let Some(p) = cache.get(&d.subscription_id) {
-            if p.raw_url == d.target_url && p.raw_secret == d.signing_secret {
+            // A rotation changes the stored secrets: the entry is rebuilt on every node.
+            if p.raw_url == d.target_url
+                && p.raw_secret == d.signing_secret
+                && p.raw_previous.as_ref() == raw_previous
+            {
                 return Ok(p.clone());
             }
         }
@@ -72,27 +96,38 @@ impl Signer {
             kind: ErrorKind::InvalidTarget,
             message: e.to_string(),
         })?;
-        let secret = self
-            .secrets
-            .open(&d.signing_secret, &d.subscription_id)
-            .map_err(|e| Unsignable {
-                kind: match e {
-                    OpenError::NoKey | OpenError::Sealing(_) => ErrorKind::SecretUnavailable,
-                    OpenError::Invalid(_) => ErrorKind::InvalidTarget,
-                },
-                message: e.to_string(),
-            })?;
+        let secret = self.open(&d.signing_secret, d)?;
+        let previous = match &d.previous_secret {
+            Some(PreviousSecret { stored, expires_at }) => {
+                Some((self.open(stored, d)?, *expires_at))
+            }
+            None => None,
+        };
         let p = Arc::new(Prepared {
             raw_url: d.target_url.clone(),
             raw_secret: d.signing_secret.clone(),
+            raw_previous: raw_previous.cloned(),
             target,
             secret,
+            previous,
         });
         if cache.len() >= PREPARED_CAP {
             cache.clear();
         }
         cache.insert(d.subscription_id.clone(), p.clone());
         Ok(p)
+    }
+
+    fn open(&self, stored: &str, d: &DueDelivery) -> Result<SigningSecret, Unsignable> {
+        self.secrets
+            .open(stored, &d.subscription_id)
+            .map_err(|e| Unsignable {
+                kind: match e {
+                    OpenError::NoKey | OpenError::Sealing(_) => ErrorKind::SecretUnavailable,
+                    OpenError::Invalid(_) => ErrorKind::InvalidTarget,
+                },
+                message: e.to_string(),
+            })
     }
 }
 
@@ -130,6 +165,7 @@ fn envelope(d: &DueDelivery, target: &TargetUrl) -> Vec<u8> {
 fn signed_headers(
     d: &DueDelivery,
     secret: &SigningSecret,
+    previous: Option<&SigningSecret>,
     timestamp: i64,
     body: &[u8],
 ) -> HeaderMap {
@@ -140,10 +176,12 @@ fn signed_headers(
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     h.insert("webhook-id", value(d.event_id.as_str()));
     h.insert("webhook-timestamp", ts.clone());
-    h.insert(
-        "webhook-signature",
-        value(&secret.sign_standard(d.event_id.as_str(), timestamp, body)),
-    );
+    let mut signature = secret.sign_standard(d.event_id.as_str(), timestamp, body);
+    if let Some(previous) = previous {
+        signature.push(' ');
+        signature.push_str(&previous.sign_standard(d.event_id.as_str(), timestamp, body));
+    }
+    h.insert("webhook-signature", value(&signature));
     h.insert("x-webhook-event", value(d.event_type.as_str()));
     h.insert(
         "x-webhook-subscription-id",

@@ -10,11 +10,23 @@
 //! waits ([`Slots::reserve`] → [`Reservation::ready`]) rather than exceed the cap. A waiting
 //! reservation counts as taken, so hand-offs cannot starve it (its lease is running) and the
 //! next claim does not choose more than there is room for.
+//!
+//! With adaptive concurrency each subscription's room is its learned limit ([`adaptive`]),
+//! never above the per-subscription cap, and none while a `Retry-After` pauses it. The caps
+//! stay invariants: a limit only ever lowers a subscription's room below them.
+//!
+//! [`adaptive`]: super::adaptive
 
 use hookline_core::SubscriptionId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::Notify;
+
+use super::adaptive::{Limit, Signal, INITIAL_LIMIT};
+
+/// Learned limits kept before the idle ones are dropped (they restart from the initial limit).
+const LIMITS_KEPT: usize = 10_000;
 
 /// The slots of one process. Cheap to clone; clones share the counts.
 #[derive(Clone)]
@@ -25,6 +37,8 @@ pub struct Slots {
 struct Inner {
     global_cap: usize,
     per_subscription_cap: usize,
+    /// Each subscription's room adapts (AIMD) below `per_subscription_cap`.
+    adaptive: bool,
     counts: Mutex<Counts>,
     /// Wakes waiting reservations and [`Slots::drained`] (every waiter re-checks under the lock).
     changed: Notify,
@@ -37,6 +51,8 @@ struct Counts {
     held: usize,
     waiting: usize,
     by_subscription: HashMap<SubscriptionId, SubscriptionCount>,
+    /// Learned limits (adaptive only); a subscription without one is at the initial limit.
+    limits: HashMap<SubscriptionId, Limit>,
     closed: bool,
 }
 
@@ -80,6 +96,43 @@ impl Counts {
 pub struct Permit {
     inner: Arc<Inner>,
     subscription_id: SubscriptionId,
+    /// When the attempt could start: congestion signals of attempts started before the last
+    /// decrease do not halve the limit again.
+    started: Instant,
+}
+
+impl Permit {
+    /// Feeds the attempt's result into its subscription's limit (adaptive only).
+    pub fn report(&self, signal: Signal) {
+        if !self.inner.adaptive || signal == Signal::Neutral {
+            return;
+        }
+        let grew = {
+            let mut c = self.inner.lock();
+            let cap = self.inner.per_subscription_cap;
+            if !c.limits.contains_key(&self.subscription_id) {
+                if c.limits.len() >= LIMITS_KEPT {
+                    let Counts {
+                        limits,
+                        by_subscription,
+                        ..
+                    } = &mut *c;
+                    limits.retain(|id, _| by_subscription.contains_key(id));
+                }
+                c.limits
+                    .insert(self.subscription_id.clone(), Limit::new(cap));
+            }
+            let limit = c
+                .limits
+                .get_mut(&self.subscription_id)
+                .expect("inserted above");
+            limit.apply(signal, self.started, Instant::now(), cap)
+        };
+        if grew {
+            self.inner.changed.notify_waiters();
+            self.inner.freed.notify_one();
+        }
+    }
 }
 
 impl std::fmt::Debug for Permit {
@@ -150,14 +203,16 @@ impl Waiter {
             tokio::pin!(changed);
             // Registered before the check, so a permit dropped in between still wakes us.
             changed.as_mut().enable();
-            {
+            let paused_until = {
                 let mut c = inner.lock();
                 if c.closed {
                     return None;
                 }
+                let now = Instant::now();
+                let (limit, paused_until) = inner.limit(&c, &self.subscription_id, now);
                 let sub = c.sub(&self.subscription_id);
                 // This waiter is counted in `waiting` already: only the held counts must leave room.
-                if sub.held < inner.per_subscription_cap && c.held < inner.global_cap {
+                if paused_until.is_none() && sub.held < limit && c.held < inner.global_cap {
                     let sub = c.sub(&self.subscription_id);
                     sub.waiting -= 1;
                     sub.held += 1;
@@ -167,10 +222,19 @@ impl Waiter {
                     return Some(Permit {
                         inner: inner.clone(),
                         subscription_id: self.subscription_id.clone(),
+                        started: now,
                     });
                 }
+                paused_until
+            };
+            match paused_until {
+                // Nothing frees a pause but time.
+                Some(until) => tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                },
+                None => changed.await,
             }
-            changed.await;
         }
     }
 }
@@ -182,10 +246,40 @@ impl Inner {
             .expect("slot counts are never left half-updated")
     }
 
+    /// The subscription's limit (the cap, or its learned limit when adaptive) and, while a
+    /// `Retry-After` pauses it, until when.
+    fn limit(
+        &self,
+        c: &Counts,
+        subscription_id: &SubscriptionId,
+        now: Instant,
+    ) -> (usize, Option<Instant>) {
+        if !self.adaptive {
+            return (self.per_subscription_cap, None);
+        }
+        match c.limits.get(subscription_id) {
+            Some(l) => (
+                l.value().min(self.per_subscription_cap),
+                l.paused_until(now),
+            ),
+            None => (self.initial_limit(), None),
+        }
+    }
+
+    fn initial_limit(&self) -> usize {
+        match self.adaptive {
+            true => INITIAL_LIMIT.min(self.per_subscription_cap),
+            false => self.per_subscription_cap,
+        }
+    }
+
     /// Room for one more next to everything held or promised.
     fn has_room(&self, c: &mut Counts, subscription_id: &SubscriptionId) -> bool {
         let global_taken = c.held + c.waiting;
-        global_taken < self.global_cap && c.sub(subscription_id).taken() < self.per_subscription_cap
+        let (limit, paused_until) = self.limit(c, subscription_id, Instant::now());
+        paused_until.is_none()
+            && global_taken < self.global_cap
+            && c.sub(subscription_id).taken() < limit
     }
 
     fn grant(self: &Arc<Self>, c: &mut Counts, subscription_id: &SubscriptionId) -> Permit {
@@ -194,16 +288,24 @@ impl Inner {
         Permit {
             inner: self.clone(),
             subscription_id: subscription_id.clone(),
+            started: Instant::now(),
         }
     }
 }
 
 impl Slots {
+    /// Fixed caps: every subscription may use `per_subscription_cap`.
     pub fn new(global_cap: usize, per_subscription_cap: usize) -> Self {
+        Self::with_adaptive(global_cap, per_subscription_cap, false)
+    }
+
+    /// With `adaptive`, each subscription's room is its learned limit (see [`Permit::report`]).
+    pub fn with_adaptive(global_cap: usize, per_subscription_cap: usize, adaptive: bool) -> Self {
         Slots {
             inner: Arc::new(Inner {
                 global_cap,
                 per_subscription_cap,
+                adaptive,
                 counts: Mutex::default(),
                 changed: Notify::new(),
                 freed: Notify::new(),
@@ -246,13 +348,40 @@ impl Slots {
         self.inner.global_cap.saturating_sub(c.held + c.waiting)
     }
 
-    /// Slots taken (held or promised) per subscription, for the claim's room computation.
+    /// Slots taken (held or promised) per subscription.
     pub fn in_flight(&self) -> HashMap<SubscriptionId, usize> {
         let c = self.inner.lock();
         c.by_subscription
             .iter()
             .map(|(id, n)| (id.clone(), n.taken()))
             .collect()
+    }
+
+    /// The per-subscription limits a claim must respect: those that differ from the default
+    /// (learned ones; 0 while paused), and the default (the initial limit when adaptive, else
+    /// the cap).
+    pub fn limits(&self) -> (HashMap<SubscriptionId, usize>, usize) {
+        let c = self.inner.lock();
+        let now = Instant::now();
+        let default = self.inner.initial_limit();
+        let limits = c
+            .limits
+            .iter()
+            .filter_map(|(id, l)| {
+                let limit = match l.paused_until(now) {
+                    Some(_) => 0,
+                    None => l.value().min(self.inner.per_subscription_cap),
+                };
+                (limit != default).then(|| (id.clone(), limit))
+            })
+            .collect();
+        (limits, default)
+    }
+
+    /// The learned limit of `subscription_id` now (the cap when not adaptive).
+    pub fn limit_of(&self, subscription_id: &SubscriptionId) -> usize {
+        let c = self.inner.lock();
+        self.inner.limit(&c, subscription_id, Instant::now()).0
     }
 
     /// Resolves after a permit was dropped (at once if one was dropped since the last call).

@@ -23,7 +23,7 @@ pub const MAX_LINK_TTL_SECONDS: u64 = 7 * 24 * 3600;
 #[derive(Deserialize, ToSchema, Default)]
 pub struct CreatePortalSessionRequest {
     /// How long the link (and the session it opens) lasts; default 3600.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(minimum = 60, maximum = 604800)]
     pub ttl_seconds: Option<u64>,
 }

@@ -1,7 +1,8 @@
 //! Signing secrets, from issue to delivery: a new secret is issued and sealed for storage here,
 //! opened here when a delivery is signed, and brought in line with the configured key at start-up
-//! ([`Secrets::reconcile`]). Rotation (a second secret per subscription during a change-over) belongs here
-//! next, built on the same [`Secrets::issue`] and [`Secrets::open`].
+//! ([`Secrets::reconcile`], the previous secrets of rotations included). A rotation issues the new
+//! secret with [`Secrets::issue`]; the one it replaces stays stored as it was (sealed to the same
+//! subscription) until its grace period ends, and is opened with [`Secrets::open`] to sign too.
 //!
 //! Nothing outside this module seals or opens a secret, and nothing here lets one reach a log:
 //! [`SigningSecret`]'s `Debug` is redacted and the stored form is opaque.

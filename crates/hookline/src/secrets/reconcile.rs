@@ -17,14 +17,29 @@ impl Secrets {
     }
 }
 
+/// The two places a subscription keeps a secret: its signing secret, and during a rotation's
+/// grace period the one it replaced.
+#[derive(Clone, Copy)]
+enum Slot {
+    Current,
+    Previous,
+}
+
 async fn reconcile(secrets: &Secrets, store: &DynStore) -> anyhow::Result<()> {
-    let keys = secrets.keys.as_ref();
-    let stored = store
-        .signing_secrets()
-        .await
-        .context("reading signing secrets")?;
-    let Some(keys) = keys else {
-        if stored.iter().any(|(_, value)| is_sealed(value)) {
+    let mut stored = Vec::new();
+    for (slot, values) in [
+        (Slot::Current, store.signing_secrets().await),
+        (Slot::Previous, store.previous_signing_secrets().await),
+    ] {
+        stored.extend(
+            values
+                .context("reading signing secrets")?
+                .into_iter()
+                .map(|(id, value)| (slot, id, value)),
+        );
+    }
+    let Some(keys) = secrets.keys.as_ref() else {
+        if stored.iter().any(|(_, _, value)| is_sealed(value)) {
             bail!(
                 "the store's signing secrets are sealed: set HOOKLINE_SECRET_KEY to the key they were sealed with"
             );
@@ -32,7 +47,7 @@ async fn reconcile(secrets: &Secrets, store: &DynStore) -> anyhow::Result<()> {
         return Ok(());
     };
     let mut resealed = 0usize;
-    for (id, value) in stored {
+    for (slot, id, value) in stored {
         let plain = if is_sealed(&value) {
             let (plain, with_previous) = keys.open(&value, id.as_str()).with_context(|| {
                 format!(
@@ -46,11 +61,17 @@ async fn reconcile(secrets: &Secrets, store: &DynStore) -> anyhow::Result<()> {
         } else {
             value.clone()
         };
+        let sealed = keys.seal(&plain, id.as_str());
         // Compare-and-set: another node resealing the same row at once is not an error.
-        if store
-            .replace_signing_secret(&id, &value, &keys.seal(&plain, id.as_str()))
-            .await?
-        {
+        let replaced = match slot {
+            Slot::Current => store.replace_signing_secret(&id, &value, &sealed).await?,
+            Slot::Previous => {
+                store
+                    .replace_previous_signing_secret(&id, &value, &sealed)
+                    .await?
+            }
+        };
+        if replaced {
             resealed += 1;
         }
     }

@@ -197,6 +197,7 @@ mod tests {
         let capacity = Capacity {
             per_subscription_cap: 4,
             in_flight: &in_flight,
+            limits: &HashMap::new(),
         };
         let candidates = vec![
             c(5, 5, "b"),
@@ -311,6 +312,8 @@ mod tests {
             subscription_id: sub.into(),
             target_url: "https://example.com/".into(),
             signing_secret: "whsec_x".into(),
+            previous_signing_secret: None,
+            previous_secret_expires_at: None,
             routing_id_header: None,
             routing_key_header: None,
             live,
@@ -332,6 +335,7 @@ mod tests {
         let capacity = Capacity {
             per_subscription_cap: 2,
             in_flight: &in_flight,
+            limits: &HashMap::new(),
         };
         crate::store::steps::run_ready(claim(fake, 0, 1, limit, &capacity))
             .unwrap()

@@ -7,10 +7,11 @@
 //! backends share is written once beside them ([`publish_plan`], [`claim`],
 //! `subscription_writes`, `migrate`); `sqlite/` and `postgres/` hold one file per aggregate
 //! with that backend's SQL steps. Next: delivery-log queries and retention purges go to
-//! [`AttemptLog`] (`attempts.rs` per backend), secret rotation to [`SubscriptionStore`]
-//! (`subscriptions.rs`).
+//! [`AttemptLog`] (`attempts.rs` per backend). Secret rotation is [`SubscriptionStore`]'s
+//! (`subscriptions.rs`); dead-endpoint detection rides on the outcome write (`endpoint_health`).
 
 pub mod claim;
+pub mod endpoint_health;
 mod migrate;
 mod portal_rows;
 pub mod postgres;
@@ -74,8 +75,8 @@ pub trait PartnerStore: Send + Sync + 'static {
     async fn list_api_keys(&self, partner_id: &PartnerId) -> StoreResult<Vec<ApiKeySummary>>;
 }
 
-/// Subscriptions (always scoped to a partner), their signing secrets, and the routing tokens
-/// learned for them. Secret rotation goes here next.
+/// Subscriptions (always scoped to a partner), their signing secrets (and the previous one
+/// during a rotation's grace period), and the routing tokens learned for them.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync + 'static {
     /// Refused with [`StoreError::SubscriptionLimit`] when the partner already has `cap` live
@@ -107,6 +108,27 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     async fn signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>>;
     /// Replaces a stored signing secret if it still is `old`; false when it changed meanwhile.
     async fn replace_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
+    /// Rotation: `new` (stored form) becomes the signing secret. With `previous_expires_at`,
+    /// the secret it replaces stays valid beside it until then (one previous secret: a
+    /// rotation during a grace period ends the oldest at once); without, it ends now.
+    /// Moves `updated_at` past `now`. False when the partner has no such live subscription.
+    async fn rotate_signing_secret(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        new: &str,
+        previous_expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Every stored previous (rotated-out) signing secret: `(id, stored value)`.
+    async fn previous_signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>>;
+    /// Replaces a stored previous secret if it still is `old`; false when it changed meanwhile.
+    async fn replace_previous_signing_secret(
         &self,
         id: &SubscriptionId,
         old: &str,
@@ -160,13 +182,24 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// Deliveries whose subscription is inactive or deleted are cancelled instead of returned.
     async fn claim_due(&self, req: &ClaimRequest<'_>) -> StoreResult<Claimed>;
     /// Writes each attempt and its delivery's next state, fenced by attempt number (a stale
-    /// fence is skipped and logged, not an error). Returns the subscriptions this call
-    /// deactivated: those still active and still at the target that answered `410 Gone`.
+    /// fence is skipped and logged, not an error), and each subscription's health
+    /// ([`endpoint_health`]). Returns the subscriptions this call deactivated: those still
+    /// active and still at the target that answered `410 Gone`, and those `policy` finds dead.
+    async fn record_outcomes_with(
+        &self,
+        outcomes: &[Outcome],
+        now: Timestamp,
+        policy: DisablePolicy,
+    ) -> StoreResult<Vec<Deactivation>>;
+    /// [`record_outcomes_with`](Self::record_outcomes_with) the default policy.
     async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
         now: Timestamp,
-    ) -> StoreResult<Vec<Deactivation>>;
+    ) -> StoreResult<Vec<Deactivation>> {
+        self.record_outcomes_with(outcomes, now, DisablePolicy::default())
+            .await
+    }
     /// The earliest `next_attempt_at` after `after` among pending deliveries, to sleep until
     /// then. Work due already is the claim's: after a claim that did not fill its batch, what is
     /// still due belongs to full subscriptions, which wait for a freed slot instead.

@@ -25,6 +25,8 @@ pub struct Target {
     pub subscription: Subscription,
     /// As stored (possibly sealed).
     pub signing_secret: String,
+    /// The secret a rotation replaced, while in its grace period (or expired: the signer checks).
+    pub previous_secret: Option<super::PreviousSecret>,
 }
 
 /// One partner's active subscriptions.
@@ -138,6 +140,28 @@ impl PublishPlan {
         &self.deliveries
     }
 
+    /// Keeps only the deliveries to `subscription_id` (a test event goes to one subscription,
+    /// never fanned out).
+    pub fn only(mut self, subscription_id: &SubscriptionId) -> Self {
+        let mut kept = Vec::new();
+        for (event, range) in self.planned.iter_mut().enumerate() {
+            let start = kept.len();
+            kept.extend(
+                self.deliveries[range.clone()]
+                    .iter()
+                    .filter(|d| d.event == event && d.subscription_id() == subscription_id)
+                    .map(|d| PlannedDelivery {
+                        event,
+                        target: d.target.clone(),
+                        leased: d.leased,
+                    }),
+            );
+            *range = start..kept.len();
+        }
+        self.deliveries = kept;
+        self
+    }
+
     /// Asks for planned delivery `index` to be committed leased to this process.
     pub fn lease(&mut self, index: usize) {
         self.deliveries[index].leased = true;
@@ -215,6 +239,7 @@ impl PublishPlan {
             subscription_id: s.id.clone(),
             target_url: s.target_url.as_str().to_owned(),
             signing_secret: d.target.signing_secret.clone(),
+            previous_secret: d.target.previous_secret.clone(),
             routing_id_header: s.routing_id_header.clone(),
             routing_key_header: s.routing_key_header.clone(),
             partner_id: e.partner_id.clone(),
@@ -287,6 +312,7 @@ mod tests {
                 updated_at: Timestamp::EPOCH,
             },
             signing_secret: "whsec_x".into(),
+            previous_secret: None,
         })
     }
 
@@ -301,6 +327,28 @@ mod tests {
             data: "{}".into(),
             data_v2025: None,
         }
+    }
+
+    #[test]
+    fn only_keeps_the_deliveries_to_one_subscription() {
+        let (a, b) = (
+            target("p", &["message.sent"]),
+            target("p", &["message.sent"]),
+        );
+        let subs = HashMap::from([(
+            PartnerId::from_stored("p"),
+            Targets::from(vec![a, b.clone()]),
+        )]);
+        let plan = PublishPlan::new(vec![event("p", "e1", "message.sent")], &subs);
+        assert_eq!(plan.deliveries().len(), 2);
+        let plan = plan.only(&b.subscription.id);
+        assert_eq!(plan.deliveries().len(), 1);
+        assert_eq!(plan.deliveries()[0].subscription_id(), &b.subscription.id);
+        assert_eq!(
+            plan.new_events().next().unwrap().2,
+            1,
+            "the event counts one delivery"
+        );
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct SubscriptionRow {
     /// Only selected by publish, which may hand deliveries straight to the dispatcher.
     #[sqlx(default)]
     pub signing_secret: Option<String>,
+    /// Selected with `signing_secret` (see [`PreviousSecret`](super::PreviousSecret)).
+    #[sqlx(default)]
+    pub previous_signing_secret: Option<String>,
+    #[sqlx(default)]
+    pub previous_secret_expires_at: Option<i64>,
     pub id: String,
     pub partner_id: String,
     pub target_url: String,
@@ -65,7 +70,7 @@ pub fn subscriptions(rows: Vec<SubscriptionRow>) -> anyhow::Result<Vec<Subscript
 /// What publish needs of a partner's active subscriptions: the filter fields and the secret.
 pub const FAN_OUT_COLUMNS: &str = "id, partner_id, target_url, subscribed_events, \
      phone_numbers, is_active, routing_id_header, routing_key_header, created_at, updated_at, \
-     signing_secret";
+     signing_secret, previous_signing_secret, previous_secret_expires_at";
 
 pub fn targets(rows: Vec<SubscriptionRow>) -> anyhow::Result<super::publish_plan::Targets> {
     rows.into_iter()
@@ -74,9 +79,14 @@ pub fn targets(rows: Vec<SubscriptionRow>) -> anyhow::Result<super::publish_plan
                 .signing_secret
                 .take()
                 .context("publish must select signing_secret (FAN_OUT_COLUMNS)")?;
+            let previous_secret = super::PreviousSecret::from_columns(
+                r.previous_signing_secret.take(),
+                r.previous_secret_expires_at.take(),
+            );
             Ok(std::sync::Arc::new(Target {
                 subscription: r.into_domain()?,
                 signing_secret,
+                previous_secret,
             }))
         })
         .collect()
@@ -100,7 +110,8 @@ impl From<PartnerRow> for Partner {
 }
 
 pub const DUE_COLUMNS: &str = "d.id, d.attempts, s.id AS subscription_id, s.target_url, \
-     s.signing_secret, s.routing_id_header, s.routing_key_header, \
+     s.signing_secret, s.previous_signing_secret, s.previous_secret_expires_at, \
+     s.routing_id_header, s.routing_key_header, \
      (s.is_active AND s.deleted_at IS NULL) AS live, \
      e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data, e.data_v2025";
 
@@ -111,6 +122,8 @@ pub struct DueRow {
     pub subscription_id: String,
     pub target_url: String,
     pub signing_secret: String,
+    pub previous_signing_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
     pub routing_id_header: Option<String>,
     pub routing_key_header: Option<String>,
     pub live: bool,
@@ -135,6 +148,10 @@ impl TryFrom<DueRow> for DueDelivery {
             subscription_id: SubscriptionId::from_stored(r.subscription_id),
             target_url: r.target_url,
             signing_secret: r.signing_secret,
+            previous_secret: super::PreviousSecret::from_columns(
+                r.previous_signing_secret,
+                r.previous_secret_expires_at,
+            ),
             routing_id_header: r.routing_id_header.map(RoutingHeader::from_stored),
             routing_key_header: r.routing_key_header.map(RoutingHeader::from_stored),
             partner_id: PartnerId::from_stored(r.partner_id),

@@ -61,6 +61,8 @@ pub struct DueDelivery {
     pub target_url: String,
     /// As stored: possibly sealed (see `hookline_core::sealing`).
     pub signing_secret: String,
+    /// The secret a rotation replaced, while it may still be in its grace period.
+    pub previous_secret: Option<PreviousSecret>,
     pub routing_id_header: Option<RoutingHeader>,
     pub routing_key_header: Option<RoutingHeader>,
     pub partner_id: PartnerId,
@@ -72,6 +74,31 @@ pub struct DueDelivery {
     /// The 2025-01-01 `data` stored with the event (see [`NewEvent::data_v2025`]); the signer
     /// uses it for a 2025-01-01 target.
     pub data_v2025: Option<String>,
+}
+
+/// A signing secret a rotation replaced: deliveries are signed with it too (after the current
+/// one) until `expires_at`, so receivers can switch secrets without missing a delivery.
+#[derive(Clone)]
+pub struct PreviousSecret {
+    /// As stored, like [`DueDelivery::signing_secret`].
+    pub stored: String,
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for PreviousSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PreviousSecret(<redacted>, until {:?})", self.expires_at)
+    }
+}
+
+impl PreviousSecret {
+    /// From the two stored columns; `None` when there is no previous secret.
+    pub fn from_columns(stored: Option<String>, expires_at: Option<i64>) -> Option<Self> {
+        Some(PreviousSecret {
+            stored: stored?,
+            expires_at: Timestamp::from_micros(expires_at?),
+        })
+    }
 }
 
 pub struct PublishBatch {
@@ -87,20 +114,34 @@ pub struct PublishBatch {
 
 /// How many more deliveries this worker may start per subscription.
 pub struct Capacity<'a> {
+    /// The limit of a subscription without one of its own in `limits`.
     pub per_subscription_cap: usize,
     /// Deliveries this worker has in flight, by subscription.
     pub in_flight: &'a HashMap<SubscriptionId, usize>,
+    /// Subscriptions whose limit is not `per_subscription_cap`: learned by adaptive
+    /// concurrency (always below the cap), or 0 while a `Retry-After` pauses them.
+    pub limits: &'a HashMap<SubscriptionId, usize>,
 }
 
 impl Capacity<'_> {
     pub fn room(&self, subscription_id: &SubscriptionId) -> usize {
         let busy = self.in_flight.get(subscription_id).copied().unwrap_or(0);
-        self.per_subscription_cap.saturating_sub(busy)
+        let limit = self.limits.get(subscription_id).copied();
+        limit
+            .unwrap_or(self.per_subscription_cap)
+            .saturating_sub(busy)
     }
 
-    /// The in-flight map as a JSON object, for SQL that looks counts up by subscription id.
-    pub fn in_flight_json(&self) -> String {
-        serde_json::to_string(self.in_flight).expect("map serialises")
+    /// The room of every subscription in `in_flight` or `limits`, as a JSON object for SQL that
+    /// looks it up by subscription id (any other has `per_subscription_cap`).
+    pub fn room_json(&self) -> String {
+        let room: HashMap<&SubscriptionId, usize> = self
+            .in_flight
+            .keys()
+            .chain(self.limits.keys())
+            .map(|id| (id, self.room(id)))
+            .collect();
+        serde_json::to_string(&room).expect("map serialises")
     }
 }
 
@@ -154,6 +195,8 @@ pub enum NextState {
 
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The delivery's subscription: its health (dead-endpoint detection) follows the outcome.
+    pub subscription_id: SubscriptionId,
     pub attempt: AttemptRecord,
     pub next: NextState,
     /// `410 Gone`: the receiver asked us to stop.
@@ -162,15 +205,30 @@ pub struct Outcome {
     pub learned_routing_token: Option<LearnedRoutingToken>,
 }
 
-/// A subscription to deactivate because its receiver answered `410 Gone`; only while it still
-/// points at the target that answered.
+/// A subscription to deactivate because its receiver answered `410 Gone` (only while it still
+/// points at the target that answered), or one the outcome write found dead.
 #[derive(Debug, Clone)]
 pub struct Deactivation {
     pub partner_id: PartnerId,
     pub subscription_id: SubscriptionId,
     /// As stored (see [`DueDelivery::target_url`]).
     pub target_url: String,
+    pub reason: DeactivationReason,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeactivationReason {
+    /// The receiver answered `410 Gone`.
+    Gone,
+    /// Every attempt failed since `failing_since`, longer than `HOOKLINE_DISABLE_AFTER`, with
+    /// `exhausted` deliveries failed for good (at least `HOOKLINE_DISABLE_MIN_FAILURES`).
+    DeadEndpoint {
+        failing_since: Timestamp,
+        exhausted: u64,
+    },
+}
+
+pub use crate::config::DisablePolicy;
 
 /// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.
 #[derive(Debug, Clone)]

@@ -155,6 +155,17 @@ impl TestApp {
         }
     }
 
+    /// Another server on the same PostgreSQL database (a second node), with the same settings.
+    pub async fn another_node(&self) -> TestApp {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "one SQLite file serves one process"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        Self::start(self.settings.clone(), dir, self.backend, self.pg.clone()).await
+    }
+
     /// Graceful stop, then a new server on the same store: what a restart is.
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;

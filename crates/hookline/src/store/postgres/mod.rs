@@ -7,6 +7,7 @@
 
 mod attempts;
 mod db_clock;
+mod health;
 mod listener;
 mod partners;
 mod portal;
@@ -57,6 +58,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../../migrations/postgres/0008_event_data_v2025.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/postgres/0009_rotation_and_endpoint_health.sql"),
     ),
 ];
 

@@ -14,8 +14,9 @@ use super::{listener, DbTime, PostgresStore};
 use crate::store::claim::{self, Candidate, ClaimSteps};
 use crate::store::rows::*;
 use crate::store::{
-    AttemptRecord, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts, DeliveryQueue,
-    LearnedRoutingToken, NewEvent, Outcome, PublishBatch, PublishPlan, StoreResult,
+    endpoint_health, AttemptRecord, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts,
+    DeliveryQueue, DisablePolicy, LearnedRoutingToken, NewEvent, Outcome, PublishBatch,
+    PublishPlan, StoreResult,
 };
 
 /// `queues(subscription_id, first_due)`: each subscription with pending deliveries and its
@@ -62,7 +63,7 @@ impl ClaimSteps for Claim {
             "WITH RECURSIVE {PENDING_QUEUES}, \
              with_room AS ( \
                 SELECT subscription_id, \
-                       $3 - COALESCE(($2::jsonb ->> subscription_id)::bigint, 0) AS room \
+                       COALESCE(($2::jsonb ->> subscription_id)::bigint, $3) AS room \
                 FROM queues WHERE first_due <= $1) \
              SELECT d.next_attempt_at, d.id, q.subscription_id FROM with_room q, LATERAL ( \
                 SELECT id, next_attempt_at FROM deliveries \
@@ -71,7 +72,7 @@ impl ClaimSteps for Claim {
                 ORDER BY next_attempt_at LIMIT GREATEST(LEAST(q.room, $4), 0)) d"
         ))
         .bind(now)
-        .bind(capacity.in_flight_json())
+        .bind(capacity.room_json())
         .bind(capacity.per_subscription_cap as i64)
         .bind(limit as i64)
         .fetch_all(&mut *self.0)
@@ -157,10 +158,11 @@ impl DeliveryQueue for PostgresStore {
             .into_claimed()
     }
 
-    async fn record_outcomes(
+    async fn record_outcomes_with(
         &self,
         outcomes: &[Outcome],
         now: Timestamp,
+        policy: DisablePolicy,
     ) -> StoreResult<Vec<Deactivation>> {
         let db = self.db_time().await?;
         let mut tx = self.pool.begin().await?;
@@ -176,6 +178,9 @@ impl DeliveryQueue for PostgresStore {
             );
         }
         log_attempts(&mut tx, &kept).await?;
+        // Before the 410 deactivations: it locks the batch's subscription rows in id order.
+        let mut changes = endpoint_health::changes(kept.iter().copied());
+        let dead = super::health::apply(&mut tx, &mut changes, policy, now).await?;
         let mut deactivated = Vec::new();
         for o in kept {
             if let Some(t) = &o.learned_routing_token {
@@ -189,6 +194,7 @@ impl DeliveryQueue for PostgresStore {
             }
         }
         tx.commit().await?;
+        deactivated.extend(dead);
         Ok(deactivated)
     }
 

@@ -83,7 +83,9 @@ impl SubscriptionWriteSteps for Writes<'_> {
         let res = sqlx::query(
             "UPDATE subscriptions SET target_url = $1, subscribed_events = $2, phone_numbers = $3, \
              is_active = $4, routing_id_header = $5, routing_key_header = $6, updated_at = $7, \
-             target_url_key = CASE WHEN target_url = $1 THEN target_url_key ELSE $11 END \
+             target_url_key = CASE WHEN target_url = $1 THEN target_url_key ELSE $11 END, \
+             failing_since = CASE WHEN $4 AND NOT is_active THEN NULL ELSE failing_since END, \
+             exhausted_failures = CASE WHEN $4 AND NOT is_active THEN 0 ELSE exhausted_failures END \
              WHERE partner_id = $8 AND id = $9 AND deleted_at IS NULL AND updated_at = $10",
         )
         .bind(s.target_url.as_str())
@@ -246,6 +248,64 @@ impl SubscriptionStore for PostgresStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE subscriptions SET signing_secret = $1 WHERE id = $2 AND signing_secret = $3",
+        )
+        .bind(new)
+        .bind(id.as_str())
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        new: &str,
+        previous_expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // Publish and claims read the secrets from the row: every node signs with the new one
+        // from its next claim or publish on.
+        let done = sqlx::query(
+            "UPDATE subscriptions SET \
+             previous_signing_secret = CASE WHEN $1::bigint IS NULL THEN NULL ELSE signing_secret END, \
+             previous_secret_expires_at = $1, signing_secret = $2, \
+             updated_at = GREATEST($3, updated_at + 1) \
+             WHERE partner_id = $4 AND id = $5 AND deleted_at IS NULL",
+        )
+        .bind(previous_expires_at.map(Timestamp::as_micros))
+        .bind(new)
+        .bind(now.as_micros())
+        .bind(partner_id.as_str())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn previous_signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, previous_signing_secret FROM subscriptions \
+             WHERE previous_signing_secret IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, s)| (SubscriptionId::from_stored(id), s))
+            .collect())
+    }
+
+    async fn replace_previous_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET previous_signing_secret = $1 \
+             WHERE id = $2 AND previous_signing_secret = $3",
         )
         .bind(new)
         .bind(id.as_str())

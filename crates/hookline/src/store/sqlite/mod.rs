@@ -6,6 +6,7 @@
 //! with per-statement hand-offs, context switches were the largest cost in the profiles.
 
 mod attempts;
+mod health;
 mod partners;
 mod portal;
 mod publish;
@@ -59,6 +60,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../../migrations/sqlite/0008_event_data_v2025.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/sqlite/0009_rotation_and_endpoint_health.sql"),
     ),
 ];
 /// Size of the readiness write: about one publish group of small events.

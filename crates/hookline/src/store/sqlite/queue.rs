@@ -11,8 +11,8 @@ use crate::store::claim::{self, Candidate, ClaimSteps};
 use crate::store::rows::*;
 use crate::store::steps::run_ready;
 use crate::store::{
-    Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts, DeliveryQueue, NewEvent,
-    Outcome, PublishBatch, PublishPlan, StoreResult,
+    endpoint_health, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts, DeliveryQueue,
+    DisablePolicy, NewEvent, Outcome, PublishBatch, PublishPlan, StoreResult,
 };
 
 fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
@@ -134,9 +134,11 @@ fn write_outcomes(
     c: &mut Connection,
     outcomes: &[Outcome],
     now: i64,
+    policy: DisablePolicy,
 ) -> StoreResult<Vec<Deactivation>> {
     let tx = c.transaction()?;
     let mut deactivated = Vec::new();
+    let mut applied: Vec<&Outcome> = Vec::with_capacity(outcomes.len());
     {
         // Fenced by attempt number: an outcome whose delivery was re-claimed meanwhile is skipped.
         let mut update = tx.prepare_cached(
@@ -172,6 +174,7 @@ fn write_outcomes(
                 );
                 continue;
             }
+            applied.push(o);
             log.execute(params![
                 id,
                 a.attempt,
@@ -199,6 +202,8 @@ fn write_outcomes(
             }
         }
     }
+    let changes = endpoint_health::changes(applied);
+    deactivated.extend(super::health::apply(&tx, &changes, policy, now)?);
     tx.commit()?;
     Ok(deactivated)
 }
@@ -223,10 +228,12 @@ impl DeliveryQueue for SqliteStore {
         let limit = req.limit as usize;
         let cap = req.capacity.per_subscription_cap;
         let in_flight = req.capacity.in_flight.clone();
+        let limits = req.capacity.limits.clone();
         self.write(move |c| {
             let capacity = Capacity {
                 per_subscription_cap: cap,
                 in_flight: &in_flight,
+                limits: &limits,
             };
             let steps = Claim(c.transaction()?);
             run_ready(claim::run(steps, now, lease_until, limit, &capacity))
@@ -235,20 +242,22 @@ impl DeliveryQueue for SqliteStore {
         .into_claimed()
     }
 
-    async fn record_outcomes(
+    async fn record_outcomes_with(
         &self,
         outcomes: &[Outcome],
         now: Timestamp,
+        policy: DisablePolicy,
     ) -> StoreResult<Vec<Deactivation>> {
         let now = now.as_micros();
         let outcomes = outcomes.to_vec();
-        // A 410 deactivates subscriptions: then the write changes what publish fans out to.
-        if outcomes.iter().any(|o| o.deactivate_subscription.is_some()) {
-            self.write_subscriptions(move |c| write_outcomes(c, &outcomes, now))
-                .await
-        } else {
-            self.write(move |c| write_outcomes(c, &outcomes, now)).await
+        let deactivated = self
+            .write(move |c| write_outcomes(c, &outcomes, now, policy))
+            .await?;
+        // A deactivation (410, dead endpoint) changes what publish fans out to.
+        if !deactivated.is_empty() {
+            self.subscriptions_changed();
         }
+        Ok(deactivated)
     }
 
     async fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>> {

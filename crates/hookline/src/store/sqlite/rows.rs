@@ -13,6 +13,16 @@ pub fn subscription(row: &Row<'_>, with_secret: bool) -> rusqlite::Result<Subscr
         } else {
             None
         },
+        previous_signing_secret: if with_secret {
+            row.get("previous_signing_secret")?
+        } else {
+            None
+        },
+        previous_secret_expires_at: if with_secret {
+            row.get("previous_secret_expires_at")?
+        } else {
+            None
+        },
         id: row.get("id")?,
         partner_id: row.get("partner_id")?,
         target_url: row.get("target_url")?,
@@ -42,6 +52,8 @@ pub fn due(row: &Row<'_>) -> rusqlite::Result<DueRow> {
         subscription_id: row.get("subscription_id")?,
         target_url: row.get("target_url")?,
         signing_secret: row.get("signing_secret")?,
+        previous_signing_secret: row.get("previous_signing_secret")?,
+        previous_secret_expires_at: row.get("previous_secret_expires_at")?,
         routing_id_header: row.get("routing_id_header")?,
         routing_key_header: row.get("routing_key_header")?,
         live: row.get("live")?,

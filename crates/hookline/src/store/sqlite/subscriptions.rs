@@ -79,7 +79,9 @@ impl SubscriptionWriteSteps for Writes<'_> {
         written(self.0.execute(
             "UPDATE subscriptions SET target_url = ?1, subscribed_events = ?2, phone_numbers = ?3, \
              is_active = ?4, routing_id_header = ?5, routing_key_header = ?6, updated_at = ?7, \
-             target_url_key = CASE WHEN target_url = ?1 THEN target_url_key ELSE ?11 END \
+             target_url_key = CASE WHEN target_url = ?1 THEN target_url_key ELSE ?11 END, \
+             failing_since = CASE WHEN ?4 AND NOT is_active THEN NULL ELSE failing_since END, \
+             exhausted_failures = CASE WHEN ?4 AND NOT is_active THEN 0 ELSE exhausted_failures END \
              WHERE partner_id = ?8 AND id = ?9 AND deleted_at IS NULL AND updated_at = ?10",
             params![
                 s.target_url.as_str(),
@@ -268,6 +270,69 @@ impl SubscriptionStore for SqliteStore {
                 )? == 1)
             })
             .await
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        partner_id: &PartnerId,
+        id: &SubscriptionId,
+        new: &str,
+        previous_expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (partner_id, id, new) = (
+            partner_id.as_str().to_owned(),
+            id.as_str().to_owned(),
+            new.to_owned(),
+        );
+        let expires = previous_expires_at.map(Timestamp::as_micros);
+        // Publish reads the secrets through the fan-out cache: written through
+        // `write_subscriptions`, which clears it.
+        self.write_subscriptions(move |c| {
+            Ok(c.execute(
+                "UPDATE subscriptions SET \
+                 previous_signing_secret = CASE WHEN ?1 IS NULL THEN NULL ELSE signing_secret END, \
+                 previous_secret_expires_at = ?1, signing_secret = ?2, \
+                 updated_at = MAX(?3, updated_at + 1) \
+                 WHERE partner_id = ?4 AND id = ?5 AND deleted_at IS NULL",
+                params![expires, new, now.as_micros(), partner_id, id],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn previous_signing_secrets(&self) -> StoreResult<Vec<(SubscriptionId, String)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, previous_signing_secret FROM subscriptions \
+                     WHERE previous_signing_secret IS NOT NULL ORDER BY id",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    SubscriptionId::from_stored(r.get::<_, String>(0)?),
+                    r.get(1)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn replace_previous_signing_secret(
+        &self,
+        id: &SubscriptionId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool> {
+        let (id, old, new) = (id.as_str().to_owned(), old.to_owned(), new.to_owned());
+        self.write_subscriptions(move |c| {
+            Ok(c.execute(
+                "UPDATE subscriptions SET previous_signing_secret = ?1 \
+                 WHERE id = ?2 AND previous_signing_secret = ?3",
+                params![new, id, old],
+            )? == 1)
+        })
+        .await
     }
 
     async fn routing_token(

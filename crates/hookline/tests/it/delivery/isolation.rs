@@ -97,6 +97,7 @@ async fn a_full_subscription_neither_blocks_others_nor_exceeds_its_room(backend:
             let capacity = Capacity {
                 per_subscription_cap: 4,
                 in_flight: &in_flight,
+                limits: &HashMap::new(),
             };
             let request = ClaimRequest {
                 now,

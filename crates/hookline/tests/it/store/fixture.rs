@@ -10,8 +10,8 @@ pub use hookline::store::{
     Published, StoreError, StoreResult, Subscription, UpdateResult,
 };
 use hookline::store::{
-    Capacity, ClaimRequest, Claimed, Deactivation, LearnedRoutingToken, NewSubscription, NextState,
-    Outcome,
+    Capacity, ClaimRequest, Claimed, Deactivation, DeactivationReason, LearnedRoutingToken,
+    NewSubscription, NextState, Outcome,
 };
 use hookline_core::{
     ErrorKind, EventId, EventTime, EventType, PartnerId, PhoneNumber, RoutingHeader,
@@ -227,6 +227,7 @@ impl Fixture {
             capacity: Capacity {
                 per_subscription_cap: room.cap,
                 in_flight: &in_flight,
+                limits: &HashMap::new(),
             },
         };
         self.store.claim_due(&req).await.unwrap()
@@ -429,6 +430,7 @@ pub fn with_id(event: &NewEvent, id: &str) -> NewEvent {
 /// The outcome of sending `d`, `next`, with a plausible attempt record.
 pub fn outcome(d: &DueDelivery, next: NextState, status: u16) -> Outcome {
     Outcome {
+        subscription_id: d.subscription_id.clone(),
         attempt: AttemptRecord {
             delivery_id: d.delivery_id,
             attempt: d.attempt,
@@ -469,6 +471,7 @@ pub fn gone(d: &DueDelivery) -> Outcome {
             partner_id: d.partner_id.clone(),
             subscription_id: d.subscription_id.clone(),
             target_url: d.target_url.clone(),
+            reason: DeactivationReason::Gone,
         }),
         ..outcome(d, NextState::Failed, 410)
     }

@@ -27,12 +27,14 @@ macro_rules! conformance {
 mod fixture;
 
 mod claims;
+mod endpoint_health;
 mod fan_out;
 mod idempotency;
 mod leases;
 mod outcomes;
 mod partners;
 mod portal_sessions;
+mod rotation;
 mod subscription_rules;
 mod subscriptions;
 mod url_key_migration;
