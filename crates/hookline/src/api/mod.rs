@@ -1,12 +1,16 @@
 //! HTTP routing: the partner API (at `/v3` and `/api/partner/v3`), the operator API, and meta.
 
 pub mod admin;
+pub mod admin_deliveries;
 pub mod auth_throttle;
 mod body_limit;
+pub mod deliveries;
+mod delivery_views;
 pub mod meta;
 pub mod partner;
 pub mod readiness;
 mod state;
+pub mod webhook_logs;
 
 pub use state::AppState;
 pub mod request_id;
@@ -37,6 +41,26 @@ fn partner_routes(state: &AppState) -> Router<AppState> {
                 .delete(partner::delete),
         )
         .route("/v3/webhook-events", get(partner::event_types))
+        .route(
+            "/v3/webhook-subscriptions/{id}/deliveries",
+            get(deliveries::list),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/deliveries/{event_id}",
+            get(deliveries::retrieve),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/deliveries/{event_id}/retry",
+            post(deliveries::retry),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/recover",
+            post(deliveries::recover),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/recoveries/{recovery_id}",
+            get(deliveries::recovery),
+        )
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.settings.max_body_bytes,
@@ -60,6 +84,16 @@ fn admin_routes() -> Router<AppState> {
         )
         .route("/admin/v1/events", post(admin::publish))
         .route("/admin/v1/events/batch", post(admin::publish_batch))
+        .route("/admin/v1/events/{event_id}", get(admin_deliveries::event))
+        .route("/admin/v1/deliveries", get(admin_deliveries::list))
+        .route(
+            "/admin/v1/deliveries/retry",
+            post(admin_deliveries::bulk_retry),
+        )
+        .route(
+            "/admin/v1/recoveries/{recovery_id}",
+            get(admin_deliveries::recovery),
+        )
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(
             ADMIN_BODY_LIMIT,
@@ -90,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         app = app
             .merge(partner.clone())
             .nest("/api/partner", partner)
+            // Linq CLI compatibility (`LINQ_LOGS_URL=<hookline>/api`).
+            .route("/api/v1/webhook-logs", get(webhook_logs::list))
             .merge(admin_routes());
     }
     // Layered last so it wraps every route and both fallbacks: no answer leaves without an id.
@@ -144,6 +180,10 @@ impl Modify for SecuritySchemes {
         partner::event_types,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch,
+        deliveries::list, deliveries::retrieve, deliveries::retry, deliveries::recover,
+        deliveries::recovery, webhook_logs::list,
+        admin_deliveries::list, admin_deliveries::event, admin_deliveries::bulk_retry,
+        admin_deliveries::recovery,
     ),
     modifiers(&SecuritySchemes)
 )]

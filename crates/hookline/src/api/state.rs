@@ -17,6 +17,8 @@ pub struct AppState {
     pub secrets: Secrets,
     pub admin_hash: Arc<ApiKeyHash>,
     pub publisher: Publisher,
+    /// Attempts a delivery gets per (re)delivery: the retry schedule's delays plus one.
+    pub max_attempts: u32,
     /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
     /// this takes a store read off every publish request.
     pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,

@@ -65,7 +65,14 @@ impl AttemptRunner {
         let clock = Instant::now();
         let sent = self.send(d, affinity.as_ref()).await;
         let duration = clock.elapsed();
-        let decision = decide(sent.attempted, d.attempt, &self.schedule, Timestamp::now());
+        // A redelivered delivery starts its schedule again (see `store::recovery`).
+        let in_schedule = d.attempt.saturating_sub(d.attempt_base);
+        let decision = decide(
+            sent.attempted,
+            in_schedule,
+            &self.schedule,
+            Timestamp::now(),
+        );
         let learned_routing_token = learned_token(d, affinity, &decision, sent.answer.as_ref());
         let error_kind = sent.attempted.error_kind();
         let status_code = sent.answer.as_ref().map(|a| a.status);

@@ -7,7 +7,9 @@
 //! retry or fail → the outcome recorder (`outcome_recorder.rs`) commits batches fenced by
 //! attempt number and announces `410 Gone` deactivations through the [`Announcer`]
 //! (`announcements.rs`). The [`Dispatcher`] is the handle that owns the slots and runs and
-//! stops all of it. Only the dispatcher, the slots and the announcer are used from outside.
+//! stops all of it. Beside it, the [`RecoveryRunner`] (`recovery.rs`) re-queues the failed
+//! deliveries of recoveries at a bounded pace. Only the dispatcher, the runner, the slots and
+//! the announcer are used from outside.
 
 mod affinity;
 mod announcements;
@@ -16,9 +18,11 @@ mod claim_loop;
 mod decision;
 mod dispatcher;
 mod outcome_recorder;
+mod recovery;
 mod signer;
 pub mod slots;
 mod transport;
 
 pub use announcements::Announcer;
 pub use dispatcher::Dispatcher;
+pub use recovery::RecoveryRunner;

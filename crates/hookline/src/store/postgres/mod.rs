@@ -11,6 +11,7 @@ mod listener;
 mod partners;
 mod publish;
 mod queue;
+mod redelivery;
 mod subscriptions;
 
 use anyhow::Context;
@@ -48,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/postgres/0006_write_probe.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/postgres/0007_delivery_log.sql"),
     ),
 ];
 

@@ -9,6 +9,7 @@ mod attempts;
 mod partners;
 mod publish;
 mod queue;
+mod redelivery;
 mod rows;
 mod serve_lock;
 mod subscriptions;
@@ -50,6 +51,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/sqlite/0006_write_probe.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/sqlite/0007_delivery_log.sql"),
     ),
 ];
 /// Size of the readiness write: about one publish group of small events.

@@ -27,6 +27,7 @@ macro_rules! conformance {
 mod fixture;
 
 mod claims;
+mod delivery_log;
 mod fan_out;
 mod idempotency;
 mod leases;
