@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use hookline_core::{EventId, PartnerId, SubscriptionId, Timestamp, TraceId};
 use sqlx::PgConnection;
 
-use super::PostgresStore;
+use super::{DbTime, PostgresStore};
 use crate::store::delivery_log::{self, KeyBounds, LogRow, LogSteps, StateRange, LOG_SELECT};
 use crate::store::rows::{AttemptRow, ATTEMPT_COLUMNS};
 use crate::store::{
@@ -14,6 +14,19 @@ use crate::store::{
 };
 
 struct Reads<'c>(&'c mut PgConnection);
+
+/// Deliveries' times are on the database's clock (see `db_clock`): the log shows them on this
+/// node's, like every other time it answers with.
+fn on_node(db: DbTime, mut e: LogEntry) -> LogEntry {
+    e.created_at = db.node_time(e.created_at.as_micros());
+    e.next_attempt_at = e.next_attempt_at.map(|t| db.node_time(t.as_micros()));
+    e
+}
+
+/// A caller's time as deliveries store it.
+fn on_db(db: DbTime, t: Option<Timestamp>) -> Option<Timestamp> {
+    t.map(|t| Timestamp::from_micros(db.db_micros(t)))
+}
 
 impl LogSteps for Reads<'_> {
     async fn subscriptions(&mut self, scope: &LogScope) -> StoreResult<Vec<String>> {
@@ -111,8 +124,13 @@ impl AttemptLog for PostgresStore {
     }
 
     async fn delivery_log(&self, query: &LogQuery) -> StoreResult<LogPage> {
+        let db = self.db_time().await?;
+        let mut query = query.clone();
+        (query.since, query.until) = (on_db(db, query.since), on_db(db, query.until));
         let mut conn = self.pool.acquire().await?;
-        delivery_log::page(&mut Reads(&mut conn), query).await
+        let mut page = delivery_log::page(&mut Reads(&mut conn), &query).await?;
+        page.entries = page.entries.into_iter().map(|e| on_node(db, e)).collect();
+        Ok(page)
     }
 
     async fn delivery_attempts(
@@ -139,8 +157,9 @@ impl AttemptLog for PostgresStore {
         .bind(row.id)
         .fetch_all(&self.pool)
         .await?;
+        let db = self.db_time().await?;
         Ok(Some((
-            LogEntry::from(row),
+            on_node(db, LogEntry::from(row)),
             attempts.into_iter().map(AttemptRecord::from).collect(),
         )))
     }
@@ -161,6 +180,7 @@ impl AttemptLog for PostgresStore {
         let Some(event) = event else {
             return Ok(None);
         };
+        let db = self.db_time().await?;
         let rows: Vec<LogRow> = sqlx::query_as(&format!(
             "{LOG_SELECT} WHERE e.partner_id = $1 AND e.event_id = $2 ORDER BY d.id"
         ))
@@ -177,7 +197,10 @@ impl AttemptLog for PostgresStore {
             trace_id: TraceId::from_stored(event.trace_id),
             data: event.data,
             accepted_at: Timestamp::from_micros(event.accepted_at),
-            deliveries: rows.into_iter().map(LogEntry::from).collect(),
+            deliveries: rows
+                .into_iter()
+                .map(|r| on_node(db, LogEntry::from(r)))
+                .collect(),
         }))
     }
 }

@@ -156,8 +156,14 @@ impl PostgresStore {
     }
 
     pub(super) async fn create_recovery(&self, new: &NewRecovery) -> StoreResult<Recovery> {
+        // Compared with deliveries' `created_at`, which is on the database's clock.
+        let db = self.db_time().await?;
+        let on_db = |t: Timestamp| Timestamp::from_micros(db.db_micros(t));
+        let (since, until) = (
+            on_db(new.since).as_micros(),
+            until_column(new.until.map(on_db)),
+        );
         let mut tx = self.pool.begin().await?;
-        let (since, until) = (new.since.as_micros(), until_column(new.until));
         let subscription = new.subscription_id.as_ref().map(SubscriptionId::as_str);
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM deliveries WHERE state = 'failed' \
