@@ -13,6 +13,23 @@ use crate::store::{
     AttemptLog, AttemptRecord, EventLog, LogEntry, LogPage, LogQuery, LogScope, StoreResult,
 };
 
+/// Each (subscription, state) range of `deliveries_log`, newest first below the bounds,
+/// merged: one statement for a page's keys. The per-row checks are scalar subqueries, not
+/// EXISTS: PostgreSQL may run an EXISTS under OR as a hashed subplan that reads the whole
+/// table once, where a scalar subquery is one index probe per row read.
+pub const KEYS_SQL: &str = "SELECT k.created_at, k.id \
+             FROM unnest($1::text[]) AS sub(id) \
+                  CROSS JOIN unnest($2::text[], $3::bigint[]) AS r(state, attempted), \
+             LATERAL (SELECT d.created_at, d.id FROM deliveries d \
+                WHERE d.subscription_id = sub.id AND d.state = r.state \
+                  AND d.created_at >= $4 AND (d.created_at, d.id) < ($5, $6) \
+                  AND ($7::text IS NULL OR (SELECT e.event_type FROM events e \
+                       WHERE e.seq = d.event_seq) = $7) \
+                  AND (r.attempted = 0 OR (r.attempted = 2) = ((SELECT a.attempt \
+                       FROM delivery_attempts a WHERE a.delivery_id = d.id LIMIT 1) IS NOT NULL)) \
+                ORDER BY d.created_at DESC, d.id DESC LIMIT $8) k \
+             ORDER BY k.created_at DESC, k.id DESC LIMIT $8";
+
 struct Reads<'c>(&'c mut PgConnection);
 
 /// Deliveries' times are on the database's clock (see `db_clock`): the log shows them on this
@@ -52,35 +69,22 @@ impl LogSteps for Reads<'_> {
         event_type: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<(i64, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT k.created_at, k.id \
-             FROM unnest($1::text[]) AS sub(id) \
-                  CROSS JOIN unnest($2::text[], $3::bigint[]) AS r(state, attempted), \
-             LATERAL (SELECT d.created_at, d.id FROM deliveries d \
-                WHERE d.subscription_id = sub.id AND d.state = r.state \
-                  AND d.created_at >= $4 AND (d.created_at, d.id) < ($5, $6) \
-                  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM events e \
-                       WHERE e.seq = d.event_seq AND e.event_type = $7)) \
-                  AND (r.attempted = 0 OR (r.attempted = 2) = EXISTS (SELECT 1 \
-                       FROM delivery_attempts a WHERE a.delivery_id = d.id)) \
-                ORDER BY d.created_at DESC, d.id DESC LIMIT $8) k \
-             ORDER BY k.created_at DESC, k.id DESC LIMIT $8",
-        )
-        .bind(subscriptions)
-        .bind(ranges.iter().map(|r| r.state).collect::<Vec<_>>())
-        .bind(
-            ranges
-                .iter()
-                .map(|r| r.attempted_code())
-                .collect::<Vec<_>>(),
-        )
-        .bind(b.low)
-        .bind(b.high_created_at)
-        .bind(b.high_id)
-        .bind(event_type)
-        .bind(limit as i64)
-        .fetch_all(&mut *self.0)
-        .await?)
+        Ok(sqlx::query_as(KEYS_SQL)
+            .bind(subscriptions)
+            .bind(ranges.iter().map(|r| r.state).collect::<Vec<_>>())
+            .bind(
+                ranges
+                    .iter()
+                    .map(|r| r.attempted_code())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(b.low)
+            .bind(b.high_created_at)
+            .bind(b.high_id)
+            .bind(event_type)
+            .bind(limit as i64)
+            .fetch_all(&mut *self.0)
+            .await?)
     }
 
     async fn rows(&mut self, ids: &[i64]) -> StoreResult<Vec<LogRow>> {
@@ -127,8 +131,13 @@ impl AttemptLog for PostgresStore {
         let db = self.db_time().await?;
         let mut query = query.clone();
         (query.since, query.until) = (on_db(db, query.since), on_db(db, query.until));
-        let mut conn = self.pool.acquire().await?;
-        let mut page = delivery_log::page(&mut Reads(&mut conn), &query).await?;
+        let mut tx = self.pool.begin().await?;
+        // The planner's row estimates for a page are pessimistic (it cannot know the LIMIT
+        // stops the index walk early), which can cross `jit_above_cost`: compiling would cost
+        // more than the page.
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+        let mut page = delivery_log::page(&mut Reads(&mut tx), &query).await?;
+        tx.commit().await?;
         page.entries = page.entries.into_iter().map(|e| on_node(db, e)).collect();
         Ok(page)
     }

@@ -14,6 +14,9 @@ mod queue;
 mod redelivery;
 mod subscriptions;
 
+/// The delivery log's key read (its query plan is checked by the test suite).
+pub use attempts::KEYS_SQL as LOG_KEYS_SQL;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;

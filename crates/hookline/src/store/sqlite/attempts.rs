@@ -37,7 +37,7 @@ fn log_row(r: &Row<'_>) -> rusqlite::Result<LogRow> {
 }
 
 /// One (subscription, state) range of `deliveries_log`, newest first below the bounds.
-pub(crate) const KEYS_SQL: &str = "SELECT d.created_at, d.id FROM deliveries d \
+pub const KEYS_SQL: &str = "SELECT d.created_at, d.id FROM deliveries d \
      WHERE d.subscription_id = ?1 AND d.state = ?2 AND d.created_at >= ?3 \
        AND d.created_at <= ?4 AND (d.created_at < ?4 OR d.id < ?5) \
        AND (?6 IS NULL OR EXISTS (SELECT 1 FROM events e \

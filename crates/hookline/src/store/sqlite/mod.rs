@@ -14,6 +14,8 @@ mod rows;
 mod serve_lock;
 mod subscriptions;
 
+/// The delivery log's key read (its query plan is checked by the test suite).
+pub use attempts::KEYS_SQL as LOG_KEYS_SQL;
 pub use serve_lock::ServeLock;
 
 use anyhow::Context;

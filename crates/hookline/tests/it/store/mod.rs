@@ -33,6 +33,7 @@ mod idempotency;
 mod leases;
 mod outcomes;
 mod partners;
+mod query_plans;
 mod subscription_rules;
 mod subscriptions;
 mod url_key_migration;
