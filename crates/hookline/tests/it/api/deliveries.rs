@@ -297,17 +297,28 @@ async fn every_endpoint_answers_404_for_another_partners_ids(backend: Backend) {
             .await;
         assert_eq!(s, 404, "{path}: {v}");
     }
-    // The owner's key with ids that name nothing of this subscription.
+    foreign_ids_answer_404_to_the_owner_too(&app, &rx, &key, &base, &event_id).await;
+}
+
+/// The owner's key with ids that name nothing of its subscription: another partner's event,
+/// an unknown recovery, another partner's subscription; and that partner's key with ours.
+async fn foreign_ids_answer_404_to_the_owner_too(
+    app: &TestApp,
+    rx: &TestReceiver,
+    key: &str,
+    base: &str,
+    event_id: &str,
+) {
     let (other_partner, other_owner_key) = app.partner("initech").await;
     let other_sub = subscribe(
-        &app,
+        app,
         &other_owner_key,
         &rx.url("/b"),
         &["message.sent"],
         None,
     )
     .await;
-    let theirs = publish_n(&app, &other_partner, 1).await.remove(0);
+    let theirs = publish_n(app, &other_partner, 1).await.remove(0);
     for path in [
         format!("{base}/deliveries/{theirs}"),
         format!(
@@ -316,11 +327,11 @@ async fn every_endpoint_answers_404_for_another_partners_ids(backend: Backend) {
         ),
         format!("{}/deliveries", subscription_path(&other_sub)),
     ] {
-        let (s, v) = get(&app, &key, &path).await;
+        let (s, v) = get(app, key, &path).await;
         assert_error(s, &v, 404, 2001);
     }
     let (s, v) = get(
-        &app,
+        app,
         &other_owner_key,
         &format!("{}/deliveries/{event_id}", subscription_path(&other_sub)),
     )

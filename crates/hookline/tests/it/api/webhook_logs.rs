@@ -110,6 +110,33 @@ async fn logs(app: &TestApp, key: &str, sub: &Value, status: &str) -> WebhookLog
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// Three events to one receiver: delivered (200), refused (404), and retrying (503, asked to
+/// come back in a minute). Their ids, oldest first, once each attempt is logged.
+async fn three_outcomes(app: &TestApp, rx: &TestReceiver, partner: &str) -> Vec<String> {
+    rx.script(
+        "/hook",
+        vec![
+            Reply::ok(),
+            Reply::status(404).body("no such hook"),
+            // Retried in a minute: still retrying while the test looks.
+            Reply::status(503).header("retry-after", "60"),
+        ],
+    );
+    let mut ids = Vec::new();
+    for ty in ["message.sent", "message.received", "message.sent"] {
+        let p = app.publish(event(partner, ty, None)).await;
+        ids.push(p["event_id"].as_str().unwrap().to_owned());
+        rx.wait_for(Some("/hook"), ids.len(), WAIT).await;
+        eventually("the attempt to be logged", WAIT, || {
+            let (app, partner, id) = (app, partner, ids.last().unwrap().clone());
+            async move { (!app.attempts(partner, &id).await.is_empty()).then_some(()) }
+        })
+        .await;
+    }
+
+    ids
+}
+
 async fn the_linq_cli_logs_request_gets_its_response_shape(backend: Backend) {
     let app = TestApp::spawn(backend).await; // 3 attempts in all
     let rx = TestReceiver::start().await;
@@ -122,26 +149,7 @@ async fn the_linq_cli_logs_request_gets_its_response_shape(backend: Backend) {
         None,
     )
     .await;
-    rx.script(
-        "/hook",
-        vec![
-            Reply::ok(),
-            Reply::status(404).body("no such hook"),
-            // Retried in a minute: still retrying while the test looks.
-            Reply::status(503).header("retry-after", "60"),
-        ],
-    );
-    let mut ids = Vec::new();
-    for ty in ["message.sent", "message.received", "message.sent"] {
-        let p = app.publish(event(&partner, ty, None)).await;
-        ids.push(p["event_id"].as_str().unwrap().to_owned());
-        rx.wait_for(Some("/hook"), ids.len(), WAIT).await;
-        eventually("the attempt to be logged", WAIT, || {
-            let (app, partner, id) = (&app, &partner, ids.last().unwrap().clone());
-            async move { (!app.attempts(partner, &id).await.is_empty()).then_some(()) }
-        })
-        .await;
-    }
+    let ids = three_outcomes(&app, &rx, &partner).await;
 
     let all = logs(&app, &key, &sub, "all").await;
     assert_eq!(all.webhook_logs.len(), 3);
@@ -194,8 +202,13 @@ async fn the_linq_cli_logs_request_gets_its_response_shape(backend: Backend) {
     let typed: WebhookLogsResponse = serde_json::from_str(&body).unwrap();
     assert_eq!(typed.webhook_logs.len(), 1, "--event message.received");
 
-    // `--last 2`: a page of 2 and a cursor to the rest.
-    let (_, body) = query_logs(&logs_url, &key, sub["id"].as_str().unwrap(), 2, "all", None).await;
+    cursor_pages(&app, &key, &sub, &ids).await;
+}
+
+/// `--last 2`: a page of 2 and a cursor to the rest.
+async fn cursor_pages(app: &TestApp, key: &str, sub: &Value, ids: &[String]) {
+    let logs_url = app.url("/api");
+    let (_, body) = query_logs(&logs_url, key, sub["id"].as_str().unwrap(), 2, "all", None).await;
     let page: WebhookLogsResponse = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (page.webhook_logs.len(), page.pagination.has_more),
@@ -204,7 +217,7 @@ async fn the_linq_cli_logs_request_gets_its_response_shape(backend: Backend) {
     let cursor = page.pagination.next_cursor.unwrap();
     let (s, rest) = app
         .call(
-            &key,
+            key,
             Method::GET,
             &format!(
                 "/api/v1/webhook-logs?subscription_id={}&per_page=2&cursor={cursor}",
