@@ -8,7 +8,7 @@ use hookline_core::{EventId, PartnerId, RecoveryId, SubscriptionId, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::deliveries::{parse_window, RecoveryStarted, RecoveryState};
+use super::deliveries::{find_recovery, parse_window, RecoveryStarted, RecoveryState};
 use super::delivery_views::{parse_statuses, ApiQuery, DeliveryItem, LogParams, Pagination};
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
@@ -265,17 +265,6 @@ pub async fn recovery(
     ApiQuery(p): ApiQuery<PartnerParam>,
 ) -> ApiResult<Json<RecoveryState>> {
     let partner = required_partner(p.partner_id.as_deref())?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "Recovery '{}' not found",
-            hookline_core::text::quote(&recovery_id)
-        ))
-    };
-    let id = RecoveryId::parse(&recovery_id).map_err(|_| not_found())?;
-    let recovery = state
-        .store
-        .get_recovery(&partner, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let recovery = find_recovery(&state, &partner, &recovery_id, None).await?;
     Ok(Json(RecoveryState::from(&recovery)))
 }

@@ -109,6 +109,28 @@ pub async fn own_subscription(
         .ok_or_else(|| subscription_not_found(id))
 }
 
+/// The partner's recovery (of `subscription`, when given), else 404.
+pub async fn find_recovery(
+    state: &AppState,
+    partner: &PartnerId,
+    raw_id: &str,
+    subscription: Option<&SubscriptionId>,
+) -> ApiResult<Recovery> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "Recovery '{}' not found",
+            hookline_core::text::quote(raw_id)
+        ))
+    };
+    let id = RecoveryId::parse(raw_id).map_err(|_| not_found())?;
+    state
+        .store
+        .get_recovery(partner, &id)
+        .await?
+        .filter(|r| subscription.is_none_or(|s| r.subscription_id.as_ref() == Some(s)))
+        .ok_or_else(not_found)
+}
+
 fn inactive(sub: &Subscription) -> ApiError {
     ApiError::InvalidParameter(format!(
         "webhook subscription '{}' is inactive; re-enable it (PUT is_active: true) first",
@@ -289,18 +311,6 @@ pub async fn recovery(
     ApiPath((id, recovery_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<RecoveryState>> {
     let sub = own_subscription(&state, &partner, &id).await?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "Recovery '{}' of this webhook subscription not found",
-            hookline_core::text::quote(&recovery_id)
-        ))
-    };
-    let rid = RecoveryId::parse(&recovery_id).map_err(|_| not_found())?;
-    let recovery = state
-        .store
-        .get_recovery(&partner, &rid)
-        .await?
-        .filter(|r| r.subscription_id.as_ref() == Some(&sub.id))
-        .ok_or_else(not_found)?;
+    let recovery = find_recovery(&state, &partner, &recovery_id, Some(&sub.id)).await?;
     Ok(Json(RecoveryState::from(&recovery)))
 }
