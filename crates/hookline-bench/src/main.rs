@@ -42,6 +42,7 @@
 
 mod publisher;
 mod receiver;
+mod recovery;
 mod server;
 
 mod report;
@@ -105,6 +106,10 @@ struct Args {
     /// Tiny run for CI (200 events, concurrency 8, 120 s timeout).
     #[arg(long)]
     smoke: bool,
+    /// Recovery scenario (`recovery.rs`): N failed deliveries re-queued while publishing
+    /// `--events` at `--rate` (default 500/s), against the same run without; SQLite only.
+    #[arg(long, default_value_t = 0)]
+    recovery: u64,
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -158,6 +163,13 @@ async fn main() -> anyhow::Result<()> {
     let run_id = format!("{}-{}", std::process::id(), now_us());
     let dir = std::env::temp_dir().join(format!("hookline-bench-{run_id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if args.recovery > 0 {
+        let result = recovery::run(&args, &bin, &dir, &run_id).await;
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return result;
+    }
     let result = run(&args, &bin, &dir, &run_id).await;
     let complete = matches!(&result, Ok(r) if r.complete);
     let keep = args.keep || !complete;
