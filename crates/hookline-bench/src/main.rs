@@ -40,6 +40,7 @@
 //! Note that the benchmark shares the machine with hookline: publisher and receiver use CPU too.
 //! `--smoke` is a tiny run for CI. The exit status is 0 only when every delivery arrived.
 
+mod log_pages;
 mod publisher;
 mod receiver;
 mod recovery;
@@ -110,6 +111,10 @@ struct Args {
     /// `--events` at `--rate` (default 500/s), against the same run without; SQLite only.
     #[arg(long, default_value_t = 0)]
     recovery: u64,
+    /// Delivery-log scenario (`log_pages.rs`): seed N deliveries (one attempt each) through SQL,
+    /// then time log pages over HTTP; SQLite only.
+    #[arg(long, default_value_t = 0)]
+    log_pages: u64,
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -163,8 +168,12 @@ async fn main() -> anyhow::Result<()> {
     let run_id = format!("{}-{}", std::process::id(), now_us());
     let dir = std::env::temp_dir().join(format!("hookline-bench-{run_id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    if args.recovery > 0 {
-        let result = recovery::run(&args, &bin, &dir, &run_id).await;
+    if args.recovery > 0 || args.log_pages > 0 {
+        let result = if args.recovery > 0 {
+            recovery::run(&args, &bin, &dir, &run_id).await
+        } else {
+            log_pages::run(&args, &bin, &dir, &run_id).await
+        };
         if !args.keep {
             let _ = std::fs::remove_dir_all(&dir);
         }
