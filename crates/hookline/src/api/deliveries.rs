@@ -230,7 +230,8 @@ pub async fn retrieve(
               (status = 400, description = "The subscription is inactive", body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
               (status = 409, description = "Pending or retrying already", body = ErrorEnvelope),
-              (status = 429, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)),
+              (status = 413, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope),
+              (status = 503, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn retry(
     State(state): State<AppState>,
