@@ -1,6 +1,7 @@
 //! `--log-pages N`: how long a delivery-log page takes on a big store. Seeds N deliveries with
 //! one attempt each through SQL into a fresh SQLite store (90 % to one subscription, 10 % to
-//! another; 97 % succeeded, 2 % failed after a 503, 1 % retrying), starts hookline on it
+//! another; 97 % succeeded, 2 % failed after a 503, 1 % retrying; about 10 % of the events are
+//! `message.received`, spread over every state), starts hookline on it
 //! (`HOOKLINE_ROLE=api`: nothing is delivered, the store stays as seeded), then times
 //! `GET /v3/webhook-subscriptions/{id}/deliveries` over real HTTP for each filter a partner
 //! uses, first pages and pages deep in the log (from a cursor at its middle). Reports p50/p99
@@ -181,7 +182,7 @@ fn seed(db: &Path, subs: &[String; 2], n: u64) -> anyhow::Result<()> {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
          INSERT INTO events (partner_id, event_id, event_type, created_at, trace_id, data, \
              deliveries, accepted_at) \
-         SELECT ?2, 'seed-' || i, CASE WHEN i % 10 = 3 THEN 'message.received' \
+         SELECT ?2, 'seed-' || i, CASE WHEN (i * 2654435761) % 97 < 10 THEN 'message.received' \
                 ELSE 'message.sent' END, '2026-01-01T00:00:00Z', \
                 '00000000000000000000000000000000', '{}', 1, ?3 + i * 1000 FROM n",
         rusqlite::params![n as i64, partner, T0_US],
