@@ -41,9 +41,11 @@
 //! Note that the benchmark shares the machine with hookline: publisher and receiver use CPU too.
 //! `--smoke` is a tiny run for CI. The exit status is 0 only when every delivery arrived.
 
+mod log_pages;
 mod overload;
 mod publisher;
 mod receiver;
+mod recovery;
 mod server;
 
 mod report;
@@ -124,6 +126,14 @@ struct Args {
     /// `--server-env HOOKLINE_ADAPTIVE_CONCURRENCY=false`.
     #[arg(long, value_parser = parse_server_env)]
     server_env: Vec<(String, String)>,
+    /// Recovery scenario (`recovery.rs`): N failed deliveries re-queued while publishing
+    /// `--events` at `--rate` (default 500/s), against the same run without; SQLite only.
+    #[arg(long, default_value_t = 0)]
+    recovery: u64,
+    /// Delivery-log scenario (`log_pages.rs`): seed N deliveries (one attempt each) through SQL,
+    /// then time log pages over HTTP; SQLite only.
+    #[arg(long, default_value_t = 0)]
+    log_pages: u64,
 }
 
 fn parse_server_env(raw: &str) -> Result<(String, String), String> {
@@ -194,6 +204,17 @@ async fn main() -> anyhow::Result<()> {
             json: args.json,
         };
         let result = overload::run(&bin, &dir, &run_id, &opts).await;
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return result;
+    }
+    if args.recovery > 0 || args.log_pages > 0 {
+        let result = if args.recovery > 0 {
+            recovery::run(&args, &bin, &dir, &run_id).await
+        } else {
+            log_pages::run(&args, &bin, &dir, &run_id).await
+        };
         if !args.keep {
             let _ = std::fs::remove_dir_all(&dir);
         }

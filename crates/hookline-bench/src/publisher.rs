@@ -14,7 +14,7 @@ pub struct Setup {
     pub partner_id: String,
 }
 
-async fn post(
+pub async fn post(
     client: &reqwest::Client,
     url: &str,
     token: &str,

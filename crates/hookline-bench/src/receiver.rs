@@ -49,7 +49,7 @@ pub struct Snapshot {
     pub unparsable: u64,
     /// Arrival time (unix µs) of the last unique delivery.
     pub last_us: u64,
-    /// Arrival − `sent_at_us` of every unique delivery, sorted ascending.
+    /// Arrival − `sent_at_us` of every unique timed delivery, sorted ascending.
     pub latencies_us: Vec<u64>,
 }
 
@@ -65,9 +65,12 @@ impl State {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        inner
-            .latencies_us
-            .push(arrived_us.saturating_sub(env.data.sent_at_us));
+        // `sent_at_us` 0: not a timed event (the recovery scenario's seeded ones).
+        if env.data.sent_at_us > 0 {
+            inner
+                .latencies_us
+                .push(arrived_us.saturating_sub(env.data.sent_at_us));
+        }
         inner.last_us = inner.last_us.max(arrived_us);
         drop(inner);
         self.unique.fetch_add(1, Ordering::Release);

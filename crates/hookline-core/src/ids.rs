@@ -80,6 +80,10 @@ string_id!(
     EventId
 );
 string_id!(
+    /// A recovery (a bulk re-queue of failed deliveries): a UUID v7.
+    RecoveryId
+);
+string_id!(
     /// 32 lowercase hex characters: ties an event, its deliveries and log lines together.
     TraceId
 );
@@ -115,6 +119,19 @@ impl SubscriptionId {
         uuid::Uuid::parse_str(raw)
             .map(|_| SubscriptionId(raw.to_owned()))
             .map_err(|_| InvalidId(format!("'{raw}' is not a webhook subscription id")))
+    }
+}
+
+impl RecoveryId {
+    pub fn generate() -> Self {
+        RecoveryId(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Recovery ids are UUIDs; anything else cannot name one.
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        uuid::Uuid::parse_str(raw)
+            .map(|_| RecoveryId(raw.to_owned()))
+            .map_err(|_| InvalidId(format!("'{raw}' is not a recovery id")))
     }
 }
 

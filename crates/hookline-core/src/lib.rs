@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_key;
+pub mod delivery_log;
 pub mod envelope;
 pub mod error_kind;
 pub mod event_type;
@@ -23,10 +24,13 @@ pub mod text;
 pub mod time;
 
 pub use api_key::{ApiKey, ApiKeyHash};
+pub use delivery_log::{DeliveryStatus, LogCursor};
 pub use error_kind::ErrorKind;
 pub use event_type::{EventType, UnknownEventType};
 pub use header_name::{InvalidHeaderName, RoutingHeader, DEFAULT_ROUTING_ID_HEADER};
-pub use ids::{ApiKeyId, DeliveryId, EventId, InvalidId, PartnerId, SubscriptionId, TraceId};
+pub use ids::{
+    ApiKeyId, DeliveryId, EventId, InvalidId, PartnerId, RecoveryId, SubscriptionId, TraceId,
+};
 pub use partner::{ApiKeyRecord, InvalidPartnerName, Partner};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};
 pub use portal::{PortalPrincipal, PortalSession, PortalTokenKind};

@@ -132,6 +132,7 @@ fn app_state(
         admin_hash: Arc::new(admin_hash),
         publisher,
         listen,
+        max_attempts: settings.delivery.retry_schedule.max_attempts(),
         known_partners: Arc::default(),
         readiness: crate::api::readiness::Readiness::new(cancel.clone()),
         auth_throttle: Arc::new(crate::api::auth_throttle::AuthThrottle::new(
@@ -179,7 +180,7 @@ async fn start_engine(
     };
     let (publisher, publisher_task) = Publisher::new(
         store.clone(),
-        wake,
+        wake.clone(),
         dispatcher.clone().map(|d| (d, settings.delivery.lease)),
     );
     // The Publisher outlives the HTTP server (requests still draining publish through it) and
@@ -189,6 +190,14 @@ async fn start_engine(
         publisher_task.run(publisher_stop).await;
         Ok(())
     });
+    if dispatcher.is_some() {
+        let runner = crate::delivery::RecoveryRunner {
+            store: store.clone(),
+            wake: wake.clone(),
+            settings: settings.recovery.clone(),
+        };
+        tasks.spawn("recovery runner", runner.run(cancel.clone()));
+    }
     if let Some(d) = dispatcher {
         let (stop, announcer) = (cancel.clone(), Arc::new(publisher.clone()));
         tasks.spawn("dispatcher", async move {

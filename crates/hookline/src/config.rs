@@ -154,6 +154,9 @@ pub struct RawConfig {
     /// Adapt each subscription's in-flight limit to its receiver (AIMD); `false` = fixed cap.
     #[arg(long, env = "HOOKLINE_ADAPTIVE_CONCURRENCY")]
     pub adaptive_concurrency: Option<bool>,
+    /// Failed deliveries a recovery re-queues per second on each delivering node.
+    #[arg(long, env = "HOOKLINE_RECOVERY_RATE")]
+    pub recovery_rate: Option<u32>,
     /// Which parts of hookline this process runs.
     #[arg(long, env = "HOOKLINE_ROLE", value_enum)]
     pub role: Option<Role>,
@@ -212,6 +215,7 @@ impl RawConfig {
             disable_after: self.disable_after.or(file.disable_after),
             disable_min_failures: self.disable_min_failures.or(file.disable_min_failures),
             adaptive_concurrency: self.adaptive_concurrency.or(file.adaptive_concurrency),
+            recovery_rate: self.recovery_rate.or(file.recovery_rate),
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
@@ -260,6 +264,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
+    pub recovery: RecoverySettings,
 }
 
 /// The HTTP side: where to listen, what this process serves, and what requests may carry.
@@ -354,6 +359,38 @@ pub struct DeliverySettings {
     pub disable_policy: DisablePolicy,
 }
 
+/// The recovery runner (`delivery::recovery`): how fast bulk re-queues go, so that a large
+/// recovery does not crowd out live traffic.
+#[derive(Debug, Clone)]
+pub struct RecoverySettings {
+    /// Deliveries re-queued per second on each delivering node.
+    pub rate_per_second: u32,
+    /// How often a running recovery is advanced (by `rate_per_second × tick` deliveries).
+    pub tick: Duration,
+    /// How often the runner looks for recoveries while none is running.
+    pub idle_poll: Duration,
+}
+
+impl RecoverySettings {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let rate_per_second = raw.recovery_rate.unwrap_or(1000);
+        anyhow::ensure!(
+            rate_per_second > 0,
+            "HOOKLINE_RECOVERY_RATE must be positive"
+        );
+        Ok(RecoverySettings {
+            rate_per_second,
+            tick: Duration::from_millis(100),
+            idle_poll: Duration::from_secs(1),
+        })
+    }
+
+    /// Deliveries one tick may re-queue (at least one).
+    pub fn per_tick(&self) -> usize {
+        ((f64::from(self.rate_per_second) * self.tick.as_secs_f64()).ceil() as usize).max(1)
+    }
+}
+
 /// Secrets the operator configures; none of them is ever logged.
 #[derive(Debug, Clone)]
 pub struct SecretSettings {
@@ -386,6 +423,7 @@ impl Settings {
             store: StoreSettings::from_raw(&raw)?,
             delivery: DeliverySettings::from_raw(&raw)?,
             secrets: SecretSettings::from_raw(&raw)?,
+            recovery: RecoverySettings::from_raw(&raw)?,
             log: LogSettings {
                 filter: raw.log.unwrap_or_else(|| "info".into()),
                 format: raw.log_format.unwrap_or_default(),

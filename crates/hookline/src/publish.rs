@@ -29,6 +29,8 @@ type Request = (Vec<NewEvent>, Reply);
 #[derive(Clone)]
 pub struct Publisher {
     queue: mpsc::Sender<Request>,
+    /// This process's dispatcher wake-up (see [`wake_dispatcher`](Self::wake_dispatcher)).
+    wake: Arc<Notify>,
     /// Group commits the store refused ([`StoreError::Unavailable`]) so far: readiness probes
     /// afresh when this moves.
     refusals: Arc<AtomicU64>,
@@ -55,12 +57,19 @@ impl Publisher {
         let refusals = Arc::new(AtomicU64::new(0));
         let task = PublisherTask {
             store,
-            wake,
+            wake: wake.clone(),
             handoff,
             rx,
             refusals: refusals.clone(),
         };
-        (Publisher { queue, refusals }, task)
+        (
+            Publisher {
+                queue,
+                wake,
+                refusals,
+            },
+            task,
+        )
     }
 
     /// A stopped publisher (shutdown, or its task died) is a store that takes no writes: the
@@ -73,6 +82,13 @@ impl Publisher {
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Work was made due now by other means than a publish (a redelivery): this process's
+    /// dispatcher claims at once instead of at its next poll. Other nodes are woken by the
+    /// store (PostgreSQL `NOTIFY`).
+    pub fn wake_dispatcher(&self) {
+        self.wake.notify_one();
     }
 
     /// False once the task has stopped taking work (shutdown, or it ended).

@@ -1,8 +1,11 @@
 //! HTTP routing: the partner API (at `/v3` and `/api/partner/v3`), the operator API, and meta.
 
 pub mod admin;
+pub mod admin_deliveries;
 pub mod auth_throttle;
 mod body_limit;
+pub mod deliveries;
+mod delivery_views;
 pub mod event_types;
 pub mod listen;
 pub mod meta;
@@ -12,6 +15,7 @@ mod properties;
 pub mod readiness;
 mod schema;
 mod state;
+pub mod webhook_logs;
 
 pub use state::AppState;
 pub mod request_id;
@@ -55,6 +59,26 @@ fn partner_routes(state: &AppState) -> Router<AppState> {
         .route("/v3/webhook-events", get(partner::event_types))
         .route("/v3/listen", get(listen::listen))
         .route("/v3/listen/{id}/acks", post(listen::ack))
+        .route(
+            "/v3/webhook-subscriptions/{id}/deliveries",
+            get(deliveries::list),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/deliveries/{event_id}",
+            get(deliveries::retrieve),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/deliveries/{event_id}/retry",
+            post(deliveries::retry),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/recover",
+            post(deliveries::recover),
+        )
+        .route(
+            "/v3/webhook-subscriptions/{id}/recoveries/{recovery_id}",
+            get(deliveries::recovery),
+        )
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.settings.max_body_bytes,
@@ -83,6 +107,16 @@ fn admin_routes() -> Router<AppState> {
         .route("/admin/v1/events", post(admin::publish))
         .route("/admin/v1/events/batch", post(admin::publish_batch))
         .route("/admin/v1/event-types", get(event_types::list))
+        .route("/admin/v1/events/{event_id}", get(admin_deliveries::event))
+        .route("/admin/v1/deliveries", get(admin_deliveries::list))
+        .route(
+            "/admin/v1/deliveries/retry",
+            post(admin_deliveries::bulk_retry),
+        )
+        .route(
+            "/admin/v1/recoveries/{recovery_id}",
+            get(admin_deliveries::recovery),
+        )
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(
             ADMIN_BODY_LIMIT,
@@ -113,6 +147,8 @@ pub fn router(state: AppState) -> Router {
         app = app
             .merge(partner.clone())
             .nest("/api/partner", partner)
+            // Linq CLI compatibility (`LINQ_LOGS_URL=<hookline>/api`).
+            .route("/api/v1/webhook-logs", get(webhook_logs::list))
             .merge(admin_routes())
             .merge(crate::portal::routes(&state));
     }
@@ -172,6 +208,10 @@ impl Modify for SecuritySchemes {
         crate::portal::links::create_portal_session,
         meta::healthz, meta::readyz, meta::openapi,
         listen::listen, listen::ack,
+        deliveries::list, deliveries::retrieve, deliveries::retry, deliveries::recover,
+        deliveries::recovery, webhook_logs::list,
+        admin_deliveries::list, admin_deliveries::event, admin_deliveries::bulk_retry,
+        admin_deliveries::recovery,
     ),
     modifiers(&SecuritySchemes, &ErrorResponses)
 )]

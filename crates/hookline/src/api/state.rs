@@ -19,6 +19,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// The `hookline listen` streams attached to this process.
     pub listen: crate::delivery::ListenHub,
+    /// Attempts a delivery gets per (re)delivery: the retry schedule's delays plus one.
+    pub max_attempts: u32,
     /// Partner ids known to exist. Partners are never deleted, so a hit needs no query:
     /// this takes a store read off every publish request.
     pub known_partners: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,

@@ -93,7 +93,14 @@ impl AttemptRunner {
         let sent = self.send(d, affinity.as_ref(), test).await;
         let duration = clock.elapsed();
         let signal = Signal::of(sent.attempted, duration, self.timeout);
-        let mut decision = decide(sent.attempted, d.attempt, &self.schedule, Timestamp::now());
+        // A redelivered delivery starts its schedule again (see `store::recovery`).
+        let in_schedule = d.attempt.saturating_sub(d.attempt_base);
+        let mut decision = decide(
+            sent.attempted,
+            in_schedule,
+            &self.schedule,
+            Timestamp::now(),
+        );
         if test && matches!(decision.next, NextState::RetryAt(_)) {
             decision.next = NextState::Failed;
         }

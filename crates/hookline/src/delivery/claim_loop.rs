@@ -193,6 +193,7 @@ mod tests {
         DueDelivery {
             delivery_id: DeliveryId::from_stored(1),
             attempt: 1,
+            attempt_base: 0,
             subscription_id: SubscriptionId::generate(),
             target_url: format!("http://127.0.0.1:{port}/hook"),
             signing_secret: SigningSecret::generate().expose().to_owned(),

@@ -9,8 +9,9 @@
 //! (`announcements.rs`), and those of dead endpoints (the store finds them, `store/endpoint_health.rs`).
 //! Each subscription's in-flight limit adapts to its receiver (`adaptive.rs`, AIMD, within the
 //! slots' caps). The [`Dispatcher`] is the handle that owns the slots and runs and stops all of
-//! it; the [`TestSender`] sends test events for the API (`test_event.rs`). Only these, the
-//! slots and the announcer are used from outside.
+//! it; the [`TestSender`] sends test events for the API (`test_event.rs`). Beside it, the
+//! [`RecoveryRunner`] (`recovery.rs`) re-queues the failed deliveries of recoveries at a
+//! bounded pace. Only these, the slots and the announcer are used from outside.
 
 mod adaptive;
 mod affinity;
@@ -21,6 +22,7 @@ pub(crate) mod decision;
 mod dispatcher;
 pub mod listen_hub;
 mod outcome_recorder;
+mod recovery;
 mod signer;
 pub mod slots;
 mod test_event;
@@ -30,4 +32,5 @@ pub use announcements::Announcer;
 pub use attempt::TEST_HEADER;
 pub use dispatcher::Dispatcher;
 pub use listen_hub::ListenHub;
+pub use recovery::RecoveryRunner;
 pub use test_event::TestSender;

@@ -309,6 +309,7 @@ mod tests {
         DueRow {
             id,
             attempts: 1,
+            attempt_base: 0,
             subscription_id: sub.into(),
             target_url: "https://example.com/".into(),
             signing_secret: "whsec_x".into(),

@@ -4,18 +4,21 @@
 //! and the delivery's next state), so no caller can split a transaction by accident.
 //!
 //! Layout: the traits and the shared vocabulary ([`types`]) live here; control flow both
-//! backends share is written once beside them ([`publish_plan`], [`claim`],
-//! `subscription_writes`, `migrate`); `sqlite/` and `postgres/` hold one file per aggregate
-//! with that backend's SQL steps. Next: delivery-log queries and retention purges go to
-//! [`AttemptLog`] (`attempts.rs` per backend). Secret rotation is [`SubscriptionStore`]'s
-//! (`subscriptions.rs`); dead-endpoint detection rides on the outcome write (`endpoint_health`).
+//! backends share is written once beside them ([`publish_plan`], [`claim`], [`delivery_log`],
+//! [`recovery`], `subscription_writes`, `migrate`); `sqlite/` and `postgres/` hold one file
+//! per aggregate with that backend's SQL steps (the log in `attempts.rs`, redelivery in
+//! `redelivery.rs`). Next: retention purges go to [`AttemptLog`]. Secret rotation is
+//! [`SubscriptionStore`]'s (`subscriptions.rs`); dead-endpoint detection rides on the outcome
+//! write (`endpoint_health`).
 
 pub mod claim;
+pub mod delivery_log;
 pub mod endpoint_health;
 mod migrate;
 mod portal_rows;
 pub mod postgres;
 pub mod publish_plan;
+pub mod recovery;
 mod rows;
 pub mod sqlite;
 mod steps;
@@ -24,14 +27,16 @@ pub mod types;
 
 use async_trait::async_trait;
 use hookline_core::{
-    ApiKeyHash, ApiKeyId, EventId, PartnerId, PortalSession, SubscriptionId, Timestamp,
+    ApiKeyHash, ApiKeyId, EventId, PartnerId, PortalSession, RecoveryId, SubscriptionId, Timestamp,
 };
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use delivery_log::{EventLog, LogEntry, LogPage, LogQuery, LogScope};
 pub use hookline_core::{ApiKeyRecord, Partner, Subscription};
 pub use publish_plan::{PlannedDelivery, PublishPlan};
+pub use recovery::{NewRecovery, Recovery, RecoveryStatus, RetryOutcome};
 pub use types::*;
 
 pub type DynStore = Arc<dyn Store>;
@@ -205,6 +210,26 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// still due belongs to full subscriptions, which wait for a freed slot instead.
     async fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
+    /// Redelivers one finished delivery of the partner's subscription: due now, with a fresh
+    /// retry schedule (see [`recovery`]). Refused while it is pending or its subscription is
+    /// inactive.
+    async fn retry_delivery(
+        &self,
+        partner_id: &PartnerId,
+        subscription_id: &SubscriptionId,
+        event_id: &EventId,
+        now: Timestamp,
+    ) -> StoreResult<RetryOutcome>;
+    /// Records a recovery with its `total` (failed deliveries in the window now) for the
+    /// recovery runner to work off.
+    async fn create_recovery(&self, new: &NewRecovery) -> StoreResult<Recovery>;
+    async fn get_recovery(
+        &self,
+        partner_id: &PartnerId,
+        id: &RecoveryId,
+    ) -> StoreResult<Option<Recovery>>;
+    /// Re-queues up to `budget` deliveries of running recoveries (one transaction); how many.
+    async fn advance_recoveries(&self, now: Timestamp, budget: usize) -> StoreResult<u64>;
 }
 
 /// The attempt log: what each delivery attempt did. Delivery-log queries and retention go here.
@@ -215,6 +240,21 @@ pub trait AttemptLog: Send + Sync + 'static {
         partner_id: &PartnerId,
         event_id: &EventId,
     ) -> StoreResult<Vec<AttemptRecord>>;
+    /// One page of the delivery log, newest first (see [`delivery_log`]).
+    async fn delivery_log(&self, query: &LogQuery) -> StoreResult<LogPage>;
+    /// One delivery of the partner's subscription with every recorded attempt, oldest first.
+    async fn delivery_attempts(
+        &self,
+        partner_id: &PartnerId,
+        subscription_id: &SubscriptionId,
+        event_id: &EventId,
+    ) -> StoreResult<Option<(LogEntry, Vec<AttemptRecord>)>>;
+    /// An event with every delivery of it (operator).
+    async fn event_log(
+        &self,
+        partner_id: &PartnerId,
+        event_id: &EventId,
+    ) -> StoreResult<Option<EventLog>>;
 }
 
 /// Portal links and sessions ([`hookline_core::portal`]), by their token's hash. A row past its

@@ -236,6 +236,7 @@ impl PublishPlan {
         DueDelivery {
             delivery_id: id,
             attempt: 1,
+            attempt_base: 0,
             subscription_id: s.id.clone(),
             target_url: s.target_url.as_str().to_owned(),
             signing_secret: d.target.signing_secret.clone(),

@@ -109,7 +109,8 @@ impl From<PartnerRow> for Partner {
     }
 }
 
-pub const DUE_COLUMNS: &str = "d.id, d.attempts, s.id AS subscription_id, s.target_url, \
+pub const DUE_COLUMNS: &str =
+    "d.id, d.attempts, d.attempt_base, s.id AS subscription_id, s.target_url, \
      s.signing_secret, s.previous_signing_secret, s.previous_secret_expires_at, \
      s.routing_id_header, s.routing_key_header, \
      (s.is_active AND s.deleted_at IS NULL) AS live, \
@@ -119,6 +120,7 @@ pub const DUE_COLUMNS: &str = "d.id, d.attempts, s.id AS subscription_id, s.targ
 pub struct DueRow {
     pub id: i64,
     pub attempts: i64,
+    pub attempt_base: i64,
     pub subscription_id: String,
     pub target_url: String,
     pub signing_secret: String,
@@ -143,6 +145,7 @@ impl TryFrom<DueRow> for DueDelivery {
         Ok(DueDelivery {
             delivery_id: DeliveryId::from_stored(r.id),
             attempt: r.attempts as u32,
+            attempt_base: r.attempt_base as u32,
             event_type: EventType::parse(&r.event_type)
                 .map_err(|_| anyhow::anyhow!("stored unknown event type {:?}", r.event_type))?,
             subscription_id: SubscriptionId::from_stored(r.subscription_id),

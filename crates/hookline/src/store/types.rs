@@ -56,6 +56,9 @@ pub struct DueDelivery {
     pub delivery_id: DeliveryId,
     /// The number of this attempt (1-based); fences the outcome write.
     pub attempt: u32,
+    /// Attempts made before the delivery was last redelivered: the retry schedule counts
+    /// from there (`attempt - attempt_base` is the attempt within it).
+    pub attempt_base: u32,
     pub subscription_id: SubscriptionId,
     /// As stored; the sender parses it once per subscription and caches the result.
     pub target_url: String,

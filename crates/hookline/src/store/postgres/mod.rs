@@ -13,7 +13,11 @@ mod partners;
 mod portal;
 mod publish;
 mod queue;
+mod redelivery;
 mod subscriptions;
+
+/// The delivery log's key read (its query plan is checked by the test suite).
+pub use attempts::KEYS_SQL as LOG_KEYS_SQL;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -62,6 +66,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../../migrations/postgres/0009_rotation_and_endpoint_health.sql"),
+    ),
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_delivery_log.sql"),
     ),
 ];
 

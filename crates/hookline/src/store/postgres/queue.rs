@@ -2,7 +2,7 @@
 //! outcomes, and what the claim loop asks between claims. Publishing is in `publish.rs`.
 
 use async_trait::async_trait;
-use hookline_core::{ErrorKind, Timestamp};
+use hookline_core::{ErrorKind, EventId, PartnerId, RecoveryId, SubscriptionId, Timestamp};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use crate::store::claim::{self, Candidate, ClaimSteps};
 use crate::store::rows::*;
 use crate::store::{
     endpoint_health, AttemptRecord, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts,
-    DeliveryQueue, DisablePolicy, LearnedRoutingToken, NewEvent, Outcome, PublishBatch,
-    PublishPlan, StoreResult,
+    DeliveryQueue, DisablePolicy, LearnedRoutingToken, NewEvent, NewRecovery, Outcome,
+    PublishBatch, PublishPlan, Recovery, RetryOutcome, StoreResult,
 };
 
 /// `queues(subscription_id, first_due)`: each subscription with pending deliveries and its
@@ -208,6 +208,32 @@ impl DeliveryQueue for PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(first_due.map(|at| db.node_time(at)))
+    }
+
+    async fn retry_delivery(
+        &self,
+        partner_id: &PartnerId,
+        subscription_id: &SubscriptionId,
+        event_id: &EventId,
+        now: Timestamp,
+    ) -> StoreResult<RetryOutcome> {
+        PostgresStore::retry_delivery(self, partner_id, subscription_id, event_id, now).await
+    }
+
+    async fn create_recovery(&self, new: &NewRecovery) -> StoreResult<Recovery> {
+        PostgresStore::create_recovery(self, new).await
+    }
+
+    async fn get_recovery(
+        &self,
+        partner_id: &PartnerId,
+        id: &RecoveryId,
+    ) -> StoreResult<Option<Recovery>> {
+        PostgresStore::get_recovery(self, partner_id, id).await
+    }
+
+    async fn advance_recoveries(&self, now: Timestamp, budget: usize) -> StoreResult<u64> {
+        PostgresStore::advance_recoveries(self, now, budget).await
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {

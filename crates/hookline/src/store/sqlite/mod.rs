@@ -11,10 +11,13 @@ mod partners;
 mod portal;
 mod publish;
 mod queue;
+mod redelivery;
 mod rows;
 mod serve_lock;
 mod subscriptions;
 
+/// The delivery log's key read (its query plan is checked by the test suite).
+pub use attempts::KEYS_SQL as LOG_KEYS_SQL;
 pub use serve_lock::ServeLock;
 
 use anyhow::Context;
@@ -64,6 +67,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../../migrations/sqlite/0009_rotation_and_endpoint_health.sql"),
+    ),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_delivery_log.sql"),
     ),
 ];
 /// Size of the readiness write: about one publish group of small events.

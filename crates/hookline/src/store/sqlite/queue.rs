@@ -3,7 +3,7 @@
 //! `publish.rs`.
 
 use async_trait::async_trait;
-use hookline_core::{ErrorKind, SubscriptionId, Timestamp};
+use hookline_core::{ErrorKind, EventId, PartnerId, RecoveryId, SubscriptionId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{rows as sqlite_rows, SqliteStore};
@@ -12,7 +12,8 @@ use crate::store::rows::*;
 use crate::store::steps::run_ready;
 use crate::store::{
     endpoint_health, Capacity, ClaimRequest, Claimed, Deactivation, DeliveryCounts, DeliveryQueue,
-    DisablePolicy, NewEvent, Outcome, PublishBatch, PublishPlan, StoreResult,
+    DisablePolicy, NewEvent, NewRecovery, Outcome, PublishBatch, PublishPlan, Recovery,
+    RetryOutcome, StoreResult,
 };
 
 fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
@@ -271,6 +272,32 @@ impl DeliveryQueue for SqliteStore {
             Ok(first.map(Timestamp::from_micros))
         })
         .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        partner_id: &PartnerId,
+        subscription_id: &SubscriptionId,
+        event_id: &EventId,
+        now: Timestamp,
+    ) -> StoreResult<RetryOutcome> {
+        SqliteStore::retry_delivery(self, partner_id, subscription_id, event_id, now).await
+    }
+
+    async fn create_recovery(&self, new: &NewRecovery) -> StoreResult<Recovery> {
+        SqliteStore::create_recovery(self, new).await
+    }
+
+    async fn get_recovery(
+        &self,
+        partner_id: &PartnerId,
+        id: &RecoveryId,
+    ) -> StoreResult<Option<Recovery>> {
+        SqliteStore::get_recovery(self, partner_id, id).await
+    }
+
+    async fn advance_recoveries(&self, now: Timestamp, budget: usize) -> StoreResult<u64> {
+        SqliteStore::advance_recoveries(self, now, budget).await
     }
 
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {

@@ -49,6 +49,7 @@ pub fn due(row: &Row<'_>) -> rusqlite::Result<DueRow> {
     Ok(DueRow {
         id: row.get("id")?,
         attempts: row.get("attempts")?,
+        attempt_base: row.get("attempt_base")?,
         subscription_id: row.get("subscription_id")?,
         target_url: row.get("target_url")?,
         signing_secret: row.get("signing_secret")?,

@@ -1,6 +1,8 @@
 //! The partner and operator APIs over real HTTP: every endpoint, status and error code.
 
+mod admin_deliveries;
 mod auth;
+mod deliveries;
 mod guard;
 mod hygiene;
 mod input;
@@ -8,6 +10,7 @@ mod publish;
 mod server;
 mod subscriptions;
 mod validation;
+mod webhook_logs;
 
 use serde_json::{json, Value};
 

@@ -27,6 +27,7 @@ macro_rules! conformance {
 mod fixture;
 
 mod claims;
+mod delivery_log;
 mod endpoint_health;
 mod fan_out;
 mod idempotency;
@@ -34,6 +35,7 @@ mod leases;
 mod outcomes;
 mod partners;
 mod portal_sessions;
+mod query_plans;
 mod rotation;
 mod subscription_rules;
 mod subscriptions;
