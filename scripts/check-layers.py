@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that dependencies inside the hookline server crate run one way.
 
-    hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events)
+    hookline-core  <-  config, logging, telemetry  <-  store  <-  engine (delivery, publish, secrets,
+                   account_events, retention)
                    <-  api (api, error, extract)  <-  app (app, bootstrap, main, lib)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
@@ -15,9 +16,9 @@ import re
 import sys
 
 LAYERS = [
-    {"config", "logging"},
+    {"config", "logging", "telemetry"},
     {"store"},
-    {"delivery", "publish", "secrets", "account_events"},
+    {"delivery", "publish", "secrets", "account_events", "retention"},
     {"api", "error", "extract"},
     {"app", "bootstrap", "main", "lib"},
 ]

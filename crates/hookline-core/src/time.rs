@@ -174,6 +174,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, InvalidDuration> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
         _ => return Err(InvalidDuration(raw.to_owned())),
     };
     Ok(d)
@@ -188,6 +189,10 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
         for bad in ["", "10", "s", "1.5s", "-1s", "10 days"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

@@ -128,6 +128,18 @@ pub struct RawConfig {
     pub log: Option<String>,
     #[arg(long, env = "HOOKLINE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// A separate address:port serving only `/metrics` (then the main port does not).
+    #[arg(long, env = "HOOKLINE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// How often the queue gauges are sampled from the store.
+    #[arg(long, env = "HOOKLINE_METRICS_SAMPLE_INTERVAL")]
+    pub metrics_sample_interval: Option<String>,
+    /// How long finished events are kept (`30d`, `12h`; `0` keeps everything).
+    #[arg(long, env = "HOOKLINE_RETENTION")]
+    pub retention: Option<String>,
+    /// Time between retention purge passes.
+    #[arg(long, env = "HOOKLINE_RETENTION_INTERVAL")]
+    pub retention_interval: Option<String>,
 }
 
 impl RawConfig {
@@ -169,6 +181,12 @@ impl RawConfig {
             role: self.role.or(file.role),
             log: self.log.or(file.log),
             log_format: self.log_format.or(file.log_format),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            metrics_sample_interval: self
+                .metrics_sample_interval
+                .or(file.metrics_sample_interval),
+            retention: self.retention.or(file.retention),
+            retention_interval: self.retention_interval.or(file.retention_interval),
         }
     }
 
@@ -212,6 +230,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
+    pub monitoring: MonitoringSettings,
+    pub retention: RetentionSettings,
 }
 
 /// The HTTP side: where to listen, what this process serves, and what requests may carry.
@@ -308,6 +328,8 @@ impl Settings {
             store: StoreSettings::from_raw(&raw)?,
             delivery: DeliverySettings::from_raw(&raw)?,
             secrets: SecretSettings::from_raw(&raw)?,
+            monitoring: MonitoringSettings::from_raw(&raw)?,
+            retention: RetentionSettings::from_raw(&raw)?,
             log: LogSettings {
                 filter: raw.log.unwrap_or_else(|| "info".into()),
                 format: raw.log_format.unwrap_or_default(),
@@ -478,6 +500,9 @@ impl SecretSettings {
         Ok(SecretSettings { admin_token, keys })
     }
 }
+
+mod monitoring;
+pub use monitoring::{MonitoringSettings, RetentionSettings};
 
 #[cfg(test)]
 mod tests;

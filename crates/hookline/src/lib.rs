@@ -11,8 +11,10 @@ pub mod error;
 pub mod extract;
 pub mod logging;
 pub mod publish;
+pub mod retention;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;
 
 pub use app::serve;
 pub use config::Settings;

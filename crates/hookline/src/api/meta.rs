@@ -1,6 +1,8 @@
-//! Unauthenticated endpoints: liveness, readiness, the OpenAPI document.
+//! Unauthenticated endpoints: liveness, readiness, metrics, the OpenAPI document.
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -26,4 +28,24 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::openapi_document())
+}
+
+/// The Prometheus text format (0.0.4) of every metric (see README, Monitoring). Public like
+/// `/healthz`; `HOOKLINE_METRICS_LISTEN` moves it to a listener of its own.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Meta",
+    responses((
+        status = 200,
+        description = "Every hookline metric in the Prometheus text format",
+        content_type = "text/plain; version=0.0.4; charset=utf-8",
+        body = String
+    ))
+)]
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::telemetry::render(),
+    )
 }

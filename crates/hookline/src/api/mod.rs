@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth_throttle;
 mod body_limit;
+mod http_metrics;
 pub mod meta;
 pub mod partner;
 pub mod readiness;
@@ -67,11 +68,24 @@ fn admin_routes() -> Router<AppState> {
         ))
 }
 
-fn meta_routes() -> Router<AppState> {
-    Router::new()
+fn meta_routes(metrics: bool) -> Router<AppState> {
+    let routes = Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .route("/openapi.json", get(meta::openapi))
+        .route("/openapi.json", get(meta::openapi));
+    match metrics {
+        true => routes.route("/metrics", get(meta::metrics)),
+        false => routes,
+    }
+}
+
+/// Only `/metrics`, for `HOOKLINE_METRICS_LISTEN`.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(meta::metrics))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::map_response(not_cacheable))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
@@ -84,7 +98,16 @@ async fn wrong_method(method: Method) -> ApiError {
 
 /// The whole HTTP surface for a process in `role`. Worker-only nodes serve meta routes only.
 pub fn router(state: AppState) -> Router {
-    let mut app = meta_routes();
+    build(state, true)
+}
+
+/// [`router`] less `/metrics`, which [`metrics_router`] serves on a listener of its own.
+pub fn router_without_metrics(state: AppState) -> Router {
+    build(state, false)
+}
+
+fn build(state: AppState, metrics: bool) -> Router {
+    let mut app = meta_routes(metrics);
     if state.settings.role.serves_api() {
         let partner = partner_routes(&state);
         app = app
@@ -95,6 +118,8 @@ pub fn router(state: AppState) -> Router {
     // Layered last so it wraps every route and both fallbacks: no answer leaves without an id.
     app.fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        // Inside the routing, so each request is counted under its route template.
+        .layer(axum::middleware::from_fn(http_metrics::count))
         .layer(axum::middleware::from_fn(request_id::identify))
         // Outermost, so it marks every answer, whichever layer or handler made it.
         .layer(axum::middleware::map_response(not_cacheable))
@@ -144,6 +169,7 @@ impl Modify for SecuritySchemes {
         partner::event_types,
         admin::create_partner, admin::list_partners, admin::create_api_key, admin::revoke_api_key,
         admin::publish, admin::publish_batch,
+        meta::metrics,
     ),
     modifiers(&SecuritySchemes)
 )]

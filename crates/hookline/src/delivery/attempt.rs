@@ -15,6 +15,7 @@ use crate::secrets::Secrets;
 use crate::store::{
     AttemptRecord, Deactivation, DueDelivery, DynStore, LearnedRoutingToken, NextState, Outcome,
 };
+use crate::telemetry;
 
 /// The span of one attempt: every log line of it (from waiting for a slot to recording the
 /// outcome) names the event, subscription, delivery, attempt and trace.
@@ -94,6 +95,13 @@ impl AttemptRunner {
             learned_routing_token,
         };
         log(&outcome);
+        let since_ingest = (d.attempt == 1).then(|| Timestamp::now().since(d.accepted_at));
+        telemetry::attempt(
+            result(outcome.next),
+            kind_label(error_kind),
+            duration,
+            since_ingest,
+        );
         outcome
     }
 
@@ -158,6 +166,19 @@ fn learned_token(
         chat_id: affinity.chat_id,
         token,
     })
+}
+
+/// The metric labels of an attempt's result and error kind.
+fn result(next: NextState) -> &'static str {
+    match next {
+        NextState::Succeeded => "delivered",
+        NextState::RetryAt(_) => "retry",
+        NextState::Failed => "failed",
+    }
+}
+
+fn kind_label(kind: Option<hookline_core::ErrorKind>) -> &'static str {
+    kind.map_or("none", |k| k.as_str())
 }
 
 /// The attempt's ids are on the enclosing span.

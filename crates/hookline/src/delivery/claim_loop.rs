@@ -13,6 +13,7 @@ use super::dispatcher::Dispatcher;
 use super::slots::Slots;
 use crate::config::DeliverySettings;
 use crate::store::{Capacity, ClaimRequest, Claimed, DynStore, StoreResult};
+use crate::telemetry;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: u32 = 256;
@@ -49,6 +50,7 @@ impl ClaimLoop {
             let claimed = match self.claim(now, free).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
+                    telemetry::store_error("claim");
                     tracing::warn!(error = %e, "claiming deliveries failed; retrying");
                     if self.pause(backoff).await.is_break() {
                         break;
@@ -92,7 +94,11 @@ impl ClaimLoop {
                 in_flight: &in_flight,
             },
         };
-        self.store.claim_due(&request).await
+        let started = std::time::Instant::now();
+        let claimed = self.store.claim_due(&request).await;
+        let rows = claimed.as_ref().map_or(0, |c| c.deliveries.len());
+        telemetry::store_commit("claim", started.elapsed(), rows);
+        claimed
     }
 
     /// Starts what was claimed, then decides when to claim again: at once when more is due,
@@ -202,6 +208,7 @@ mod tests {
             created_at: EventTime::at(Timestamp::now()),
             trace_id: TraceId::generate(),
             data: "{}".to_owned(),
+            accepted_at: Timestamp::now(),
         }
     }
 

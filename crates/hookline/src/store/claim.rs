@@ -320,6 +320,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             trace_id: "0".repeat(32),
             data: "{}".into(),
+            accepted_at: 0,
         }
     }
 

@@ -141,12 +141,12 @@ mod tests {
                 .collect();
             files.sort();
             assert_eq!(files.len(), listed.len(), "{backend}: {files:?}");
-            for (n, ((version, sql), file)) in listed.iter().zip(&files).enumerate() {
-                assert_eq!(
-                    *version,
-                    n as i64 + 1,
-                    "{backend}: versions count up from 1"
-                );
+            let mut previous = 0;
+            for ((version, sql), file) in listed.iter().zip(&files) {
+                // Numbers are handed out to parallel branches ahead of time, so one may land
+                // before a lower one: versions only have to count up.
+                assert!(*version > previous, "{backend}: versions count up");
+                previous = *version;
                 let name = file.file_name().unwrap().to_string_lossy();
                 assert!(
                     name.starts_with(&format!("{version:04}_")),

@@ -11,6 +11,7 @@
 //! (`subscriptions.rs`).
 
 pub mod claim;
+mod housekeeping;
 mod migrate;
 pub mod postgres;
 pub mod publish_plan;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use hookline_core::{ApiKeyRecord, Partner, Subscription};
+pub use housekeeping::{Housekeeping, PurgeBatch, PurgeRequest, StoreStats};
 pub use publish_plan::{PlannedDelivery, PublishPlan};
 pub use types::*;
 
@@ -34,7 +36,9 @@ pub type DynStore = Arc<dyn Store>;
 
 /// A whole store: every aggregate on one backend.
 #[async_trait]
-pub trait Store: PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog {
+pub trait Store:
+    PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog + Housekeeping
+{
     async fn ping(&self) -> StoreResult<()>;
     /// Commits a small write shaped like a publish's (readiness): fails with
     /// [`StoreError::Unavailable`] while the store refuses writes.

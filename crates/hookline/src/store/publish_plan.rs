@@ -165,12 +165,14 @@ impl PublishPlan {
         rows
     }
 
-    /// The answer of a committed publish: `ids[n]` is the id `rows[n]` was inserted under.
+    /// The answer of a committed publish: `ids[n]` is the id `rows[n]` was inserted under;
+    /// `accepted_at` is the commit's time on this node's clock.
     pub fn finish(
         self,
         accepted: &[Option<Acceptance>],
         rows: &[DeliveryRow],
         ids: &[DeliveryId],
+        accepted_at: Timestamp,
     ) -> PublishBatch {
         debug_assert_eq!(rows.len(), ids.len());
         let published = (0..self.events.len())
@@ -192,7 +194,7 @@ impl PublishPlan {
             .iter()
             .zip(ids)
             .filter(|(r, _)| r.leased)
-            .map(|(r, id)| (r.plan_index, self.due(r.plan_index, *id)))
+            .map(|(r, id)| (r.plan_index, self.due(r.plan_index, *id, accepted_at)))
             .collect();
         PublishBatch {
             queued: rows.len() - claimed.len(),
@@ -202,7 +204,7 @@ impl PublishPlan {
     }
 
     /// A delivery inserted leased, ready for the dispatcher.
-    fn due(&self, plan_index: usize, id: DeliveryId) -> DueDelivery {
+    fn due(&self, plan_index: usize, id: DeliveryId, accepted_at: Timestamp) -> DueDelivery {
         let d = &self.deliveries[plan_index];
         let (s, e) = (&d.target.subscription, &self.events[d.event]);
         DueDelivery {
@@ -219,6 +221,7 @@ impl PublishPlan {
             created_at: e.created_at.clone(),
             trace_id: e.trace_id.clone(),
             data: e.data.clone(),
+            accepted_at,
         }
     }
 }
@@ -297,7 +300,7 @@ mod tests {
         let rows = plan.rows(&accepted, true);
         assert_eq!(rows.len(), 2, "only a's deliveries are inserted");
         let ids = [DeliveryId::from_stored(1), DeliveryId::from_stored(2)];
-        let batch = plan.finish(&accepted, &rows, &ids);
+        let batch = plan.finish(&accepted, &rows, &ids, Timestamp::EPOCH);
         let answers: Vec<(u32, bool)> = batch
             .published
             .iter()
@@ -326,7 +329,12 @@ mod tests {
         let rows = plan.rows(&accepted, false);
         assert!(!rows[0].leased);
         assert_eq!(due_at(&rows[0], Timestamp::EPOCH, None), Timestamp::EPOCH);
-        let batch = plan.finish(&accepted, &rows, &[DeliveryId::from_stored(1)]);
+        let batch = plan.finish(
+            &accepted,
+            &rows,
+            &[DeliveryId::from_stored(1)],
+            Timestamp::EPOCH,
+        );
         assert!(batch.claimed.is_empty());
         assert_eq!(batch.queued, 1);
     }

@@ -102,7 +102,8 @@ impl From<PartnerRow> for Partner {
 pub const DUE_COLUMNS: &str = "d.id, d.attempts, s.id AS subscription_id, s.target_url, \
      s.signing_secret, s.routing_id_header, s.routing_key_header, \
      (s.is_active AND s.deleted_at IS NULL) AS live, \
-     e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data";
+     e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data, \
+     e.accepted_at";
 
 #[derive(sqlx::FromRow)]
 pub struct DueRow {
@@ -120,6 +121,7 @@ pub struct DueRow {
     pub created_at: String,
     pub trace_id: String,
     pub data: String,
+    pub accepted_at: i64,
 }
 
 impl TryFrom<DueRow> for DueDelivery {
@@ -141,6 +143,7 @@ impl TryFrom<DueRow> for DueDelivery {
             created_at: EventTime::from_stored(r.created_at),
             trace_id: TraceId::from_stored(r.trace_id),
             data: r.data,
+            accepted_at: Timestamp::from_micros(r.accepted_at),
         })
     }
 }

@@ -56,6 +56,8 @@ pub struct DueDelivery {
     pub created_at: EventTime,
     pub trace_id: TraceId,
     pub data: String,
+    /// When the event was accepted, on this node's clock (the ingest→delivery latency).
+    pub accepted_at: Timestamp,
 }
 
 pub struct PublishBatch {

@@ -12,6 +12,7 @@ mod crash;
 mod delivery;
 mod disk_full;
 mod log_sink;
+mod monitoring;
 mod pg;
 mod process;
 mod python;

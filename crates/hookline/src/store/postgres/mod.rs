@@ -7,6 +7,7 @@
 
 mod attempts;
 mod db_clock;
+mod housekeeping;
 mod listener;
 mod partners;
 mod publish;
@@ -48,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/postgres/0006_write_probe.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../migrations/postgres/0008_retention.sql"),
     ),
 ];
 

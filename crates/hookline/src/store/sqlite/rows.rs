@@ -51,6 +51,7 @@ pub fn due(row: &Row<'_>) -> rusqlite::Result<DueRow> {
         created_at: row.get("created_at")?,
         trace_id: row.get("trace_id")?,
         data: row.get("data")?,
+        accepted_at: row.get("accepted_at")?,
     })
 }
 

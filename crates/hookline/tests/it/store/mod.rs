@@ -28,6 +28,7 @@ mod fixture;
 
 mod claims;
 mod fan_out;
+mod housekeeping;
 mod idempotency;
 mod leases;
 mod outcomes;
