@@ -131,6 +131,11 @@ fn reclaim(c: &mut Connection, max_pages: u32) -> rusqlite::Result<u64> {
         return Ok(0);
     }
     let step = excess.min(i64::from(max_pages));
-    c.execute_batch(&format!("PRAGMA incremental_vacuum({step})"))?;
-    Ok(step as u64)
+    // The pragma frees one page per step of its statement: run it to the end.
+    let mut vacuum = c.prepare(&format!("PRAGMA incremental_vacuum({step})"))?;
+    let mut rows = vacuum.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    drop(vacuum);
+    Ok((free - pragma("freelist_count")?).max(0) as u64)
 }

@@ -162,3 +162,46 @@ async fn two_purgers_at_once_remove_each_event_once(f: Fixture) {
     assert_eq!(x.attempts + y.attempts, 600);
     assert_eq!(f.counts().await, counts(0, 0, 0, 0));
 }
+
+/// A SQLite store hookline creates gives the pages a purge freed back to the file system
+/// (`auto_vacuum = INCREMENTAL`), keeping a tenth of the file free for the next inserts.
+#[tokio::test]
+async fn sqlite_gives_freed_pages_back_beyond_a_slack() {
+    let f = Fixture::open(crate::common::Backend::Sqlite).await;
+    let p = f.partner().await;
+    f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let data = format!(r#"{{"pad":"{}"}}"#, "x".repeat(4096));
+    let events: Vec<NewEvent> = (0..1000)
+        .map(|_| NewEvent {
+            data: data.clone(),
+            ..event(&p, "message.sent")
+        })
+        .collect();
+    f.publish(&events, at(0)).await;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    while outcomes.len() < 1000 {
+        let claimed = f.claim(at(1), Room::plenty()).await.deliveries;
+        outcomes.extend(claimed.iter().map(succeeded));
+    }
+    f.record(&outcomes, at(2)).await;
+    let db = rusqlite::Connection::open(f.sqlite_path().unwrap()).unwrap();
+    let pragma = |name: &str| {
+        db.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(pragma("auto_vacuum"), 2, "INCREMENTAL");
+    let full = pragma("page_count");
+
+    let purger = Purger {
+        store: f.store.clone(),
+        settings: RetentionSettings {
+            keep: Some(Duration::from_secs(1)),
+            interval: Duration::from_secs(1),
+        },
+    };
+    let pass = purger.pass(at(100), &CancellationToken::new()).await;
+    assert_eq!(pass.events, 1000);
+    let (pages, free) = (pragma("page_count"), pragma("freelist_count"));
+    assert!(pages < full / 4, "{full} pages before, {pages} after");
+    assert!(free <= pages / 10, "{free} of {pages} pages left free");
+}
