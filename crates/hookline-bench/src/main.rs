@@ -45,6 +45,7 @@ mod receiver;
 mod server;
 
 mod report;
+mod soak;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -105,6 +106,21 @@ struct Args {
     /// Tiny run for CI (200 events, concurrency 8, 120 s timeout).
     #[arg(long)]
     smoke: bool,
+    /// Soak: publish at `--rate` for this many minutes and report window by window (see soak.rs).
+    #[arg(long, default_value_t = 0.0)]
+    soak_minutes: f64,
+    /// Soak: length of a reporting window, in seconds.
+    #[arg(long, default_value_t = 60)]
+    window_secs: u64,
+    /// HOOKLINE_RETENTION for the server (`2m`, `0` keeps everything) [default: hookline's].
+    #[arg(long)]
+    retention: Option<String>,
+    /// HOOKLINE_RETENTION_INTERVAL for the server.
+    #[arg(long)]
+    retention_interval: Option<String>,
+    /// Scrape `/metrics` every this many milliseconds during the run (0 = never).
+    #[arg(long, default_value_t = 0)]
+    scrape_metrics_ms: u64,
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -158,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
     let run_id = format!("{}-{}", std::process::id(), now_us());
     let dir = std::env::temp_dir().join(format!("hookline-bench-{run_id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if args.soak_minutes > 0.0 {
+        return soak_main(&args, &bin, &dir, &run_id).await;
+    }
     let result = run(&args, &bin, &dir, &run_id).await;
     let complete = matches!(&result, Ok(r) if r.complete);
     let keep = args.keep || !complete;
@@ -174,6 +193,24 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         report.print_table();
+    }
+    if !report.complete {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn soak_main(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Result<()> {
+    let report = soak::run(args, bin, dir, run_id).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    if report.complete && !args.keep {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        eprintln!("[bench] kept {}", dir.display());
     }
     if !report.complete {
         std::process::exit(1);
@@ -205,6 +242,8 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
     let mut idle = srv.stats();
     let database_cpu_start = ctx.is_postgres().then(server::postgres_cpu_s);
 
+    let scraper = (args.scrape_metrics_ms > 0)
+        .then(|| soak::spawn_scraper(&srv.base_url, Duration::from_millis(args.scrape_metrics_ms)));
     let published = ctx.publish(&srv, setup.partner_id).await?;
     let expected = published.outcome.accepted * args.endpoints as u64;
 
@@ -220,6 +259,14 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
 
     let exited = wait_for_deliveries(&mut srv, &received, expected, args.timeout, ctx.quiet).await;
     let measured = Measured::take(&srv, &received, idle, database_cpu_start, &ctx.database_url);
+    if let Some((task, scrapes)) = scraper {
+        task.abort();
+        let n = scrapes.load(std::sync::atomic::Ordering::Relaxed);
+        log(
+            ctx.quiet,
+            format!("/metrics scraped {n} times during the run"),
+        );
+    }
     stop_server(srv, exited).await;
     let log_counts = count_log_lines(&log_paths);
     Ok(build_report(
@@ -305,6 +352,13 @@ impl<'a> RunContext<'a> {
             admin_token: &self.admin_token,
             role,
             log_path,
+            extra_env: [
+                ("HOOKLINE_RETENTION", &self.args.retention),
+                ("HOOKLINE_RETENTION_INTERVAL", &self.args.retention_interval),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+            .collect(),
         }
     }
 

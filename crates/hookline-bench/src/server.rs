@@ -14,6 +14,8 @@ pub struct Spec<'a> {
     /// `api`, `worker` or `all`.
     pub role: &'a str,
     pub log_path: PathBuf,
+    /// More `HOOKLINE_*` settings (retention, for the soak).
+    pub extra_env: Vec<(&'static str, String)>,
 }
 
 pub struct Server {
@@ -61,6 +63,7 @@ pub async fn start(spec: &Spec<'_>) -> anyhow::Result<Server> {
         .env("HOOKLINE_ROLE", spec.role)
         .env("HOOKLINE_LOG", "warn")
         .env("NO_COLOR", "1")
+        .envs(spec.extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -80,15 +80,11 @@ pub async fn serve(
     };
     start_housekeeping(&state, dispatcher, &settings, &cancel, &mut tasks).await?;
     let addr = listener.local_addr()?;
-    let app = match settings.monitoring.metrics_listen {
-        None => crate::api::router(state),
-        Some(_) => crate::api::router_without_metrics(state),
-    };
     tasks.spawn(
         "http server",
         http::serve(
             listener,
-            app,
+            router(state, &settings),
             settings.server.connections.clone(),
             cancel.clone(),
             settings.server.shutdown_grace,
@@ -118,6 +114,14 @@ pub async fn serve(
     let joined = joined.and(late.join_all(backstop).await);
     tracing::info!("hookline stopped");
     served.and(joined)
+}
+
+/// The HTTP surface; `/metrics` moves to its own listener with `HOOKLINE_METRICS_LISTEN`.
+fn router(state: AppState, settings: &Settings) -> axum::Router {
+    match settings.monitoring.metrics_listen {
+        None => crate::api::router(state),
+        Some(_) => crate::api::router_without_metrics(state),
+    }
 }
 
 /// The tasks that watch and tend the store: the gauges sampler, the retention purger (on every

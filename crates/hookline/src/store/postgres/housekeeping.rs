@@ -55,7 +55,7 @@ async fn read_row(conn: &mut PgConnection) -> sqlx::Result<Option<StatsRow>> {
 
 /// Counts everything as of `now` (database clock) and stores it as the shared sample.
 async fn recount(conn: &mut PgConnection, now: i64) -> sqlx::Result<StatsRow> {
-    Ok(sqlx::query_as(
+    sqlx::query_as(
         "INSERT INTO queue_stats \
          SELECT 1, $1, q.*, s.*, pg_database_size(current_database()) FROM \
            (SELECT COUNT(*), COUNT(*) FILTER (WHERE attempts > 0), \
@@ -74,7 +74,7 @@ async fn recount(conn: &mut PgConnection, now: i64) -> sqlx::Result<StatsRow> {
     )
     .bind(now)
     .fetch_one(conn)
-    .await?)
+    .await
 }
 
 async fn try_lock(conn: &mut PgConnection, key: i64) -> sqlx::Result<bool> {

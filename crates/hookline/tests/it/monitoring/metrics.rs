@@ -8,7 +8,9 @@ use crate::common::{
     TestReceiver, ADMIN_TOKEN, WAIT,
 };
 use crate::per_backend;
-use crate::process::{create_subscription, free_port, http_client, node_env, set_up_tenant, Node};
+use crate::process::{
+    create_subscription, free_port, http_client, node_env, post_batch, set_up_tenant, Node, Tenant,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -47,15 +49,39 @@ async fn counters_move_as_deliveries_happen(backend: Backend) {
     create_subscription(&http, &node.base, &t.api_key, &rx.url("/fail")).await;
     let before = scrape(&http, &metrics).await;
 
-    // Ten events in one batch to /ok and /fail, then one more once /gone is subscribed.
+    traffic(&http, &node, &rx, &t).await;
+    // Outcomes are recorded (and counted) a moment after the receiver saw them; the gauges
+    // follow at the next sample.
+    let after = eventually("the counters and gauges to settle", WAIT, || {
+        let (http, metrics) = (http.clone(), metrics.clone());
+        async move {
+            let s = scrape(&http, &metrics).await;
+            let settled = s.value("hookline_delivery_attempts_total", DELIVERED) == 11.0
+                && s.value("hookline_delivery_attempts_total", RETRY) == 11.0
+                && s.value("hookline_delivery_attempts_total", FAILED) == 1.0
+                && s.value("hookline_subscriptions", &[("state", "inactive")]) == 1.0
+                && s.value("hookline_deliveries_pending", &[]) == 11.0
+                && s.value("hookline_deliveries_in_flight", &[]) == 0.0;
+            settled.then_some(s)
+        }
+    })
+    .await;
+    counters_moved_by_what_happened(&before, &after);
+    gauges_show_the_queue(&after);
+    every_metric_the_dashboard_and_alerts_name_is_exported(&after);
+}
+
+/// Ten events in one batch to /ok and /fail (500, retried in an hour), then one more once /gone
+/// (410) is subscribed, and a GET of an unknown subscription id.
+async fn traffic(http: &reqwest::Client, node: &Node, rx: &TestReceiver, t: &Tenant) {
     let ids: Vec<String> = (0..10).map(|i| format!("m-{i}")).collect();
-    let (s, v) = crate::process::post_batch(&http, &node.base, &t.partner_id, &ids)
+    let (s, v) = post_batch(http, &node.base, &t.partner_id, &ids)
         .await
         .unwrap();
     assert_eq!(s, 202, "{v}");
     rx.wait_for(Some("/ok"), 10, WAIT).await;
     rx.wait_for(Some("/fail"), 10, WAIT).await;
-    create_subscription(&http, &node.base, &t.api_key, &rx.url("/gone")).await;
+    create_subscription(http, &node.base, &t.api_key, &rx.url("/gone")).await;
     let event = json!({"partner_id": t.partner_id, "event_type": "message.received", "data": {}});
     let r = http
         .post(node.url("/admin/v1/events"))
@@ -73,23 +99,9 @@ async fn counters_move_as_deliveries_happen(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
 
-    // Outcomes are recorded (and counted) a moment after the receiver saw them; the gauges
-    // follow at the next sample.
-    let after = eventually("the counters and gauges to settle", WAIT, || {
-        let (http, metrics) = (http.clone(), metrics.clone());
-        async move {
-            let s = scrape(&http, &metrics).await;
-            let settled = s.value("hookline_delivery_attempts_total", DELIVERED) == 11.0
-                && s.value("hookline_delivery_attempts_total", RETRY) == 11.0
-                && s.value("hookline_delivery_attempts_total", FAILED) == 1.0
-                && s.value("hookline_subscriptions", &[("state", "inactive")]) == 1.0
-                && s.value("hookline_deliveries_pending", &[]) == 11.0
-                && s.value("hookline_deliveries_in_flight", &[]) == 0.0;
-            settled.then_some(s)
-        }
-    })
-    .await;
+fn counters_moved_by_what_happened(before: &Scrape, after: &Scrape) {
     let moved = |name: &str, labels: &[(&str, &str)]| {
         after.value(name, labels) - before.value(name, labels)
     };
@@ -137,20 +149,18 @@ async fn counters_move_as_deliveries_happen(backend: Backend) {
         http_requests("/v3/webhook-subscriptions/{id}", "GET", "404"),
         1.0
     );
-    assert!(
+    let commits = |op: &str| {
         moved(
             "hookline_store_commit_duration_seconds_count",
-            &[("operation", "publish")]
-        ) >= 2.0
-    );
-    assert!(
-        moved(
-            "hookline_store_commit_duration_seconds_count",
-            &[("operation", "outcomes")]
-        ) >= 1.0
-    );
+            &[("operation", op)],
+        )
+    };
+    assert!(commits("publish") >= 2.0);
+    assert!(commits("outcomes") >= 1.0);
+}
 
-    // The sampled gauges: the 11 deliveries to /fail wait for their retry in an hour.
+/// The 11 deliveries to /fail wait for their retry in an hour; nothing else is pending.
+fn gauges_show_the_queue(after: &Scrape) {
     assert_eq!(after.value("hookline_deliveries_retrying", &[]), 11.0);
     assert_eq!(after.value("hookline_deliveries_due", &[]), 0.0);
     assert_eq!(
@@ -163,15 +173,8 @@ async fn counters_move_as_deliveries_happen(backend: Backend) {
     );
     assert_eq!(after.value("hookline_ready", &[]), 1.0);
     assert!(after.value("hookline_store_size_bytes", &[]) > 0.0);
-    assert_eq!(
-        after.value(
-            "hookline_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
-    );
-
-    every_metric_the_dashboard_and_alerts_name_is_exported(&after);
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    assert_eq!(after.value("hookline_build_info", &version), 1.0);
 }
 
 /// The metric names in `text`: `hookline_…` tokens.
