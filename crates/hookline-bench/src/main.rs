@@ -175,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("hookline-bench-{run_id}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if args.soak_minutes > 0.0 {
-        return soak_main(&args, &bin, &dir, &run_id).await;
+        return soak::main(&args, &bin, &dir, &run_id).await;
     }
     let result = run(&args, &bin, &dir, &run_id).await;
     let complete = matches!(&result, Ok(r) if r.complete);
@@ -200,24 +200,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn soak_main(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Result<()> {
-    let report = soak::run(args, bin, dir, run_id).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        report.print();
-    }
-    if report.complete && !args.keep {
-        let _ = std::fs::remove_dir_all(dir);
-    } else {
-        eprintln!("[bench] kept {}", dir.display());
-    }
-    if !report.complete {
-        std::process::exit(1);
-    }
-    Ok(())
-}
-
 async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Result<Report> {
     let ctx = RunContext::new(args, bin, dir, run_id);
     let (receiver_addr, received) = receiver::start().await?;
@@ -231,14 +213,7 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
         ctx.log_path.clone()
     };
     let mut srv = ctx.start_first_server(ingest_log.clone()).await?;
-    let setup = publisher::setup(
-        &srv.base_url,
-        &ctx.admin_token,
-        receiver_addr,
-        args.endpoints,
-        run_id,
-    )
-    .await?;
+    let setup = ctx.set_up(&srv, receiver_addr).await?;
     let mut idle = srv.stats();
     let database_cpu_start = ctx.is_postgres().then(server::postgres_cpu_s);
 
@@ -377,21 +352,36 @@ impl<'a> RunContext<'a> {
         Ok(srv)
     }
 
-    async fn publish(&self, srv: &server::Server, partner_id: String) -> anyhow::Result<Published> {
+    /// The publish phase's plan: `events` events to `srv` as the command line says.
+    fn plan(&self, srv: &server::Server, partner_id: String, events: u64) -> publisher::Plan {
         let args = self.args;
-        log(self.quiet, format!("publishing {} events", args.events));
-        let outcome = publisher::run(publisher::Plan {
+        publisher::Plan {
             base_url: srv.base_url.clone(),
             admin_token: self.admin_token.clone(),
             partner_id,
             run_id: self.run_id.to_owned(),
-            events: args.events,
+            events,
             concurrency: args.concurrency,
             payload_bytes: args.payload_bytes,
             batch: args.batch as usize,
             rate: args.rate,
-        })
-        .await?;
+        }
+    }
+
+    /// The partner, its key and the subscriptions to the receiver at `receiver`.
+    async fn set_up(
+        &self,
+        srv: &server::Server,
+        receiver: std::net::SocketAddr,
+    ) -> anyhow::Result<publisher::Setup> {
+        let (token, endpoints) = (&self.admin_token, self.args.endpoints);
+        publisher::setup(&srv.base_url, token, receiver, endpoints, self.run_id).await
+    }
+
+    async fn publish(&self, srv: &server::Server, partner_id: String) -> anyhow::Result<Published> {
+        let args = self.args;
+        log(self.quiet, format!("publishing {} events", args.events));
+        let outcome = publisher::run(self.plan(srv, partner_id, args.events)).await?;
         let secs = (outcome.finished_us - outcome.started_us) as f64 / 1e6;
         log(
             self.quiet,

@@ -82,19 +82,31 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// The soak run, its report and its exit status.
+pub async fn main(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Result<()> {
+    let report = run(args, bin, dir, run_id).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    if report.complete && !args.keep {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        eprintln!("[bench] kept {}", dir.display());
+    }
+    if !report.complete {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 pub async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Result<SoakReport> {
     anyhow::ensure!(args.rate > 0.0, "--soak-minutes needs --rate");
     let ctx = RunContext::new(args, bin, dir, run_id);
     let (receiver_addr, received) = receiver::start().await?;
     let mut srv = ctx.start_first_server(ctx.log_path.clone()).await?;
-    let setup = publisher::setup(
-        &srv.base_url,
-        &ctx.admin_token,
-        receiver_addr,
-        args.endpoints,
-        run_id,
-    )
-    .await?;
+    let setup = ctx.set_up(&srv, receiver_addr).await?;
     let secs = args.soak_minutes * 60.0;
     let events = (args.rate * secs).round() as u64;
     let expected = events * args.endpoints as u64;
@@ -102,17 +114,7 @@ pub async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::R
         ctx.quiet,
         format!("soak: {events} events at {} /s for {secs} s", args.rate),
     );
-    let publishing = tokio::spawn(publisher::run(publisher::Plan {
-        base_url: srv.base_url.clone(),
-        admin_token: ctx.admin_token.clone(),
-        partner_id: setup.partner_id,
-        run_id: run_id.to_owned(),
-        events,
-        concurrency: args.concurrency,
-        payload_bytes: args.payload_bytes,
-        batch: args.batch as usize,
-        rate: args.rate,
-    }));
+    let publishing = tokio::spawn(publisher::run(ctx.plan(&srv, setup.partner_id, events)));
     let window = Duration::from_secs(args.window_secs.max(1));
     let http = reqwest::Client::new();
     let (mut windows, mut seen, mut last_unique) = (Vec::new(), 0, 0);
