@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks that dependencies inside the hookline server crate run one way.
 
-    hookline-core  <-  config, logging  <-  store  <-  engine (delivery, publish, secrets, account_events,
-                                                                payload_check)
+    hookline-core  <-  config, logging, telemetry  <-  store  <-  engine (delivery, publish, secrets,
+                   account_events, payload_check, retention)
                    <-  api (api, error, extract, portal)  <-  app (app, bootstrap, main, lib, cli)
 
 A module may use its own layer and the layers to its left, never one to its right. The check
@@ -16,9 +16,9 @@ import re
 import sys
 
 LAYERS = [
-    {"config", "logging"},
+    {"config", "logging", "telemetry"},
     {"store"},
-    {"delivery", "publish", "secrets", "account_events", "payload_check"},
+    {"delivery", "publish", "secrets", "account_events", "payload_check", "retention"},
     {"api", "error", "extract", "portal"},
     {"app", "bootstrap", "main", "lib", "cli"},
 ]

@@ -41,6 +41,7 @@
 //! Note that the benchmark shares the machine with hookline: publisher and receiver use CPU too.
 //! `--smoke` is a tiny run for CI. The exit status is 0 only when every delivery arrived.
 
+mod args;
 mod log_pages;
 mod overload;
 mod publisher;
@@ -49,8 +50,10 @@ mod recovery;
 mod server;
 
 mod report;
+mod soak;
 
 use anyhow::{bail, Context};
+use args::Args;
 use clap::Parser;
 use report::{Latency, Report};
 use std::path::{Path, PathBuf};
@@ -62,85 +65,6 @@ pub fn now_us() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
-}
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "hookline-bench",
-    about = "Benchmark hookline end to end: publish events, receive deliveries, measure"
-)]
-struct Args {
-    /// The hookline binary [default: `hookline` next to this executable].
-    #[arg(long)]
-    hookline: Option<PathBuf>,
-    /// Store to use [default: SQLite in a fresh temporary directory].
-    #[arg(long)]
-    database_url: Option<String>,
-    /// Events to publish.
-    #[arg(long, default_value_t = 20_000)]
-    events: u64,
-    /// Subscriptions (receiver endpoints); every event is delivered to each.
-    #[arg(long, default_value_t = 1)]
-    endpoints: usize,
-    /// Concurrent publishing connections.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// Size of each event's `data` object, in bytes.
-    #[arg(long, default_value_t = 1024)]
-    payload_bytes: usize,
-    /// Events per batch request; 0 = single-event requests.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    batch: u64,
-    /// Steady publish rate in events/s; 0 = as fast as possible.
-    #[arg(long, default_value_t = 0.0)]
-    rate: f64,
-    /// Publish with no worker running (HOOKLINE_ROLE=api), then start one and measure the drain.
-    #[arg(long)]
-    backlog: bool,
-    /// Seconds to wait for all deliveries, from the first publish.
-    #[arg(long, default_value_t = 600)]
-    timeout: u64,
-    /// Print one JSON object instead of the table.
-    #[arg(long)]
-    json: bool,
-    /// Keep the temporary directory (store and server log).
-    #[arg(long)]
-    keep: bool,
-    /// Tiny run for CI (200 events, concurrency 8, 120 s timeout).
-    #[arg(long)]
-    smoke: bool,
-    /// Compare the fixed per-subscription cap with adaptive concurrency (AIMD) against a
-    /// receiver that answers 503 past `--overload-limit` concurrent requests (see overload.rs).
-    #[arg(long)]
-    overload: bool,
-    /// Concurrent requests the `--overload` receiver serves; it answers 503 past them.
-    #[arg(long, default_value_t = 20)]
-    overload_limit: usize,
-    /// How long the `--overload` receiver takes per served request, in milliseconds.
-    #[arg(long, default_value_t = 10)]
-    service_ms: u64,
-    /// `--overload` runs of each mode, alternating.
-    #[arg(long, default_value_t = 1)]
-    rounds: usize,
-    /// A `HOOKLINE_*` setting for the server, as `NAME=VALUE` (repeatable), e.g.
-    /// `--server-env HOOKLINE_ADAPTIVE_CONCURRENCY=false`.
-    #[arg(long, value_parser = parse_server_env)]
-    server_env: Vec<(String, String)>,
-    /// Recovery scenario (`recovery.rs`): N failed deliveries re-queued while publishing
-    /// `--events` at `--rate` (default 500/s), against the same run without; SQLite only.
-    #[arg(long, default_value_t = 0)]
-    recovery: u64,
-    /// Delivery-log scenario (`log_pages.rs`): seed N deliveries (one attempt each) through SQL,
-    /// then time log pages over HTTP; SQLite only.
-    #[arg(long, default_value_t = 0)]
-    log_pages: u64,
-}
-
-fn parse_server_env(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((k, v)) if k.starts_with("HOOKLINE_") => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected HOOKLINE_NAME=VALUE, got '{raw}'")),
-    }
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -220,6 +144,9 @@ async fn main() -> anyhow::Result<()> {
         }
         return result;
     }
+    if args.soak_minutes > 0.0 {
+        return soak::main(&args, &bin, &dir, &run_id).await;
+    }
     let result = run(&args, &bin, &dir, &run_id).await;
     let complete = matches!(&result, Ok(r) if r.complete);
     let keep = args.keep || !complete;
@@ -256,17 +183,12 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
         ctx.log_path.clone()
     };
     let mut srv = ctx.start_first_server(ingest_log.clone()).await?;
-    let setup = publisher::setup(
-        &srv.base_url,
-        &ctx.admin_token,
-        receiver_addr,
-        args.endpoints,
-        run_id,
-    )
-    .await?;
+    let setup = ctx.set_up(&srv, receiver_addr).await?;
     let mut idle = srv.stats();
     let database_cpu_start = ctx.is_postgres().then(server::postgres_cpu_s);
 
+    let scraper = (args.scrape_metrics_ms > 0)
+        .then(|| soak::spawn_scraper(&srv.base_url, Duration::from_millis(args.scrape_metrics_ms)));
     let published = ctx.publish(&srv, setup.partner_id).await?;
     let expected = published.outcome.accepted * args.endpoints as u64;
 
@@ -282,6 +204,14 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
 
     let exited = wait_for_deliveries(&mut srv, &received, expected, args.timeout, ctx.quiet).await;
     let measured = Measured::take(&srv, &received, idle, database_cpu_start, &ctx.database_url);
+    if let Some((task, scrapes)) = scraper {
+        task.abort();
+        let n = scrapes.load(std::sync::atomic::Ordering::Relaxed);
+        log(
+            ctx.quiet,
+            format!("/metrics scraped {n} times during the run"),
+        );
+    }
     stop_server(srv, exited).await;
     let log_counts = count_log_lines(&log_paths);
     Ok(build_report(
@@ -367,7 +297,20 @@ impl<'a> RunContext<'a> {
             admin_token: &self.admin_token,
             role,
             log_path,
-            env: self.args.server_env.clone(),
+            env: self
+                .args
+                .server_env
+                .iter()
+                .cloned()
+                .chain(
+                    [
+                        ("HOOKLINE_RETENTION", &self.args.retention),
+                        ("HOOKLINE_RETENTION_INTERVAL", &self.args.retention_interval),
+                    ]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v))),
+                )
+                .collect(),
         }
     }
 
@@ -386,21 +329,36 @@ impl<'a> RunContext<'a> {
         Ok(srv)
     }
 
-    async fn publish(&self, srv: &server::Server, partner_id: String) -> anyhow::Result<Published> {
+    /// The publish phase's plan: `events` events to `srv` as the command line says.
+    fn plan(&self, srv: &server::Server, partner_id: String, events: u64) -> publisher::Plan {
         let args = self.args;
-        log(self.quiet, format!("publishing {} events", args.events));
-        let outcome = publisher::run(publisher::Plan {
+        publisher::Plan {
             base_url: srv.base_url.clone(),
             admin_token: self.admin_token.clone(),
             partner_id,
             run_id: self.run_id.to_owned(),
-            events: args.events,
+            events,
             concurrency: args.concurrency,
             payload_bytes: args.payload_bytes,
             batch: args.batch as usize,
             rate: args.rate,
-        })
-        .await?;
+        }
+    }
+
+    /// The partner, its key and the subscriptions to the receiver at `receiver`.
+    async fn set_up(
+        &self,
+        srv: &server::Server,
+        receiver: std::net::SocketAddr,
+    ) -> anyhow::Result<publisher::Setup> {
+        let (token, endpoints) = (&self.admin_token, self.args.endpoints);
+        publisher::setup(&srv.base_url, token, receiver, endpoints, self.run_id).await
+    }
+
+    async fn publish(&self, srv: &server::Server, partner_id: String) -> anyhow::Result<Published> {
+        let args = self.args;
+        log(self.quiet, format!("publishing {} events", args.events));
+        let outcome = publisher::run(self.plan(srv, partner_id, args.events)).await?;
         let secs = (outcome.finished_us - outcome.started_us) as f64 / 1e6;
         log(
             self.quiet,

@@ -76,6 +76,14 @@ impl State {
         self.unique.fetch_add(1, Ordering::Release);
     }
 
+    /// The latencies of the unique deliveries after the first `from` (in arrival order), and
+    /// how many there are in all: `since(n)` again with that count gives the next ones.
+    pub fn since(&self, from: usize) -> (usize, Vec<u64>) {
+        let inner = self.inner.lock().expect("receiver lock");
+        let all = &inner.latencies_us;
+        (all.len(), all[from.min(all.len())..].to_vec())
+    }
+
     pub fn unique(&self) -> u64 {
         self.unique.load(Ordering::Acquire)
     }

@@ -190,6 +190,10 @@ mod tests {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432_000));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
         for bad in ["", "10", "s", "1.5s", "-1s", "10 days"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

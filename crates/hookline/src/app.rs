@@ -2,6 +2,7 @@
 //! task `serve` starts is in its [`Tasks`] set, so shutdown waits for all of them in one place.
 
 mod http;
+mod monitor;
 
 pub use http::raise_open_file_limit;
 
@@ -43,6 +44,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
+    crate::telemetry::install();
     let _serve_lock = match &settings.store.database_url {
         DatabaseUrl::Sqlite(path) => Some(SqliteServeLock::acquire(path)?),
         DatabaseUrl::Postgres(_) => None,
@@ -55,7 +57,7 @@ pub async fn serve(
     let publisher_stop = CancellationToken::new();
     // `late` holds what must stop after everything in `tasks`: the Publisher.
     let (mut tasks, mut late) = (Tasks::default(), Tasks::default());
-    let (publisher, listen) = start_engine(
+    let (publisher, listen, dispatcher) = start_engine(
         &store,
         &settings,
         &secrets,
@@ -68,12 +70,13 @@ pub async fn serve(
     let state = app_state(
         &store, &settings, secrets, admin_hash, publisher, listen, &cancel,
     )?;
+    start_housekeeping(&state, dispatcher, &settings, &cancel, &mut tasks).await?;
     let addr = listener.local_addr()?;
     tasks.spawn(
         "http server",
         http::serve(
             listener,
-            crate::api::router(state),
+            router(state, &settings),
             settings.server.connections.clone(),
             cancel.clone(),
             settings.server.shutdown_grace,
@@ -144,9 +147,59 @@ fn app_state(
     })
 }
 
+/// The HTTP surface; `/metrics` moves to its own listener with `HOOKLINE_METRICS_LISTEN`.
+fn router(state: AppState, settings: &Settings) -> axum::Router {
+    match settings.monitoring.metrics_listen {
+        None => crate::api::router(state),
+        Some(_) => crate::api::router_without_metrics(state),
+    }
+}
+
+/// The tasks that watch and tend the store: the gauges sampler, the retention purger (on every
+/// role: on PostgreSQL one node at a time purges), and `/metrics` on a listener of its own
+/// when `HOOKLINE_METRICS_LISTEN` is set.
+async fn start_housekeeping(
+    state: &AppState,
+    dispatcher: Option<crate::delivery::Dispatcher>,
+    settings: &Settings,
+    cancel: &CancellationToken,
+    tasks: &mut Tasks,
+) -> anyhow::Result<()> {
+    let monitor = monitor::Monitor {
+        store: state.store.clone(),
+        dispatcher,
+        readiness: state.readiness.clone(),
+        publisher: state.publisher.clone(),
+        interval: settings.monitoring.sample_interval,
+    };
+    tasks.spawn("gauges sampler", monitor.run(cancel.clone()));
+    let purger = crate::retention::Purger {
+        store: state.store.clone(),
+        settings: settings.retention.clone(),
+    };
+    tasks.spawn("retention purger", purger.run(cancel.clone()));
+    if let Some(addr) = settings.monitoring.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding HOOKLINE_METRICS_LISTEN {addr}"))?;
+        tracing::info!(%addr, "metrics listening");
+        tasks.spawn(
+            "metrics listener",
+            http::serve(
+                listener,
+                crate::api::metrics_router(),
+                settings.server.connections.clone(),
+                cancel.clone(),
+                settings.server.shutdown_grace,
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// The delivery side of this process: the dispatcher (when the role delivers) and the
 /// Publisher, their tasks added to `tasks`. Returns the handle the API publishes through, and
-/// the hub `hookline listen` streams attach to.
+/// the hub `hookline listen` streams attach to, and the dispatcher (when this node delivers).
 async fn start_engine(
     store: &DynStore,
     settings: &Arc<Settings>,
@@ -155,7 +208,7 @@ async fn start_engine(
     publisher_stop: CancellationToken,
     tasks: &mut Tasks,
     late: &mut Tasks,
-) -> anyhow::Result<(Publisher, ListenHub)> {
+) -> anyhow::Result<(Publisher, ListenHub, Option<crate::delivery::Dispatcher>)> {
     let wake = Arc::new(Notify::new());
     let listen = ListenHub::default();
     let dispatcher = if settings.server.role.delivers() {
@@ -198,14 +251,14 @@ async fn start_engine(
         };
         tasks.spawn("recovery runner", runner.run(cancel.clone()));
     }
-    if let Some(d) = dispatcher {
+    if let Some(d) = dispatcher.clone() {
         let (stop, announcer) = (cancel.clone(), Arc::new(publisher.clone()));
         tasks.spawn("dispatcher", async move {
             d.run(stop, announcer).await;
             Ok(())
         });
     }
-    Ok((publisher, listen))
+    Ok((publisher, listen, dispatcher))
 }
 
 /// How long shutdown waits for every task. Each component bounds its own drain (the HTTP grace;

@@ -171,6 +171,18 @@ pub struct RawConfig {
     /// How long a portal session opened with an API key or the admin token lasts.
     #[arg(long, env = "HOOKLINE_PORTAL_SESSION_TTL")]
     pub portal_session_ttl: Option<String>,
+    /// A separate address:port serving only `/metrics` (then the main port does not).
+    #[arg(long, env = "HOOKLINE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// How often the queue gauges are sampled from the store.
+    #[arg(long, env = "HOOKLINE_METRICS_SAMPLE_INTERVAL")]
+    pub metrics_sample_interval: Option<String>,
+    /// How long finished events are kept (`30d`, `12h`; `0` keeps everything).
+    #[arg(long, env = "HOOKLINE_RETENTION")]
+    pub retention: Option<String>,
+    /// Time between retention purge passes.
+    #[arg(long, env = "HOOKLINE_RETENTION_INTERVAL")]
+    pub retention_interval: Option<String>,
 }
 
 impl RawConfig {
@@ -221,6 +233,12 @@ impl RawConfig {
             log_format: self.log_format.or(file.log_format),
             public_url: self.public_url.or(file.public_url),
             portal_session_ttl: self.portal_session_ttl.or(file.portal_session_ttl),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            metrics_sample_interval: self
+                .metrics_sample_interval
+                .or(file.metrics_sample_interval),
+            retention: self.retention.or(file.retention),
+            retention_interval: self.retention_interval.or(file.retention_interval),
         }
     }
 
@@ -265,6 +283,8 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub log: LogSettings,
     pub recovery: RecoverySettings,
+    pub monitoring: MonitoringSettings,
+    pub retention: RetentionSettings,
 }
 
 /// The HTTP side: where to listen, what this process serves, and what requests may carry.
@@ -288,29 +308,6 @@ pub struct ServerSettings {
     pub connections: ConnectionSettings,
     pub portal: PortalSettings,
     pub listen_stream: ListenStreamSettings,
-}
-
-/// `hookline listen` streams (see `api::listen`).
-#[derive(Debug, Clone)]
-pub struct ListenStreamSettings {
-    /// How long an ephemeral subscription waits for its client to come back.
-    pub grace: Duration,
-    /// Keep-alive interval of an idle stream.
-    pub keepalive: Duration,
-}
-
-impl ListenStreamSettings {
-    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
-        let grace = parse_duration(raw.listen_grace.as_deref().unwrap_or("30s"))
-            .context("HOOKLINE_LISTEN_GRACE")?;
-        let keepalive = parse_duration(raw.listen_keepalive.as_deref().unwrap_or("15s"))
-            .context("HOOKLINE_LISTEN_KEEPALIVE")?;
-        anyhow::ensure!(
-            !keepalive.is_zero(),
-            "HOOKLINE_LISTEN_KEEPALIVE must be positive"
-        );
-        Ok(ListenStreamSettings { grace, keepalive })
-    }
 }
 
 /// What one client connection may take: no client can hold a connection, a file descriptor or
@@ -359,38 +356,6 @@ pub struct DeliverySettings {
     pub disable_policy: DisablePolicy,
 }
 
-/// The recovery runner (`delivery::recovery`): how fast bulk re-queues go, so that a large
-/// recovery does not crowd out live traffic.
-#[derive(Debug, Clone)]
-pub struct RecoverySettings {
-    /// Deliveries re-queued per second on each delivering node.
-    pub rate_per_second: u32,
-    /// How often a running recovery is advanced (by `rate_per_second × tick` deliveries).
-    pub tick: Duration,
-    /// How often the runner looks for recoveries while none is running.
-    pub idle_poll: Duration,
-}
-
-impl RecoverySettings {
-    fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
-        let rate_per_second = raw.recovery_rate.unwrap_or(1000);
-        anyhow::ensure!(
-            rate_per_second > 0,
-            "HOOKLINE_RECOVERY_RATE must be positive"
-        );
-        Ok(RecoverySettings {
-            rate_per_second,
-            tick: Duration::from_millis(100),
-            idle_poll: Duration::from_secs(1),
-        })
-    }
-
-    /// Deliveries one tick may re-queue (at least one).
-    pub fn per_tick(&self) -> usize {
-        ((f64::from(self.rate_per_second) * self.tick.as_secs_f64()).ceil() as usize).max(1)
-    }
-}
-
 /// Secrets the operator configures; none of them is ever logged.
 #[derive(Debug, Clone)]
 pub struct SecretSettings {
@@ -424,6 +389,8 @@ impl Settings {
             delivery: DeliverySettings::from_raw(&raw)?,
             secrets: SecretSettings::from_raw(&raw)?,
             recovery: RecoverySettings::from_raw(&raw)?,
+            monitoring: MonitoringSettings::from_raw(&raw)?,
+            retention: RetentionSettings::from_raw(&raw)?,
             log: LogSettings {
                 filter: raw.log.unwrap_or_else(|| "info".into()),
                 format: raw.log_format.unwrap_or_default(),
@@ -603,7 +570,9 @@ impl SecretSettings {
 mod portal;
 pub use portal::PortalSettings;
 mod operations;
-pub use operations::DisablePolicy;
+pub use operations::{DisablePolicy, ListenStreamSettings, RecoverySettings};
+mod monitoring;
+pub use monitoring::{MonitoringSettings, RetentionSettings};
 
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,10 @@ pub mod logging;
 pub mod payload_check;
 pub mod portal;
 pub mod publish;
+pub mod retention;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;
 
 pub use app::serve;
 pub use config::Settings;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::slots::Permit;
 use crate::delivery::{Announcer, Dispatcher};
 use crate::store::{DynStore, NewEvent, PublishBatch, Published, StoreError, StoreResult};
+use crate::telemetry;
 
 /// Upper bound of events per group transaction; keeps one commit short.
 const MAX_GROUP_EVENTS: usize = 2000;
@@ -76,6 +77,7 @@ impl Publisher {
     /// caller answers 503 and the client retries, here after a restart or on another node.
     pub async fn publish(&self, events: Vec<NewEvent>) -> StoreResult<Vec<Published>> {
         let stopped = || StoreError::Unavailable("publisher stopped".into());
+        let _timer = telemetry::Timer::new(telemetry::publish_call);
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((events, reply))
@@ -154,7 +156,10 @@ impl PublisherTask {
             all.extend(events);
         }
         let events = all.len();
+        let types: Vec<&'static str> = all.iter().map(|e| e.event_type.as_str()).collect();
+        let started = std::time::Instant::now();
         let result = commit(&self.store, self.handoff.as_ref(), all).await;
+        telemetry::store_commit("publish", started.elapsed(), events);
         let refused = matches!(result, Err(StoreError::Unavailable(_)));
         if refused {
             self.refusals.fetch_add(1, Ordering::Relaxed);
@@ -164,6 +169,7 @@ impl PublisherTask {
                 if batch.queued > 0 {
                     self.wake.notify_one();
                 }
+                count_published(&types, &batch.published);
                 let mut results = batch.published.into_iter();
                 for (count, reply) in replies {
                     let mine: Vec<Published> = results.by_ref().take(count).collect();
@@ -171,6 +177,7 @@ impl PublisherTask {
                 }
             }
             Err(e) => {
+                telemetry::store_error("publish");
                 if refused {
                     tracing::warn!(error = %e, events, "the store refused a publish; answering 503");
                 } else {
@@ -182,6 +189,16 @@ impl PublisherTask {
             }
         }
     }
+}
+
+/// Events accepted for the first time, by type, and the deliveries they scheduled.
+fn count_published(types: &[&'static str], published: &[Published]) {
+    let mut deliveries = 0;
+    for (event_type, p) in types.iter().zip(published).filter(|(_, p)| !p.duplicate) {
+        telemetry::event_published(event_type);
+        deliveries += p.deliveries as usize;
+    }
+    telemetry::deliveries_created(deliveries);
 }
 
 /// Plans the group, takes a slot for each planned delivery this process can start now (those

@@ -1,6 +1,8 @@
-//! Unauthenticated endpoints: liveness, readiness, the OpenAPI document.
+//! Unauthenticated endpoints: liveness, readiness, metrics, the OpenAPI document.
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -35,4 +37,24 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     responses((status = 200, body = Object, description = "This document")))]
 pub async fn openapi() -> Json<&'static Value> {
     Json(super::schema::openapi_json())
+}
+
+/// The Prometheus text format (0.0.4) of every metric (see README, Monitoring). Public like
+/// `/healthz`; `HOOKLINE_METRICS_LISTEN` moves it to a listener of its own.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Meta",
+    responses((
+        status = 200,
+        description = "Every hookline metric in the Prometheus text format",
+        content_type = "text/plain; version=0.0.4; charset=utf-8",
+        body = String
+    ))
+)]
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::telemetry::render(),
+    )
 }

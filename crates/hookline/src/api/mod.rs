@@ -7,6 +7,7 @@ mod body_limit;
 pub mod deliveries;
 mod delivery_views;
 pub mod event_types;
+mod http_metrics;
 pub mod listen;
 pub mod meta;
 pub mod partner;
@@ -124,11 +125,24 @@ fn admin_routes() -> Router<AppState> {
         ))
 }
 
-fn meta_routes() -> Router<AppState> {
-    Router::new()
+fn meta_routes(metrics: bool) -> Router<AppState> {
+    let routes = Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .route("/openapi.json", get(meta::openapi))
+        .route("/openapi.json", get(meta::openapi));
+    match metrics {
+        true => routes.route("/metrics", get(meta::metrics)),
+        false => routes,
+    }
+}
+
+/// Only `/metrics`, for `HOOKLINE_METRICS_LISTEN`.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(meta::metrics))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::map_response(not_cacheable))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
@@ -141,7 +155,16 @@ async fn wrong_method(method: Method) -> ApiError {
 
 /// The whole HTTP surface for a process in `role`. Worker-only nodes serve meta routes only.
 pub fn router(state: AppState) -> Router {
-    let mut app = meta_routes();
+    build(state, true)
+}
+
+/// [`router`] less `/metrics`, which [`metrics_router`] serves on a listener of its own.
+pub fn router_without_metrics(state: AppState) -> Router {
+    build(state, false)
+}
+
+fn build(state: AppState, metrics: bool) -> Router {
+    let mut app = meta_routes(metrics);
     if state.settings.role.serves_api() {
         let partner = partner_routes(&state);
         app = app
@@ -155,6 +178,8 @@ pub fn router(state: AppState) -> Router {
     // Layered last so it wraps every route and both fallbacks: no answer leaves without an id.
     app.fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        // Inside the routing, so each request is counted under its route template.
+        .layer(axum::middleware::from_fn(http_metrics::count))
         .layer(axum::middleware::from_fn(request_id::identify))
         // Outermost, so it marks every answer, whichever layer or handler made it.
         .layer(axum::middleware::map_response(not_cacheable))
@@ -212,6 +237,7 @@ impl Modify for SecuritySchemes {
         deliveries::recovery, webhook_logs::list,
         admin_deliveries::list, admin_deliveries::event, admin_deliveries::bulk_retry,
         admin_deliveries::recovery,
+        meta::metrics,
     ),
     modifiers(&SecuritySchemes, &ErrorResponses)
 )]

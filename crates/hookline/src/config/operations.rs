@@ -1,4 +1,5 @@
-//! Settings of day-2 delivery operations: when a dead endpoint's subscription is deactivated.
+//! Settings of day-2 delivery operations: when a dead endpoint's subscription is deactivated,
+//! how fast recoveries re-queue, and how `hookline listen` streams are kept.
 
 use anyhow::Context;
 use hookline_core::time::parse_duration;
@@ -74,5 +75,60 @@ mod tests {
         assert!(e.contains("HOOKLINE_DISABLE_AFTER"), "{e}");
         let e = format!("{:#}", policy(None, Some(0)).unwrap_err());
         assert!(e.contains("HOOKLINE_DISABLE_MIN_FAILURES"), "{e}");
+    }
+}
+
+/// `hookline listen` streams (see `api::listen`).
+#[derive(Debug, Clone)]
+pub struct ListenStreamSettings {
+    /// How long an ephemeral subscription waits for its client to come back.
+    pub grace: Duration,
+    /// Keep-alive interval of an idle stream.
+    pub keepalive: Duration,
+}
+
+impl ListenStreamSettings {
+    pub(super) fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let grace = parse_duration(raw.listen_grace.as_deref().unwrap_or("30s"))
+            .context("HOOKLINE_LISTEN_GRACE")?;
+        let keepalive = parse_duration(raw.listen_keepalive.as_deref().unwrap_or("15s"))
+            .context("HOOKLINE_LISTEN_KEEPALIVE")?;
+        anyhow::ensure!(
+            !keepalive.is_zero(),
+            "HOOKLINE_LISTEN_KEEPALIVE must be positive"
+        );
+        Ok(ListenStreamSettings { grace, keepalive })
+    }
+}
+
+/// The recovery runner (`delivery::recovery`): how fast bulk re-queues go, so that a large
+/// recovery does not crowd out live traffic.
+#[derive(Debug, Clone)]
+pub struct RecoverySettings {
+    /// Deliveries re-queued per second on each delivering node.
+    pub rate_per_second: u32,
+    /// How often a running recovery is advanced (by `rate_per_second × tick` deliveries).
+    pub tick: Duration,
+    /// How often the runner looks for recoveries while none is running.
+    pub idle_poll: Duration,
+}
+
+impl RecoverySettings {
+    pub(super) fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
+        let rate_per_second = raw.recovery_rate.unwrap_or(1000);
+        anyhow::ensure!(
+            rate_per_second > 0,
+            "HOOKLINE_RECOVERY_RATE must be positive"
+        );
+        Ok(RecoverySettings {
+            rate_per_second,
+            tick: Duration::from_millis(100),
+            idle_poll: Duration::from_secs(1),
+        })
+    }
+
+    /// Deliveries one tick may re-queue (at least one).
+    pub fn per_tick(&self) -> usize {
+        ((f64::from(self.rate_per_second) * self.tick.as_secs_f64()).ceil() as usize).max(1)
     }
 }

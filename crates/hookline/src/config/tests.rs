@@ -19,6 +19,20 @@ fn defaults_match_design() {
     assert_eq!(c.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.body_timeout, Duration::from_secs(30));
     assert_eq!(c.max_connections, 10_000);
+    assert_eq!(s.retention.keep, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(s.retention.interval, Duration::from_secs(60));
+    assert_eq!(s.monitoring.metrics_listen, None);
+    assert_eq!(s.monitoring.sample_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn retention_zero_keeps_everything() {
+    let s = Settings::from_raw(RawConfig {
+        retention: Some("0".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(s.retention.keep, None);
 }
 
 #[test]
@@ -61,6 +75,10 @@ fn rejects_bad_values_with_the_variable_name() {
         |r| r.public_url = Some("hooks.example.com".into()),
         |r| r.public_url = Some("https://hooks.example.com/?x=1".into()),
         |r| r.portal_session_ttl = Some("0s".into()),
+        |r| r.metrics_listen = Some("9090".into()),
+        |r| r.metrics_sample_interval = Some("0s".into()),
+        |r| r.retention = Some("30 days".into()),
+        |r| r.retention_interval = Some("0m".into()),
     ];
     for set in cases {
         let mut raw = RawConfig::default();

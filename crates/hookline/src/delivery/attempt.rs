@@ -18,6 +18,7 @@ use crate::store::{
     AttemptRecord, Deactivation, DeactivationReason, DueDelivery, DynStore, LearnedRoutingToken,
     NextState, Outcome,
 };
+use crate::telemetry;
 
 /// Marks a test event's request (`POST …/test`); receivers can tell it from real traffic.
 pub const TEST_HEADER: &str = "x-webhook-test";
@@ -134,6 +135,13 @@ impl AttemptRunner {
             learned_routing_token,
         };
         log(&outcome);
+        let since_ingest = (d.attempt == 1).then(|| Timestamp::now().since(d.accepted_at));
+        telemetry::attempt(
+            result(outcome.next),
+            kind_label(error_kind),
+            duration,
+            since_ingest,
+        );
         Ran { outcome, signal }
     }
 
@@ -218,6 +226,19 @@ fn learned_token(
         chat_id: affinity.chat_id,
         token,
     })
+}
+
+/// The metric labels of an attempt's result and error kind.
+fn result(next: NextState) -> &'static str {
+    match next {
+        NextState::Succeeded => "delivered",
+        NextState::RetryAt(_) => "retry",
+        NextState::Failed => "failed",
+    }
+}
+
+fn kind_label(kind: Option<hookline_core::ErrorKind>) -> &'static str {
+    kind.map_or("none", |k| k.as_str())
 }
 
 /// The attempt's ids are on the enclosing span.

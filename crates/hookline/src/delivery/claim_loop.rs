@@ -13,6 +13,7 @@ use super::dispatcher::Dispatcher;
 use super::slots::Slots;
 use crate::config::DeliverySettings;
 use crate::store::{Capacity, ClaimRequest, Claimed, DynStore, StoreResult};
+use crate::telemetry;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: u32 = 256;
@@ -49,6 +50,7 @@ impl ClaimLoop {
             let claimed = match self.claim(now, free).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
+                    telemetry::store_error("claim");
                     tracing::warn!(error = %e, "claiming deliveries failed; retrying");
                     if self.pause(backoff).await.is_break() {
                         break;
@@ -94,7 +96,11 @@ impl ClaimLoop {
                 limits: &limits,
             },
         };
-        self.store.claim_due(&request).await
+        let started = std::time::Instant::now();
+        let claimed = self.store.claim_due(&request).await;
+        let rows = claimed.as_ref().map_or(0, |c| c.deliveries.len());
+        telemetry::store_commit("claim", started.elapsed(), rows);
+        claimed
     }
 
     /// Starts what was claimed, then decides when to claim again: at once when more is due,
@@ -207,6 +213,7 @@ mod tests {
             trace_id: TraceId::generate(),
             data: "{}".to_owned(),
             data_v2025: None,
+            accepted_at: Timestamp::now(),
         }
     }
 

@@ -70,6 +70,14 @@ impl Dispatcher {
         self.shared.slots.try_acquire(subscription_id)
     }
 
+    /// Attempts in flight (or waiting for a slot) in this process: in all, and the most for
+    /// one subscription.
+    pub fn in_flight(&self) -> (usize, usize) {
+        let slots = &self.shared.slots;
+        let most = slots.in_flight().into_values().max().unwrap_or(0);
+        (slots.held(), most)
+    }
+
     /// Sends a delivery that holds its slot; the slot is freed once the attempt's outcome is
     /// queued for recording.
     pub fn start(&self, delivery: DueDelivery, permit: Permit) {

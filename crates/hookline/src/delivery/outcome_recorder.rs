@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::announcements::{announce_deactivation, Announcer};
 use crate::store::{DisablePolicy, DynStore, NextState, Outcome};
+use crate::telemetry;
 
 /// Most outcomes committed in one transaction.
 const OUTCOME_BATCH: usize = 512;
@@ -55,13 +56,16 @@ impl OutcomeRecorder {
     async fn write(&self, batch: &[Outcome]) {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=WRITE_TRIES {
-            match self
+            let started = std::time::Instant::now();
+            let written = self
                 .store
                 .record_outcomes_with(batch, Timestamp::now(), self.policy)
-                .await
-            {
+                .await;
+            telemetry::store_commit("outcomes", started.elapsed(), batch.len());
+            match written {
                 Ok(deactivated) => {
                     for d in deactivated {
+                        telemetry::subscription_deactivated("gone");
                         announce_deactivation(&self.store, self.announcer.as_ref(), &d).await;
                     }
                     if batch
@@ -73,14 +77,18 @@ impl OutcomeRecorder {
                     return;
                 }
                 Err(e) if attempt < WRITE_TRIES => {
+                    telemetry::store_error("outcomes");
                     tracing::warn!(error = %e, "recording outcomes failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => tracing::error!(
-                    error = %e, outcomes = batch.len(),
-                    "giving up on recording outcomes; their deliveries will be retried after the lease"
-                ),
+                Err(e) => {
+                    telemetry::store_error("outcomes");
+                    tracing::error!(
+                        error = %e, outcomes = batch.len(),
+                        "giving up on recording outcomes; their deliveries will be retried after the lease"
+                    )
+                }
             }
         }
     }

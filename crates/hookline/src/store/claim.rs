@@ -325,6 +325,7 @@ mod tests {
             trace_id: "0".repeat(32),
             data: "{}".into(),
             data_v2025: None,
+            accepted_at: 0,
         }
     }
 

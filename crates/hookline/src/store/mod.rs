@@ -14,6 +14,7 @@
 pub mod claim;
 pub mod delivery_log;
 pub mod endpoint_health;
+mod housekeeping;
 mod migrate;
 mod portal_rows;
 pub mod postgres;
@@ -35,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use delivery_log::{EventLog, LogEntry, LogPage, LogQuery, LogScope};
 pub use hookline_core::{ApiKeyRecord, Partner, Subscription};
+pub use housekeeping::{Housekeeping, PurgeBatch, PurgeRequest, StoreStats};
 pub use publish_plan::{PlannedDelivery, PublishPlan};
 pub use recovery::{NewRecovery, Recovery, RecoveryStatus, RetryOutcome};
 pub use types::*;
@@ -44,7 +46,7 @@ pub type DynStore = Arc<dyn Store>;
 /// A whole store: every aggregate on one backend.
 #[async_trait]
 pub trait Store:
-    PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog + PortalSessionStore
+    PartnerStore + SubscriptionStore + DeliveryQueue + AttemptLog + PortalSessionStore + Housekeeping
 {
     async fn ping(&self) -> StoreResult<()>;
     /// Commits a small write shaped like a publish's (readiness): fails with

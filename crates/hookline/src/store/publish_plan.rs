@@ -193,12 +193,14 @@ impl PublishPlan {
         rows
     }
 
-    /// The answer of a committed publish: `ids[n]` is the id `rows[n]` was inserted under.
+    /// The answer of a committed publish: `ids[n]` is the id `rows[n]` was inserted under;
+    /// `accepted_at` is the commit's time on this node's clock.
     pub fn finish(
         self,
         accepted: &[Option<Acceptance>],
         rows: &[DeliveryRow],
         ids: &[DeliveryId],
+        accepted_at: Timestamp,
     ) -> PublishBatch {
         debug_assert_eq!(rows.len(), ids.len());
         let published = (0..self.events.len())
@@ -220,7 +222,7 @@ impl PublishPlan {
             .iter()
             .zip(ids)
             .filter(|(r, _)| r.leased)
-            .map(|(r, id)| (r.plan_index, self.due(r.plan_index, *id)))
+            .map(|(r, id)| (r.plan_index, self.due(r.plan_index, *id, accepted_at)))
             .collect();
         PublishBatch {
             queued: rows.len() - claimed.len(),
@@ -230,7 +232,7 @@ impl PublishPlan {
     }
 
     /// A delivery inserted leased, ready for the dispatcher.
-    fn due(&self, plan_index: usize, id: DeliveryId) -> DueDelivery {
+    fn due(&self, plan_index: usize, id: DeliveryId, accepted_at: Timestamp) -> DueDelivery {
         let d = &self.deliveries[plan_index];
         let (s, e) = (&d.target.subscription, &self.events[d.event]);
         DueDelivery {
@@ -255,6 +257,7 @@ impl PublishPlan {
                 .as_ref()
                 .filter(|_| is_v2025(&d.target))
                 .cloned(),
+            accepted_at,
         }
     }
 }
@@ -383,7 +386,7 @@ mod tests {
         let rows = plan.rows(&accepted, true);
         assert_eq!(rows.len(), 2, "only a's deliveries are inserted");
         let ids = [DeliveryId::from_stored(1), DeliveryId::from_stored(2)];
-        let batch = plan.finish(&accepted, &rows, &ids);
+        let batch = plan.finish(&accepted, &rows, &ids, Timestamp::EPOCH);
         let answers: Vec<(u32, bool)> = batch
             .published
             .iter()
@@ -412,7 +415,12 @@ mod tests {
         let rows = plan.rows(&accepted, false);
         assert!(!rows[0].leased);
         assert_eq!(due_at(&rows[0], Timestamp::EPOCH, None), Timestamp::EPOCH);
-        let batch = plan.finish(&accepted, &rows, &[DeliveryId::from_stored(1)]);
+        let batch = plan.finish(
+            &accepted,
+            &rows,
+            &[DeliveryId::from_stored(1)],
+            Timestamp::EPOCH,
+        );
         assert!(batch.claimed.is_empty());
         assert_eq!(batch.queued, 1);
     }

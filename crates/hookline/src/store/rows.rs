@@ -114,7 +114,8 @@ pub const DUE_COLUMNS: &str =
      s.signing_secret, s.previous_signing_secret, s.previous_secret_expires_at, \
      s.routing_id_header, s.routing_key_header, \
      (s.is_active AND s.deleted_at IS NULL) AS live, \
-     e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data, e.data_v2025";
+     e.partner_id, e.event_id, e.event_type, e.created_at, e.trace_id, e.data, e.data_v2025, \
+     e.accepted_at";
 
 #[derive(sqlx::FromRow)]
 pub struct DueRow {
@@ -136,6 +137,7 @@ pub struct DueRow {
     pub trace_id: String,
     pub data: String,
     pub data_v2025: Option<String>,
+    pub accepted_at: i64,
 }
 
 impl TryFrom<DueRow> for DueDelivery {
@@ -163,6 +165,7 @@ impl TryFrom<DueRow> for DueDelivery {
             trace_id: TraceId::from_stored(r.trace_id),
             data: r.data,
             data_v2025: r.data_v2025,
+            accepted_at: Timestamp::from_micros(r.accepted_at),
         })
     }
 }

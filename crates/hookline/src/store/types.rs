@@ -77,6 +77,8 @@ pub struct DueDelivery {
     /// The 2025-01-01 `data` stored with the event (see [`NewEvent::data_v2025`]); the signer
     /// uses it for a 2025-01-01 target.
     pub data_v2025: Option<String>,
+    /// When the event was accepted, on this node's clock (the ingest→delivery latency).
+    pub accepted_at: Timestamp,
 }
 
 /// A signing secret a rotation replaced: deliveries are signed with it too (after the current

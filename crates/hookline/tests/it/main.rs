@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod disk_full;
 mod log_sink;
+mod monitoring;
 mod operations;
 mod pg;
 mod portal;

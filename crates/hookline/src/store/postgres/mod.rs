@@ -8,6 +8,7 @@
 mod attempts;
 mod db_clock;
 mod health;
+mod housekeeping;
 mod listener;
 mod partners;
 mod portal;
@@ -70,6 +71,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../../migrations/postgres/0010_delivery_log.sql"),
+    ),
+    (
+        11,
+        include_str!("../../../migrations/postgres/0011_retention.sql"),
     ),
 ];
 

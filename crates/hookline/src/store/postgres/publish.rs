@@ -38,6 +38,7 @@ impl PostgresStore {
     ) -> StoreResult<PublishBatch> {
         let db = self.db_time().await?;
         let on_db = |t: Timestamp| Timestamp::from_micros(db.db_micros(t));
+        let accepted_at = now;
         let (now, lease_until) = (on_db(now), lease_until.map(on_db));
         // A fixed number of statements per batch: each is a network round trip.
         let mut tx = self.pool.begin().await?;
@@ -51,7 +52,7 @@ impl PostgresStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(plan.finish(&accepted, &rows, &ids))
+        Ok(plan.finish(&accepted, &rows, &ids, accepted_at))
     }
 }
 

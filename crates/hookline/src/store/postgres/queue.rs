@@ -153,9 +153,13 @@ impl DeliveryQueue for PostgresStore {
         let db = self.db_time().await?;
         let (now, lease_until) = (db.db_micros(req.now), db.db_micros(req.lease_until));
         let steps = Claim(self.pool.begin().await?);
-        claim::run(steps, now, lease_until, req.limit as usize, &req.capacity)
+        let mut claimed = claim::run(steps, now, lease_until, req.limit as usize, &req.capacity)
             .await?
-            .into_claimed()
+            .into_claimed()?;
+        for d in &mut claimed.deliveries {
+            d.accepted_at = db.node_time(d.accepted_at.as_micros());
+        }
+        Ok(claimed)
     }
 
     async fn record_outcomes_with(

@@ -7,6 +7,7 @@
 
 mod attempts;
 mod health;
+mod housekeeping;
 mod partners;
 mod portal;
 mod publish;
@@ -71,6 +72,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../../migrations/sqlite/0010_delivery_log.sql"),
+    ),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_retention.sql"),
     ),
 ];
 /// Size of the readiness write: about one publish group of small events.
@@ -137,6 +142,9 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     if !read_only {
+        // Only takes effect on a file with no tables yet (a new store), so it comes first:
+        // retention's freed pages can then be given back (see housekeeping.rs).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         // The writer walks the delivery indexes on every job; with the default 2 MiB cache a

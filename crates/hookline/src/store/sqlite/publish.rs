@@ -95,7 +95,7 @@ impl SqliteStore {
             Ok((plan, accepted, rows, ids))
         })
         .await?;
-        Ok(plan.finish(&accepted, &rows, &ids))
+        Ok(plan.finish(&accepted, &rows, &ids, now))
     }
 }
 

@@ -65,6 +65,7 @@ pub fn due(row: &Row<'_>) -> rusqlite::Result<DueRow> {
         trace_id: row.get("trace_id")?,
         data: row.get("data")?,
         data_v2025: row.get("data_v2025")?,
+        accepted_at: row.get("accepted_at")?,
     })
 }
 

@@ -80,6 +80,13 @@ impl Fixture {
         }
     }
 
+    /// The database file, on SQLite.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._sqlite_dir
+            .as_ref()
+            .map(|d| d.path().join("hookline.db"))
+    }
+
     /// A new partner, stored; its id.
     pub async fn partner(&self) -> Pid {
         let partner = partner_record("acme", at(0));

@@ -30,6 +30,7 @@ mod claims;
 mod delivery_log;
 mod endpoint_health;
 mod fan_out;
+mod housekeeping;
 mod idempotency;
 mod leases;
 mod outcomes;

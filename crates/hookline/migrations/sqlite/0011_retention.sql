@@ -1,0 +1,6 @@
+-- Retention (HOOKLINE_RETENTION) needs no new index on SQLite: a purge batch walks events by
+-- `seq` (the primary key, in acceptance order), their deliveries by `deliveries_event`, and
+-- attempts by their `(delivery_id, attempt)` key. Freed pages are reused by later inserts; a
+-- store created from now on also gives them back (auto_vacuum = INCREMENTAL is set when the file
+-- is created, which no migration can do: it needs a VACUUM, see README "Retention").
+-- The queue gauges are counted directly: one process per SQLite file.
