@@ -100,7 +100,7 @@ pub struct RotationView {
     pub previous_secret_expires_at: Option<String>,
 }
 
-/// The operator's health numbers (those of `/metrics`). `None`: not known to this build.
+/// The operator's health numbers, from the store. `None`: not counted by this build.
 #[derive(Debug, Clone, Default)]
 pub struct HealthView {
     pub pending: u64,
