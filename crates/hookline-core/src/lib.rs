@@ -7,7 +7,6 @@ pub mod delivery_log;
 pub mod envelope;
 pub mod error_kind;
 pub mod event_type;
-pub mod examples;
 pub mod header_name;
 pub mod ids;
 pub mod partner;

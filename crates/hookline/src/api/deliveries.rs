@@ -172,20 +172,30 @@ pub async fn list(
     ApiQuery(params): ApiQuery<LogParams>,
 ) -> ApiResult<Json<DeliveryList>> {
     let sub = own_subscription(&state, &partner, &id).await?;
+    Ok(Json(log_page(&state, &sub, &params).await?))
+}
+
+/// One page of `sub`'s delivery log (the API's and the portal's); `sub` is the caller's own.
+pub async fn log_page(
+    state: &AppState,
+    sub: &Subscription,
+    params: &LogParams,
+) -> ApiResult<DeliveryList> {
     let statuses = parse_statuses(params.status.as_deref())?;
-    let query = params.query(LogScope::Subscription(sub.id), statuses)?;
+    let query = params.query(LogScope::Subscription(sub.id.clone()), statuses)?;
     let page = state.store.delivery_log(&query).await?;
-    Ok(Json(DeliveryList {
+    Ok(DeliveryList {
         pagination: Pagination::of(&page, query.limit),
         deliveries: page
             .entries
             .iter()
             .map(|e| DeliveryItem::new(e, state.max_attempts))
             .collect(),
-    }))
+    })
 }
 
-async fn detail(
+/// One delivery of the partner's `sub` with its attempts, else 404.
+pub async fn detail(
     state: &AppState,
     partner: &PartnerId,
     sub: &Subscription,
@@ -239,17 +249,28 @@ pub async fn retry(
     ApiPath((id, event_id)): ApiPath<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<DeliveryDetail>)> {
     let sub = own_subscription(&state, &partner, &id).await?;
-    let Ok(event) = EventId::parse(&event_id) else {
-        return Err(delivery_not_found(&event_id));
+    let body = retry_delivery(&state, &partner, &sub, &event_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// Re-queues one finished delivery of the partner's `sub` (the API's and the portal's retry).
+pub async fn retry_delivery(
+    state: &AppState,
+    partner: &PartnerId,
+    sub: &Subscription,
+    event_id: &str,
+) -> ApiResult<DeliveryDetail> {
+    let Ok(event) = EventId::parse(event_id) else {
+        return Err(delivery_not_found(event_id));
     };
     match state
         .store
-        .retry_delivery(&partner, &sub.id, &event, Timestamp::now())
+        .retry_delivery(partner, &sub.id, &event, Timestamp::now())
         .await?
     {
         RetryOutcome::Requeued => state.publisher.wake_dispatcher(),
-        RetryOutcome::NotFound => return Err(delivery_not_found(&event_id)),
-        RetryOutcome::Inactive => return Err(inactive(&sub)),
+        RetryOutcome::NotFound => return Err(delivery_not_found(event_id)),
+        RetryOutcome::Inactive => return Err(inactive(sub)),
         RetryOutcome::InProgress => {
             return Err(ApiError::Conflict(format!(
                 "the delivery of event '{event}' is pending or retrying already"
@@ -257,8 +278,7 @@ pub async fn retry(
         }
     }
     tracing::info!(subscription_id = %sub.id, event_id = %event, "delivery re-queued");
-    let body = detail(&state, &partner, &sub, &event_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    detail(state, partner, sub, event_id).await
 }
 
 #[utoipa::path(post, path = "/v3/webhook-subscriptions/{subscriptionId}/recover",
@@ -277,16 +297,29 @@ pub async fn recover(
     ApiJson(req): ApiJson<RecoverRequest>,
 ) -> ApiResult<(StatusCode, Json<RecoveryStarted>)> {
     let sub = own_subscription(&state, &partner, &id).await?;
-    let (since, until) = parse_window(&req.since, req.until.as_deref())?;
+    let started = start_recovery(&state, &partner, &sub, &req.since, req.until.as_deref()).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
+}
+
+/// Starts re-queueing the failed deliveries of the partner's `sub` created in the window
+/// (RFC 3339 times; `until` defaults to now): the API's and the portal's recover.
+pub async fn start_recovery(
+    state: &AppState,
+    partner: &PartnerId,
+    sub: &Subscription,
+    since: &str,
+    until: Option<&str>,
+) -> ApiResult<RecoveryStarted> {
+    let (since, until) = parse_window(since, until)?;
     if !sub.is_active {
-        return Err(inactive(&sub));
+        return Err(inactive(sub));
     }
     let now = Timestamp::now();
     let recovery = state
         .store
         .create_recovery(&NewRecovery {
             id: RecoveryId::generate(),
-            partner_id: partner,
+            partner_id: partner.clone(),
             subscription_id: Some(sub.id.clone()),
             since,
             until: Some(until.unwrap_or(now)),
@@ -295,7 +328,7 @@ pub async fn recover(
         .await?;
     tracing::info!(subscription_id = %sub.id, recovery_id = %recovery.id,
         total = recovery.total, "recovery started");
-    Ok((StatusCode::ACCEPTED, Json(RecoveryStarted::from(&recovery))))
+    Ok(RecoveryStarted::from(&recovery))
 }
 
 #[utoipa::path(get, path = "/v3/webhook-subscriptions/{subscriptionId}/recoveries/{recoveryId}",
@@ -312,6 +345,18 @@ pub async fn recovery(
     ApiPath((id, recovery_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<RecoveryState>> {
     let sub = own_subscription(&state, &partner, &id).await?;
-    let recovery = find_recovery(&state, &partner, &recovery_id, Some(&sub.id)).await?;
-    Ok(Json(RecoveryState::from(&recovery)))
+    Ok(Json(
+        recovery_state(&state, &partner, &sub, &recovery_id).await?,
+    ))
+}
+
+/// A recovery of the partner's `sub`, else 404 (the API's and the portal's status).
+pub async fn recovery_state(
+    state: &AppState,
+    partner: &PartnerId,
+    sub: &Subscription,
+    recovery_id: &str,
+) -> ApiResult<RecoveryState> {
+    let recovery = find_recovery(state, partner, recovery_id, Some(&sub.id)).await?;
+    Ok(RecoveryState::from(&recovery))
 }

@@ -5,7 +5,7 @@ pub mod admin_deliveries;
 pub mod auth_throttle;
 mod body_limit;
 pub mod deliveries;
-mod delivery_views;
+pub mod delivery_views;
 pub mod event_types;
 mod http_metrics;
 pub mod listen;

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use hookline_core::Timestamp;
+use hookline_core::{PartnerId, Subscription, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -54,7 +54,20 @@ pub async fn rotate_secret(
     OptionalApiJson(req): OptionalApiJson<RotateSecretRequest>,
 ) -> ApiResult<Json<RotatedSecret>> {
     let sub = load(&state, &partner, &id).await?;
-    let grace = match req.grace_period_seconds {
+    Ok(Json(
+        rotate(&state, &partner, &sub, req.grace_period_seconds).await?,
+    ))
+}
+
+/// Issues `sub` a new signing secret, the previous one signing beside it for `grace_seconds`
+/// (default 24 hours): the API's and the portal's rotation.
+pub async fn rotate(
+    state: &AppState,
+    partner: &PartnerId,
+    sub: &Subscription,
+    grace_seconds: Option<i64>,
+) -> ApiResult<RotatedSecret> {
+    let grace = match grace_seconds {
         None => DEFAULT_GRACE_SECONDS,
         Some(s) if (0..=MAX_GRACE_SECONDS).contains(&s) => s,
         Some(s) => {
@@ -70,7 +83,7 @@ pub async fn rotate_secret(
     if !state
         .store
         .rotate_signing_secret(
-            &partner,
+            partner,
             &sub.id,
             &issued.stored,
             (grace > 0).then_some(expires_at),
@@ -78,11 +91,11 @@ pub async fn rotate_secret(
         )
         .await?
     {
-        return Err(not_found(&id));
+        return Err(not_found(sub.id.as_str()));
     }
     tracing::info!(subscription_id = %sub.id, grace_period_seconds = grace, "signing secret rotated");
-    Ok(Json(RotatedSecret {
+    Ok(RotatedSecret {
         signing_secret: issued.secret.expose().to_owned(),
         previous_secret_expires_at: expires_at.rfc3339(),
-    }))
+    })
 }

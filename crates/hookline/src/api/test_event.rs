@@ -3,8 +3,8 @@
 
 use axum::extract::State;
 use axum::Json;
-use hookline_core::examples::example_data;
-use hookline_core::{EventId, EventTime, EventType, Timestamp, WebhookVersion};
+use hookline_core::payload::catalogue;
+use hookline_core::{EventId, EventTime, EventType, PartnerId, Timestamp, TraceId, WebhookVersion};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -56,7 +56,27 @@ pub async fn send_test(
     OptionalApiJson(req): OptionalApiJson<TestEventRequest>,
 ) -> ApiResult<Json<TestEventResult>> {
     let sub = load(&state, &partner, &id).await?;
-    let event_type = test_event_type(&sub, req.event_type.as_deref())?;
+    let result = send_test_event(
+        &state,
+        partner,
+        &sub,
+        req.event_type.as_deref(),
+        &request.trace_id,
+    )
+    .await?;
+    Ok(Json(result))
+}
+
+/// Sends one test event of `event_type` (default: the first subscribed) to the partner's
+/// `sub` and answers with its attempt: the API's and the portal's test.
+pub async fn send_test_event(
+    state: &AppState,
+    partner: PartnerId,
+    sub: &Subscription,
+    event_type: Option<&str>,
+    trace_id: &TraceId,
+) -> ApiResult<TestEventResult> {
+    let event_type = test_event_type(sub, event_type)?;
     if !state.settings.role.delivers() {
         // An API-only node never sends anything (README: Running several nodes).
         return Err(ApiError::Conflict(
@@ -73,28 +93,30 @@ pub async fn send_test(
         // A subscription filtered to some lines receives events from them only.
         phone_number: sub.phone_numbers.first().cloned(),
         created_at: EventTime::at(now),
-        trace_id: request.trace_id.clone(),
-        data: example_data(event_type).to_owned(),
+        trace_id: trace_id.clone(),
+        // The catalogue's example, as `GET /admin/v1/event-types` and the portal show it.
+        data: catalogue::entry(event_type).example.to_string(),
         // Converted in the publish plan when the subscription is on 2025-01-01.
         data_v2025: None,
     };
     let event_id = event.event_id.clone();
     let Some(attempt) = state.test_sender.send(event, &sub.id).await? else {
         // Deactivated, changed or deleted since it was read.
-        return Err(match load(&state, &sub.partner_id, &id).await?.is_active {
+        let id = sub.id.as_str();
+        return Err(match load(state, &sub.partner_id, id).await?.is_active {
             true => ApiError::Unavailable(format!(
                 "webhook subscription '{id}' changed while the test was prepared; retry"
             )),
-            false => inactive(&id),
+            false => inactive(id),
         });
     };
-    Ok(Json(TestEventResult {
+    Ok(TestEventResult {
         event_id: event_id.to_string(),
         http_status_code: attempt.status_code,
         duration_ms: attempt.duration_ms,
         error_type: attempt.error_kind.map(|k| k.as_str().to_owned()),
         error_message: attempt.error_message,
-    }))
+    })
 }
 
 fn inactive(id: &str) -> ApiError {

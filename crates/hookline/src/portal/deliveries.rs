@@ -4,31 +4,23 @@
 //! another partner's ids are a 404 here exactly as in the API.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use hookline_core::{EventType, Subscription, Timestamp};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::errors::{error_page, PortalError, PortalResult};
+use super::errors::{PortalError, PortalResult};
 use super::form::Ids;
 use super::layout::{self, csrf_field, empty_state, notice, pre, secret_once, Nav};
-use super::ops::{DeliveryView, LogQuery, OpsError};
+use super::ops::{DeliveryView, LogQuery};
 use super::session::{PortalPage, PortalPost};
 use super::subscriptions::sub_path;
 use super::PortalState;
 use crate::api::partner;
+use crate::api::request_id::RequestIdentity;
 
 const STATUSES: [&str; 5] = ["pending", "retrying", "success", "failed", "cancelled"];
 const PER_PAGE: u32 = 25;
-
-/// An operation's failure as a page: "not in this build" is said as such.
-fn ops_failed(e: OpsError) -> PortalError {
-    match e {
-        OpsError::NotAvailable(what) => PortalError::NotAvailable(what),
-        OpsError::Api(e) => e.into(),
-    }
-}
 
 /// A timestamp of the operations' JSON (RFC 3339), shown relative with the exact time on hover.
 fn when(rfc3339: &str, now: Timestamp) -> Markup {
@@ -125,11 +117,7 @@ pub async fn log(
         cursor: p.cursor.filter(|c| !c.is_empty()),
         per_page: PER_PAGE,
     };
-    let result = state
-        .ops
-        .deliveries(page.partner()?, &sub, &query)
-        .await
-        .map_err(ops_failed)?;
+    let result = state.ops.deliveries(page.partner()?, &sub, &query).await?;
     let now = Timestamp::now();
     let path = sub_path(&sub);
     let body = html! {
@@ -249,11 +237,7 @@ pub async fn detail(
     Ids((id, event_id)): Ids<(String, String)>,
 ) -> PortalResult {
     let sub = subscription(&state, &page, &id).await?;
-    let d = state
-        .ops
-        .delivery(page.partner()?, &sub, &event_id)
-        .await
-        .map_err(ops_failed)?;
+    let d = state.ops.delivery(page.partner()?, &sub, &event_id).await?;
     let body = delivery_body(&page, &sub, &d, None);
     Ok(layout::page("Delivery", Nav::Subscriptions, Some(page.csrf()), body).into_response())
 }
@@ -265,11 +249,7 @@ pub async fn retry(
 ) -> PortalResult {
     let sub = subscription(&state, &post.page, &id).await?;
     let partner = post.page.partner()?;
-    state
-        .ops
-        .retry(partner, &sub, &event_id)
-        .await
-        .map_err(ops_failed)?;
+    state.ops.retry(partner, &sub, &event_id).await?;
     let to = format!("{}/deliveries/{event_id}", sub_path(&sub));
     Ok(Redirect::to(&to).into_response())
 }
@@ -293,6 +273,7 @@ fn outcome_page(page: &PortalPage, sub: &Subscription, title: &str, content: Mar
 pub async fn send_test(
     State(state): State<PortalState>,
     Ids(id): Ids<String>,
+    request: RequestIdentity,
     post: PortalPost,
 ) -> PortalResult {
     let sub = subscription(&state, &post.page, &id).await?;
@@ -304,9 +285,13 @@ pub async fn send_test(
     };
     let r = state
         .ops
-        .send_test(post.page.partner()?, &sub, event_type.as_ref())
-        .await
-        .map_err(ops_failed)?;
+        .send_test(
+            post.page.partner()?,
+            &sub,
+            event_type.as_ref(),
+            &request.trace_id,
+        )
+        .await?;
     let ok = r.http_status_code.is_some_and(|c| (200..300).contains(&c));
     let content = html! {
         @if ok { (notice("ok", "Your endpoint accepted the test event.")) }
@@ -336,8 +321,7 @@ pub async fn rotate_secret(
     let r = state
         .ops
         .rotate_secret(post.page.partner()?, &sub, grace)
-        .await
-        .map_err(ops_failed)?;
+        .await?;
     let now = Timestamp::now();
     let content = html! {
         (secret_once("signing_secret", "New signing secret", &r.signing_secret))
@@ -366,20 +350,32 @@ pub async fn recover(
     let r = state
         .ops
         .recover(post.page.partner()?, &sub, &since_rfc, None)
-        .await
-        .map_err(ops_failed)?;
+        .await?;
+    let status = format!("{}/recoveries/{}", sub_path(&sub), r.recovery_id);
     let content = html! {
         (notice("ok", &format!("{} failed deliveries are being sent again.", r.deliveries)))
-        p.muted { "Recovery " span.mono { (r.recovery_id) } " runs at a bounded pace; the delivery log shows each attempt." }
+        p.muted { "Recovery " a.mono href=(status) { (r.recovery_id) } " runs at a bounded pace; the delivery log shows each attempt." }
     };
     Ok(outcome_page(&post.page, &sub, "Recovery started", content))
 }
 
-/// The page for an operation this build does not have.
-pub fn not_available(what: &str) -> Response {
-    error_page(
-        StatusCode::NOT_IMPLEMENTED,
-        "Not available yet",
-        &format!("{what} is not available in this build of hookline yet. Everything else in the portal works."),
-    )
+/// How far a recovery got: re-queued so far of the failed deliveries in its window.
+pub async fn recovery(
+    State(state): State<PortalState>,
+    page: PortalPage,
+    Ids((id, recovery_id)): Ids<(String, String)>,
+) -> PortalResult {
+    let sub = subscription(&state, &page, &id).await?;
+    let r = state
+        .ops
+        .recovery(page.partner()?, &sub, &recovery_id)
+        .await?;
+    let content = html! {
+        dl.facts {
+            dt { "Recovery" } dd.mono { (r.recovery_id) }
+            dt { "Status" } dd { span class={"badge " (r.status)} { (r.status) } }
+            dt { "Re-queued" } dd { (r.queued) " of " (r.total) }
+        }
+    };
+    Ok(outcome_page(&page, &sub, "Recovery", content))
 }

@@ -18,8 +18,6 @@ pub enum PortalError {
     Csrf,
     NotFound,
     BadRequest(String),
-    /// An operation this build does not have (see `ops`).
-    NotAvailable(&'static str),
     /// What the shared API functions refused, with their status and message.
     Api(ApiError),
 }
@@ -73,7 +71,6 @@ impl IntoResponse for PortalError {
                 "Not found",
                 "There is nothing here: the link may be mistyped, or what it pointed to was deleted.",
             ),
-            PortalError::NotAvailable(what) => super::deliveries::not_available(what),
             PortalError::BadRequest(message) => {
                 error_page(StatusCode::BAD_REQUEST, "That did not work", &message)
             }

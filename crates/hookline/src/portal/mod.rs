@@ -93,6 +93,10 @@ fn partner_pages() -> Router<PortalState> {
             post(deliveries::recover),
         )
         .route(
+            "/portal/subscriptions/{id}/recoveries/{recovery_id}",
+            get(deliveries::recovery),
+        )
+        .route(
             "/portal/subscriptions/{id}/test",
             post(deliveries::send_test),
         )

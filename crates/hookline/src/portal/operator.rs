@@ -232,10 +232,7 @@ pub async fn portal_link(
 
 pub async fn health(State(state): State<PortalState>, page: PortalPage) -> PortalResult {
     page.operator()?;
-    let h = state.ops.health().await.map_err(|e| match e {
-        super::ops::OpsError::NotAvailable(what) => PortalError::NotAvailable(what),
-        super::ops::OpsError::Api(e) => e.into(),
-    })?;
+    let h = state.ops.health().await?;
     let finished = h.succeeded + h.failed;
     let ratio = if finished == 0 {
         None

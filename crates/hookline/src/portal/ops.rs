@@ -1,18 +1,21 @@
 //! The delivery operations the portal shows (issue 11's delivery log, retry, recover, test
-//! events and secret rotation; the metrics behind the health view), behind one trait.
+//! events and secret rotation; the store's counts behind the health view), behind one trait.
 //!
-//! The view types are the partner API's JSON shapes of those operations, field for field, so
-//! an implementation can hand the API's own answer through `serde_json` without a mapping of
-//! its own. [`Unavailable`] is what this build has: the pages built on it say plainly that the
-//! operation is not in this build; the health view shows the delivery counts the store keeps.
+//! The view types are the partner API's JSON shapes of those operations, field for field:
+//! [`ApiOps`] calls the very functions the API handlers call (`api::deliveries`,
+//! `api::test_event`, `api::rotate_secret`) and hands their answer through `serde_json`, so the
+//! portal has no rules of its own and no mapping to drift.
 
 use async_trait::async_trait;
-use hookline_core::{EventType, PartnerId, Subscription};
-use serde::Deserialize;
+use hookline_core::payload::catalogue;
+use hookline_core::{EventType, PartnerId, Subscription, Timestamp, TraceId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::api::AppState;
-use crate::error::ApiError;
+use crate::api::delivery_views::LogParams;
+use crate::api::{deliveries, rotate_secret, test_event, AppState};
+use crate::error::{ApiError, ApiResult};
 
 /// A filter of the delivery log (`GET …/deliveries`'s query).
 #[derive(Debug, Clone, Default)]
@@ -74,6 +77,15 @@ pub struct RecoveryView {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct RecoveryStateView {
+    pub recovery_id: String,
+    /// `running` or `completed`.
+    pub status: String,
+    pub queued: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct TestResultView {
     pub event_id: String,
     pub http_status_code: Option<u16>,
@@ -88,7 +100,7 @@ pub struct RotationView {
     pub previous_secret_expires_at: Option<String>,
 }
 
-/// The operator's health numbers (those of `/metrics`). `None`: not known to this build.
+/// The operator's health numbers, from the store. `None`: not counted by this build.
 #[derive(Debug, Clone, Default)]
 pub struct HealthView {
     pub pending: u64,
@@ -99,22 +111,6 @@ pub struct HealthView {
     pub deactivated_subscriptions: Option<u64>,
 }
 
-#[derive(Debug)]
-pub enum OpsError {
-    /// This build does not have the operation; the text names it.
-    NotAvailable(&'static str),
-    /// The operation refused (404 for another partner's ids, 409, 400 …) or failed.
-    Api(ApiError),
-}
-
-impl From<ApiError> for OpsError {
-    fn from(e: ApiError) -> Self {
-        OpsError::Api(e)
-    }
-}
-
-pub type OpsResult<T> = Result<T, OpsError>;
-
 /// The operations, each scoped to `partner` and one of its subscriptions (already loaded
 /// through the partner API's own lookup, so tenant isolation is settled before any call).
 #[async_trait]
@@ -124,16 +120,16 @@ pub trait DeliveryOps: Send + Sync + 'static {
         partner: &PartnerId,
         sub: &Subscription,
         query: &LogQuery,
-    ) -> OpsResult<DeliveryPage>;
+    ) -> ApiResult<DeliveryPage>;
     /// One delivery with its `attempts`.
     async fn delivery(
         &self,
         partner: &PartnerId,
         sub: &Subscription,
         event_id: &str,
-    ) -> OpsResult<DeliveryView>;
+    ) -> ApiResult<DeliveryView>;
     async fn retry(&self, partner: &PartnerId, sub: &Subscription, event_id: &str)
-        -> OpsResult<()>;
+        -> ApiResult<()>;
     /// `since`/`until` as RFC 3339.
     async fn recover(
         &self,
@@ -141,99 +137,143 @@ pub trait DeliveryOps: Send + Sync + 'static {
         sub: &Subscription,
         since: &str,
         until: Option<&str>,
-    ) -> OpsResult<RecoveryView>;
+    ) -> ApiResult<RecoveryView>;
+    /// A recovery of `sub`, by the id `recover` answered.
+    async fn recovery(
+        &self,
+        partner: &PartnerId,
+        sub: &Subscription,
+        recovery_id: &str,
+    ) -> ApiResult<RecoveryStateView>;
     async fn send_test(
         &self,
         partner: &PartnerId,
         sub: &Subscription,
         event_type: Option<&EventType>,
-    ) -> OpsResult<TestResultView>;
+        trace_id: &TraceId,
+    ) -> ApiResult<TestResultView>;
     async fn rotate_secret(
         &self,
         partner: &PartnerId,
         sub: &Subscription,
         grace_period_seconds: u64,
-    ) -> OpsResult<RotationView>;
-    async fn health(&self) -> OpsResult<HealthView>;
+    ) -> ApiResult<RotationView>;
+    async fn health(&self) -> ApiResult<HealthView>;
     /// The catalogue's example `data` of an event type, as JSON text.
     fn example_payload(&self, event_type: &EventType) -> Option<String>;
 }
 
-/// The operations of this build.
+/// The operations of this build: the API's own functions.
 pub fn for_app(app: &AppState) -> Arc<dyn DeliveryOps> {
-    Arc::new(Unavailable { app: app.clone() })
+    Arc::new(ApiOps { app: app.clone() })
 }
 
-const LOG: &str = "The delivery log";
-const RETRY: &str = "Retrying a delivery";
-const RECOVER: &str = "Recovering missed deliveries";
-const TEST: &str = "Sending a test event";
-const ROTATE: &str = "Rotating the signing secret";
+/// The API's answer as the portal's view of it (the same JSON, read back).
+fn view<A: Serialize, V: DeserializeOwned>(answer: &A) -> ApiResult<V> {
+    serde_json::to_value(answer)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("portal view of an API answer: {e}")))
+}
 
-/// The delivery operations before they exist in the store: each answers `NotAvailable`,
-/// except the health view, which shows the counts the store has.
-pub struct Unavailable {
+/// The delivery operations through the partner API's functions.
+pub struct ApiOps {
     app: AppState,
 }
 
 #[async_trait]
-impl DeliveryOps for Unavailable {
+impl DeliveryOps for ApiOps {
     async fn deliveries(
         &self,
         _: &PartnerId,
-        _: &Subscription,
-        _: &LogQuery,
-    ) -> OpsResult<DeliveryPage> {
-        Err(OpsError::NotAvailable(LOG))
+        sub: &Subscription,
+        query: &LogQuery,
+    ) -> ApiResult<DeliveryPage> {
+        let params = LogParams {
+            status: (!query.status.is_empty()).then(|| query.status.join(",")),
+            event_type: query.event_type.clone(),
+            cursor: query.cursor.clone(),
+            per_page: Some(query.per_page.to_string()),
+            ..LogParams::default()
+        };
+        view(&deliveries::log_page(&self.app, sub, &params).await?)
     }
-    async fn delivery(&self, _: &PartnerId, _: &Subscription, _: &str) -> OpsResult<DeliveryView> {
-        Err(OpsError::NotAvailable(LOG))
+    async fn delivery(
+        &self,
+        partner: &PartnerId,
+        sub: &Subscription,
+        event_id: &str,
+    ) -> ApiResult<DeliveryView> {
+        view(&deliveries::detail(&self.app, partner, sub, event_id).await?)
     }
-    async fn retry(&self, _: &PartnerId, _: &Subscription, _: &str) -> OpsResult<()> {
-        Err(OpsError::NotAvailable(RETRY))
+    async fn retry(
+        &self,
+        partner: &PartnerId,
+        sub: &Subscription,
+        event_id: &str,
+    ) -> ApiResult<()> {
+        deliveries::retry_delivery(&self.app, partner, sub, event_id).await?;
+        Ok(())
     }
     async fn recover(
         &self,
-        _: &PartnerId,
-        _: &Subscription,
-        _: &str,
-        _: Option<&str>,
-    ) -> OpsResult<RecoveryView> {
-        Err(OpsError::NotAvailable(RECOVER))
+        partner: &PartnerId,
+        sub: &Subscription,
+        since: &str,
+        until: Option<&str>,
+    ) -> ApiResult<RecoveryView> {
+        view(&deliveries::start_recovery(&self.app, partner, sub, since, until).await?)
+    }
+    async fn recovery(
+        &self,
+        partner: &PartnerId,
+        sub: &Subscription,
+        recovery_id: &str,
+    ) -> ApiResult<RecoveryStateView> {
+        view(&deliveries::recovery_state(&self.app, partner, sub, recovery_id).await?)
     }
     async fn send_test(
         &self,
-        _: &PartnerId,
-        _: &Subscription,
-        _: Option<&EventType>,
-    ) -> OpsResult<TestResultView> {
-        Err(OpsError::NotAvailable(TEST))
+        partner: &PartnerId,
+        sub: &Subscription,
+        event_type: Option<&EventType>,
+        trace_id: &TraceId,
+    ) -> ApiResult<TestResultView> {
+        let asked = event_type.map(|e| e.as_str());
+        let sent =
+            test_event::send_test_event(&self.app, partner.clone(), sub, asked, trace_id).await?;
+        view(&sent)
     }
     async fn rotate_secret(
         &self,
-        _: &PartnerId,
-        _: &Subscription,
-        _: u64,
-    ) -> OpsResult<RotationView> {
-        Err(OpsError::NotAvailable(ROTATE))
+        partner: &PartnerId,
+        sub: &Subscription,
+        grace_period_seconds: u64,
+    ) -> ApiResult<RotationView> {
+        // Out of range is the API's 400, with its message, rather than a wrapped number.
+        let grace = i64::try_from(grace_period_seconds).unwrap_or(i64::MAX);
+        let rotated = rotate_secret::rotate(&self.app, partner, sub, Some(grace)).await?;
+        let mut v: RotationView = view(&rotated)?;
+        // With no grace period the previous secret ended at the rotation itself.
+        if grace == 0 {
+            v.previous_secret_expires_at = None;
+        }
+        Ok(v)
     }
-    async fn health(&self) -> OpsResult<HealthView> {
-        let c = self
-            .app
-            .store
-            .delivery_counts()
-            .await
-            .map_err(ApiError::from)?;
+    async fn health(&self) -> ApiResult<HealthView> {
+        let store = &self.app.store;
+        let c = store.delivery_counts().await?;
+        // The earliest next attempt of any pending delivery: in the past, the queue is behind.
+        let oldest = store.next_due_after(Timestamp::from_micros(0)).await?;
         Ok(HealthView {
             pending: c.pending,
             succeeded: c.succeeded,
             failed: c.failed,
             cancelled: c.cancelled,
-            oldest_due_at: None,
+            oldest_due_at: oldest.map(Timestamp::rfc3339),
             deactivated_subscriptions: None,
         })
     }
-    fn example_payload(&self, _: &EventType) -> Option<String> {
-        None
+    fn example_payload(&self, event_type: &EventType) -> Option<String> {
+        serde_json::to_string_pretty(&catalogue::entry(*event_type).example).ok()
     }
 }

@@ -181,10 +181,7 @@ async fn an_operator_manages_partners_and_keys_in_the_browser() {
     b.wait_for_text("New partner").await;
 }
 
-/// Needs the delivery-operations store methods (issue 11) behind `portal::ops`; run it with
-/// `--ignored` once they are wired.
 #[tokio::test]
-#[ignore = "needs issue 11's delivery log, retry and rotation wired into portal::ops"]
 async fn a_partner_finds_a_delivery_retries_it_and_rotates_the_secret() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let receiver = TestReceiver::start().await;

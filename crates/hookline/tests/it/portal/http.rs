@@ -14,6 +14,7 @@ per_backend!(
     forms_without_the_session_csrf_token_are_refused,
     sessions_expire_and_sign_out_ends_them,
     a_partner_session_reaches_only_its_own_data,
+    delivery_pages_reach_only_the_partners_own_deliveries,
 );
 
 async fn link(
@@ -323,4 +324,79 @@ async fn a_partner_session_reaches_only_its_own_data(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 404);
+}
+
+/// The delivery log, a delivery, retry, recover and a recovery's status with real ids of
+/// another partner: each is a 404, whether asked under its subscription or under one's own.
+async fn delivery_pages_reach_only_the_partners_own_deliveries(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = TestReceiver::start().await;
+    let (_, key_a) = app.partner("a").await;
+    let (partner_b, key_b) = app.partner("b").await;
+    let events = &["message.received"];
+    let mine = subscribe(&app, &key_a, &receiver.url("/a"), events, None).await;
+    let theirs = subscribe(&app, &key_b, &receiver.url("/b"), events, None).await;
+    let (mine, theirs) = (mine["id"].as_str().unwrap(), theirs["id"].as_str().unwrap());
+    let published = app
+        .publish(event(&partner_b, "message.received", None))
+        .await;
+    let ev = published["event_id"].as_str().unwrap();
+    receiver.wait_for(Some("/b"), 1, WAIT).await;
+    settled(&app).await;
+    let (s, rec) = app
+        .call(
+            &key_b,
+            Method::POST,
+            &format!("/v3/webhook-subscriptions/{theirs}/recover"),
+            Some(json!({"since": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{rec}");
+    let rec = rec["recovery_id"].as_str().unwrap();
+
+    let mut b = Visitor::new(&app);
+    b.sign_in(&key_b, false).await;
+    let own = b
+        .get(&format!("/portal/subscriptions/{theirs}/deliveries"))
+        .await;
+    assert!(own.body.contains(ev), "the owner sees it: {}", own.body);
+    let one = b
+        .get(&format!("/portal/subscriptions/{theirs}/deliveries/{ev}"))
+        .await;
+    assert!(
+        one.status == 200 && one.body.contains("Attempt 1"),
+        "{}",
+        one.body
+    );
+    let status = b
+        .get(&format!("/portal/subscriptions/{theirs}/recoveries/{rec}"))
+        .await;
+    assert!(
+        status.status == 200 && status.body.contains("Re-queued"),
+        "{}",
+        status.body
+    );
+
+    let mut a = Visitor::new(&app);
+    a.sign_in(&key_a, false).await;
+    let csrf = a.csrf("/portal/subscriptions").await;
+    let log = a
+        .get(&format!("/portal/subscriptions/{mine}/deliveries"))
+        .await;
+    assert_eq!(log.status, 200);
+    assert!(!log.body.contains(ev), "{}", log.body);
+    for sub in [mine, theirs] {
+        for path in [format!("/deliveries/{ev}"), format!("/recoveries/{rec}")] {
+            let r = a.get(&format!("/portal/subscriptions/{sub}{path}")).await;
+            assert_eq!(r.status, 404, "GET {sub}{path}: {}", r.body);
+        }
+        let retry = format!("/portal/subscriptions/{sub}/deliveries/{ev}/retry");
+        let r = a.post(&retry, &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, 404, "POST {retry}: {}", r.body);
+    }
+    let recover = format!("/portal/subscriptions/{theirs}/recover");
+    let r = a
+        .post(&recover, &[("csrf", &csrf), ("since", "2020-01-01T00:00")])
+        .await;
+    assert_eq!(r.status, 404, "POST {recover}: {}", r.body);
 }
