@@ -105,6 +105,15 @@ struct Args {
     /// Tiny run for CI (200 events, concurrency 8, 120 s timeout).
     #[arg(long)]
     smoke: bool,
+    /// Also measure the direct-post ceiling in the same run: once hookline is stopped, the same
+    /// publisher posts the same events, unpaced and one per request, straight to the receiver.
+    /// The report gives hookline's delivery rate as a ratio of it.
+    #[arg(long)]
+    baseline: bool,
+    /// Sample the server's RSS this many seconds after the last delivery (memory given back
+    /// once the load is over); 0 = don't.
+    #[arg(long, default_value_t = 0)]
+    rss_after: u64,
 }
 
 fn default_hookline() -> anyhow::Result<PathBuf> {
@@ -220,9 +229,21 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
 
     let exited = wait_for_deliveries(&mut srv, &received, expected, args.timeout, ctx.quiet).await;
     let measured = Measured::take(&srv, &received, idle, database_cpu_start, &ctx.database_url);
+    let rss_after_mb = match (args.rss_after, exited) {
+        (secs, None) if secs > 0 => {
+            log(ctx.quiet, format!("idle for {secs} s, then sampling RSS"));
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            Some(mib(srv.stats().rss_kb))
+        }
+        _ => None,
+    };
     stop_server(srv, exited).await;
+    let direct_rate = match args.baseline {
+        true => Some(ctx.direct_baseline(receiver_addr).await?),
+        false => None,
+    };
     let log_counts = count_log_lines(&log_paths);
-    Ok(build_report(
+    let mut report = build_report(
         args,
         published,
         expected,
@@ -232,7 +253,10 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
             path: &ctx.log_path,
             counts: log_counts,
         },
-    ))
+    );
+    report.server_rss_after_mb = rss_after_mb;
+    report.set_direct_rate(direct_rate);
+    Ok(report)
 }
 
 /// What every phase of a run shares: the command line, the store, and how to start hookline on it.
@@ -336,6 +360,7 @@ impl<'a> RunContext<'a> {
             payload_bytes: args.payload_bytes,
             batch: args.batch as usize,
             rate: args.rate,
+            direct: false,
         })
         .await?;
         let secs = (outcome.finished_us - outcome.started_us) as f64 / 1e6;
@@ -347,6 +372,31 @@ impl<'a> RunContext<'a> {
             ),
         );
         Ok(Published { outcome, secs })
+    }
+
+    /// The direct-post ceiling: the publisher's rate posting the same events straight to the
+    /// receiver, with hookline stopped (the receiver answers once it has recorded each one).
+    async fn direct_baseline(&self, receiver: std::net::SocketAddr) -> anyhow::Result<f64> {
+        let args = self.args;
+        log(self.quiet, "direct-post baseline: publisher → receiver");
+        let outcome = publisher::run(publisher::Plan {
+            base_url: format!("http://{receiver}"),
+            admin_token: String::new(),
+            partner_id: String::new(),
+            run_id: format!("{}-direct", self.run_id),
+            events: args.events,
+            concurrency: args.concurrency,
+            payload_bytes: args.payload_bytes,
+            batch: 0,
+            rate: 0.0,
+            direct: true,
+        })
+        .await?;
+        if outcome.failed > 0 {
+            bail!("direct-post baseline: {} posts failed", outcome.failed);
+        }
+        let secs = (outcome.finished_us - outcome.started_us) as f64 / 1e6;
+        Ok(per_second(outcome.accepted, secs))
     }
 
     /// Backlog mode: samples and stops the ingest server, then starts a delivering one on the
@@ -530,6 +580,9 @@ fn build_report(
             (end.cpu_s + ingest.map_or(0.0, |s| s.cpu_s) + database_cpu_s.unwrap_or(0.0)) * 1000.0
                 / snap.unique as f64
         }),
+        server_rss_after_mb: None,
+        direct_rate: None,
+        delivery_ratio: None,
         ingest_server_peak_rss_mb: ingest.map(|s| mib(s.hwm_kb)),
         ingest_server_cpu_s: ingest.map(|s| s.cpu_s),
         bench_cpu_s: own.cpu_s,
