@@ -88,6 +88,15 @@ pub struct Args {
     /// Scrape `/metrics` every this many milliseconds during the run (0 = never).
     #[arg(long, default_value_t = 0)]
     pub scrape_metrics_ms: u64,
+    /// Also measure the direct-post ceiling in the same run: once hookline is stopped, the same
+    /// publisher posts the same events, unpaced and one per request, straight to the receiver.
+    /// The report gives hookline's delivery rate as a ratio of it.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Sample the server's RSS this many seconds after the last delivery (memory given back
+    /// once the load is over); 0 = don't.
+    #[arg(long, default_value_t = 0)]
+    pub rss_after: u64,
 }
 
 fn parse_server_env(raw: &str) -> Result<(String, String), String> {

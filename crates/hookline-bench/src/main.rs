@@ -42,6 +42,7 @@
 //! `--smoke` is a tiny run for CI. The exit status is 0 only when every delivery arrived.
 
 mod args;
+mod direct;
 mod log_pages;
 mod overload;
 mod publisher;
@@ -212,9 +213,21 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
             format!("/metrics scraped {n} times during the run"),
         );
     }
+    let rss_after_mb = match (args.rss_after, exited) {
+        (secs, None) if secs > 0 => {
+            log(ctx.quiet, format!("idle for {secs} s, then sampling RSS"));
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            Some(mib(srv.stats().rss_kb))
+        }
+        _ => None,
+    };
     stop_server(srv, exited).await;
+    let direct_rate = match args.baseline {
+        true => Some(direct::ceiling(args, ctx.run_id, receiver_addr, ctx.quiet).await?),
+        false => None,
+    };
     let log_counts = count_log_lines(&log_paths);
-    Ok(build_report(
+    let mut report = build_report(
         args,
         published,
         expected,
@@ -224,7 +237,10 @@ async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::Resul
             path: &ctx.log_path,
             counts: log_counts,
         },
-    ))
+    );
+    report.server_rss_after_mb = rss_after_mb;
+    report.set_direct_rate(direct_rate);
+    Ok(report)
 }
 
 /// What every phase of a run shares: the command line, the store, and how to start hookline on it.
@@ -342,6 +358,7 @@ impl<'a> RunContext<'a> {
             payload_bytes: args.payload_bytes,
             batch: args.batch as usize,
             rate: args.rate,
+            direct: false,
         }
     }
 
@@ -551,6 +568,9 @@ fn build_report(
             (end.cpu_s + ingest.map_or(0.0, |s| s.cpu_s) + database_cpu_s.unwrap_or(0.0)) * 1000.0
                 / snap.unique as f64
         }),
+        server_rss_after_mb: None,
+        direct_rate: None,
+        delivery_ratio: None,
         ingest_server_peak_rss_mb: ingest.map(|s| mib(s.hwm_kb)),
         ingest_server_cpu_s: ingest.map(|s| s.cpu_s),
         bench_cpu_s: own.cpu_s,

@@ -124,6 +124,7 @@ async fn one_run(
         payload_bytes: 256,
         batch: 100,
         rate: 0.0,
+        direct: false,
     })
     .await
     .context("publishing")?;

@@ -87,6 +87,9 @@ pub struct Plan {
     pub batch: usize,
     /// Events per second; 0 = as fast as possible.
     pub rate: f64,
+    /// The direct-post baseline: each event goes as one unauthenticated POST to
+    /// `{base_url}/direct`, the receiver itself, instead of through hookline.
+    pub direct: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +138,12 @@ async fn send(
     let mut last_err = None;
     for attempt in 0..ATTEMPTS {
         let sent_us = now_us();
-        let (url, body) = if plan.batch == 0 {
+        let (url, body) = if plan.direct {
+            (
+                format!("{}/direct", plan.base_url),
+                event_json(plan, pad, range.start, sent_us),
+            )
+        } else if plan.batch == 0 {
             (
                 format!("{}/admin/v1/events", plan.base_url),
                 event_json(plan, pad, range.start, sent_us),

@@ -97,6 +97,7 @@ async fn one_run(
         payload_bytes: args.payload_bytes,
         batch: 0,
         rate,
+        direct: false,
     };
     let publishing = tokio::spawn(publisher::run(plan));
     let recover_start = Instant::now();

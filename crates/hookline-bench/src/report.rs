@@ -58,9 +58,15 @@ pub struct Report {
     pub drain_secs: Option<f64>,
     pub drain_rate: Option<f64>,
     pub latency: Option<Latency>,
+    /// `--baseline`: the publisher posting the same events straight to the receiver, same run.
+    pub direct_rate: Option<f64>,
+    /// `delivery_rate / direct_rate` (the drain rate in backlog mode).
+    pub delivery_ratio: Option<f64>,
 
     pub server_idle_rss_mb: f64,
     pub server_peak_rss_mb: f64,
+    /// `--rss-after`: RSS that long after the last delivery.
+    pub server_rss_after_mb: Option<f64>,
     pub server_cpu_s: f64,
     pub server_cpu_ms_per_delivery: Option<f64>,
     /// PostgreSQL: CPU seconds of the local database's processes during the run.
@@ -89,6 +95,12 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
 type Rows = Vec<(&'static str, String)>;
 
 impl Report {
+    pub fn set_direct_rate(&mut self, direct: Option<f64>) {
+        let rate = self.drain_rate.unwrap_or(self.delivery_rate);
+        self.direct_rate = direct;
+        self.delivery_ratio = direct.filter(|d| *d > 0.0).map(|d| rate / d);
+    }
+
     /// Prints the report as a two-column table: what was run, what was delivered, what it
     /// cost, and where to look next.
     pub fn print_table(&self) {
@@ -161,6 +173,12 @@ impl Report {
                 ),
             ));
         }
+        if let (Some(direct), Some(ratio)) = (self.direct_rate, self.delivery_ratio) {
+            rows.push((
+                "direct-post ceiling",
+                format!("{direct:.0} posts/s  (hookline reached {ratio:.3} of it)"),
+            ));
+        }
         rows.push((
             "latency p50/p90/p99/max",
             opt(self.latency.as_ref(), |l| {
@@ -179,8 +197,12 @@ impl Report {
             (
                 "server RSS idle/peak",
                 format!(
-                    "{:.1} / {:.1} MiB",
-                    self.server_idle_rss_mb, self.server_peak_rss_mb
+                    "{:.1} / {:.1} MiB{}",
+                    self.server_idle_rss_mb,
+                    self.server_peak_rss_mb,
+                    self.server_rss_after_mb
+                        .map(|m| format!(", {m:.1} MiB after the load"))
+                        .unwrap_or_default()
                 ),
             ),
             (

@@ -84,6 +84,8 @@ const PROBE_BYTES: i64 = 64 * 1024;
 const READERS: usize = 4;
 /// Page cache of the writer connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// The writer gives its page cache back after this long without a job.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -218,6 +220,45 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     run_ready(migrate::run(&mut Migrations(conn), MIGRATIONS, "SQLite"))
 }
 
+/// The writer thread's loop: runs each job in turn until every sender (the store) is gone, and
+/// gives the page cache back once the writer has been idle for [`IDLE_RELEASE`].
+fn run_writer(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
+    let mut cache_warm = false;
+    loop {
+        let next = if cache_warm {
+            inbox.recv_timeout(IDLE_RELEASE)
+        } else {
+            inbox
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        };
+        let job = match next {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                release_memory(conn);
+                cache_warm = false;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        // A panicking job fails its own caller (its reply channel is dropped) and must not take
+        // the writer down with it.
+        let run = std::panic::AssertUnwindSafe(|| job(conn));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!("a SQLite write job panicked; its transaction was rolled back");
+        }
+        cache_warm = true;
+    }
+}
+
+/// Drops the writer's page cache (refilled from the OS page cache on the next job). Without it
+/// a burst leaves the process at its peak size for good: SQLite keeps every page it cached.
+fn release_memory(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
+        tracing::debug!(error = %e, "PRAGMA shrink_memory failed");
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
@@ -245,17 +286,7 @@ impl SqliteStore {
                         return;
                     }
                 };
-                // Ends when every sender (the store) is gone.
-                while let Ok(job) = inbox.recv() {
-                    // A panicking job fails its own caller (its reply channel is dropped) and
-                    // must not take the writer down with it.
-                    let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
-                    if std::panic::catch_unwind(run).is_err() {
-                        tracing::error!(
-                            "a SQLite write job panicked; its transaction was rolled back"
-                        );
-                    }
-                }
+                run_writer(&mut conn, &inbox);
             })
             .context("starting the SQLite writer thread")?;
         ready_rx.await.context("SQLite writer thread died")??;
