@@ -135,6 +135,7 @@ async fn publish_and_delete(
     );
     let got = rx.wait_for(None, 1, crate::common::WAIT).await;
     assert_eq!(got[0].header("webhook-id"), "evt-cli-1");
+    delivery_commands(app, rx, k.unwrap(), id).await;
 
     let deleted = cli(app, k, &["subscriptions", "delete", id, "--json"]).await;
     assert_eq!((deleted.code, deleted.stdout.as_str()), (0, ""));
@@ -147,6 +148,83 @@ async fn publish_and_delete(
         gone.stderr
     );
     assert!(gone.stderr.contains("trace id "), "{}", gone.stderr);
+}
+
+/// The delivery-operation commands print the API's JSON: `deliveries list|get` exactly as the
+/// API answers the same question, and `retry`, `recover`, `subscriptions test|rotate-secret` the
+/// API's answer to the call they make (the same fields, the values that call produced).
+async fn delivery_commands(app: &TestApp, rx: &TestReceiver, key: &str, id: &str) {
+    let k = Some(key);
+    let one = format!("/v3/webhook-subscriptions/{id}/deliveries/evt-cli-1");
+    // The outcome is recorded just after the receiver answered: wait until the log says so.
+    let deadline = std::time::Instant::now() + crate::common::WAIT;
+    let detail = loop {
+        let (_, v) = app.call(key, Method::GET, &one, None).await;
+        if v["status"] == "success" || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(detail["status"], "success", "{detail}");
+    let got = cli(app, k, &["deliveries", "get", id, "evt-cli-1", "--json"]).await;
+    assert_eq!(got.json(), detail, "{}", got.stderr);
+    let list_path = format!("/v3/webhook-subscriptions/{id}/deliveries");
+    let (_, api_list) = app.call(key, Method::GET, &list_path, None).await;
+    let listed = cli(app, k, &["deliveries", "list", id, "--json"]).await;
+    assert_eq!(listed.json(), api_list, "{}", listed.stderr);
+
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let retried = cli(app, k, &["deliveries", "retry", id, "evt-cli-1", "--json"]).await;
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    let retried = retried.json();
+    assert_eq!(retried["event_id"], "evt-cli-1");
+    assert_eq!(
+        keys(&retried),
+        keys(&detail),
+        "the API answers a retry with the delivery and its attempts"
+    );
+    let again = rx.wait_for(None, 2, crate::common::WAIT).await;
+    assert_eq!(again[1].header("webhook-id"), "evt-cli-1");
+
+    let since = "2020-01-01T00:00:00Z";
+    let recovered = cli(
+        app,
+        k,
+        &["deliveries", "recover", id, "--since", since, "--json"],
+    )
+    .await;
+    let recovered = recovered.json();
+    assert_eq!(keys(&recovered), ["deliveries", "recovery_id"]);
+    assert_eq!(recovered["deliveries"], 0);
+
+    let tested = cli(app, k, &["subscriptions", "test", id, "--json"])
+        .await
+        .json();
+    assert_eq!(
+        keys(&tested),
+        [
+            "duration_ms",
+            "error_message",
+            "error_type",
+            "event_id",
+            "http_status_code"
+        ]
+    );
+    assert_eq!(tested["http_status_code"], 200, "{tested}");
+    let rotated = cli(app, k, &["subscriptions", "rotate-secret", id, "--json"]).await;
+    let rotated = rotated.json();
+    assert_eq!(
+        keys(&rotated),
+        ["previous_secret_expires_at", "signing_secret"]
+    );
+    assert!(rotated["signing_secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
 }
 
 #[tokio::test]
