@@ -99,6 +99,29 @@ async fn partner_and_key(app: &TestApp) -> (String, String) {
         .await
         .json();
     let key = key["api_key"].as_str().unwrap().to_owned();
+    // `keys revoke --json` prints what the API answers: an empty 204, nothing.
+    let spare = cli(app, None, &["keys", "create", "--partner", pid, "--json"]).await;
+    let spare = spare.json();
+    let (spare_id, spare_key) = (
+        spare["id"].as_str().unwrap(),
+        spare["api_key"].as_str().unwrap(),
+    );
+    let revoked = cli(
+        app,
+        None,
+        &["keys", "revoke", spare_id, "--partner", pid, "--json"],
+    )
+    .await;
+    assert_eq!(
+        (revoked.code, revoked.stdout.as_str()),
+        (0, ""),
+        "{}",
+        revoked.stderr
+    );
+    let (status, _) = app
+        .call(spare_key, Method::GET, "/v3/webhook-subscriptions", None)
+        .await;
+    assert_eq!(status, 401, "a revoked key still works");
     (pid.to_owned(), key)
 }
 
