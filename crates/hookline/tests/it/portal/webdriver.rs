@@ -14,6 +14,47 @@ const NEEDS: &str = "the browser tests drive a headless Chromium: install Debian
 /// The element key of the W3C protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Starts chromedriver on a free loopback port and waits until it answers. The port is picked by
+/// binding port 0 and releasing it, so another process (another test's chromedriver) can take it
+/// first: a driver that exits or stays silent is replaced on a fresh port, up to three times,
+/// and a failure names how each try ended.
+async fn start_driver(http: &reqwest::Client) -> (Child, String) {
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver: {e}; {NEEDS}"));
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                return (driver, base);
+            }
+            if let Ok(Some(status)) = driver.try_wait() {
+                tries.push(format!("port {port}: exited with {status}"));
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                tries.push(format!("port {port}: no answer in 30 s"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("chromedriver did not start: {}", tries.join("; "));
+}
+
 /// One chromedriver process and one browser session; both end when this is dropped.
 pub struct Browser {
     http: reqwest::Client,
@@ -35,25 +76,8 @@ impl Browser {
     /// A headless browser with a `width`×`height` window. The flags keep it off every network
     /// but loopback: no updates, no sync, no safe-browsing or metrics calls.
     pub async fn start(width: u32, height: u32) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("chromedriver: {e}; {NEEDS}"));
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (driver, base) = start_driver(&http).await;
         let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
