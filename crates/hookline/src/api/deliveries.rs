@@ -79,13 +79,6 @@ impl From<&Recovery> for RecoveryStarted {
     }
 }
 
-fn subscription_not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!(
-        "Webhook subscription '{}' not found",
-        hookline_core::text::quote(id)
-    ))
-}
-
 fn delivery_not_found(event_id: &str) -> ApiError {
     ApiError::NotFound(format!(
         "No delivery of event '{}' to this webhook subscription",
@@ -99,14 +92,7 @@ pub async fn own_subscription(
     partner: &PartnerId,
     id: &str,
 ) -> ApiResult<Subscription> {
-    let Ok(sub_id) = SubscriptionId::parse(id) else {
-        return Err(subscription_not_found(id));
-    };
-    state
-        .store
-        .get_subscription(partner, &sub_id)
-        .await?
-        .ok_or_else(|| subscription_not_found(id))
+    super::partner::load(state, partner, id).await
 }
 
 /// The partner's recovery (of `subscription`, when given), else 404.

@@ -237,7 +237,10 @@ fn distinct_routing_headers(
 
 /// Subscription ids are UUIDs; anything else cannot exist, so it is a 404 like an unknown id.
 pub(super) fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("Webhook subscription '{id}' not found"))
+    ApiError::NotFound(format!(
+        "Webhook subscription '{}' not found",
+        hookline_core::text::quote(id)
+    ))
 }
 
 pub async fn load(state: &AppState, partner: &PartnerId, id: &str) -> ApiResult<Subscription> {
