@@ -14,13 +14,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ST_VERSION=4.32.5
-venv="${HOOKLINE_SCHEMATHESIS_VENV:-/var/tmp/hookline-schemathesis-$ST_VERSION}"
+# Python 3.11 (and 3.12 before 3.12.2) can raise "SystemError: AST constructor recursion depth
+# mismatch" from ast.parse deep in Hypothesis's generators (CPython gh-106905), which failed a CI
+# run at random; the newest interpreter at hand that has the fix is taken, 3.11 only as a last resort.
+python=
+for candidate in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python3 \
+                 "$HOME"/.pyenv/versions/3.12*/bin/python3 python3; do
+  if "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12, 2))' 2>/dev/null; then
+    python=$(command -v "$candidate"); break
+  fi
+done
+python=${python:-python3}
+py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+venv="${HOOKLINE_SCHEMATHESIS_VENV:-/var/tmp/hookline-schemathesis-$ST_VERSION-py$py_version}"
 binary="${1:-${CARGO_TARGET_DIR:-/var/tmp/hookline-target}/debug/hookline}"
 examples="${HOOKLINE_FUZZ_EXAMPLES:-40}"
 seed="${HOOKLINE_FUZZ_SEED:-20261201}"
 
 if [ ! -x "$venv/bin/schemathesis" ]; then
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
 [ -x "$binary" ] || { echo "no hookline binary at $binary (cargo build -p hookline)" >&2; exit 2; }

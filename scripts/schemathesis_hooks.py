@@ -6,7 +6,15 @@ the server refuses is a real finding. Invalid (negative) requests are left as ge
   the partner the driver made (HOOKLINE_FUZZ_PARTNER_ID).
 - `routing_key_header` must differ from `routing_id_header` (default `Linq-Chat-Id`), also from
   the one already stored on a PUT: when a request sets either, it sets both, distinctly.
+
+One rule goes the other way, for invalid requests: the `target_url` pattern is documented as a
+subset of the URLs accepted (any https URL a WHATWG parser reads), so a URL made invalid only
+by breaking the pattern (`https://R.dev`, `https://r.dev/?a=b`) may be one the server rightly
+accepts. A pattern-breaking `target_url` in an invalid request gets an `x` in front, which keeps
+it outside the pattern and makes its scheme something other than `https`: refused for certain.
 """
+
+import re
 
 import os
 
@@ -44,9 +52,24 @@ def _distinct_routing_headers(body, is_update):
             body["routing_id_header"] = FILLER_ID_HEADER
 
 
+def _target_url_pattern(case):
+    """The served document's TargetUrl pattern (crates/hookline/src/api/schema.rs)."""
+    return re.compile(case.operation.schema.raw_schema["components"]["schemas"]["TargetUrl"]["pattern"])
+
+
+def _refusable_target_url(case):
+    url = case.body.get("target_url")
+    if isinstance(url, str) and not _target_url_pattern(case).search(url):
+        case.body["target_url"] = "x" + url
+
+
 @schemathesis.hook
 def map_case(context, case):
-    if not _is_positive(case) or not isinstance(case.body, dict):
+    if not isinstance(case.body, dict):
+        return case
+    if not _is_positive(case):
+        if case.operation.path.startswith("/v3/webhook-subscriptions"):
+            _refusable_target_url(case)
         return case
     operation = case.operation
     path, method = operation.path, operation.method.upper()

@@ -30,6 +30,11 @@ pub enum TargetUrlError {
     HasFragment,
     #[error("target_url must name a host")]
     NoHost,
+    #[error(
+        "target_url host '{}' is not a host name (dot-separated labels of letters, digits, '-' and '_') or an IP address",
+        quote(.0)
+    )]
+    InvalidHost(String),
     #[error("target_url must not use port 0 (name the receiver's port, or none for the scheme's default)")]
     PortZero,
     #[error("target_url must not contain whitespace or control characters")]
@@ -62,6 +67,18 @@ impl WebhookVersion {
     }
 }
 
+/// Dot-separated non-empty labels of ASCII letters, digits, `-` and `_` (some real hosts carry an
+/// underscore), with an optional root dot. IDN hosts arrive here as punycode.
+fn is_host_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 impl TargetUrl {
     /// `allow_http` is the development switch: plain `http://` is refused unless set.
     pub fn parse(raw: &str, allow_http: bool) -> Result<Self, TargetUrlError> {
@@ -69,6 +86,13 @@ impl TargetUrl {
         // Nothing listens on port 0: no delivery could ever reach it.
         if url.parsed.port() == Some(0) {
             return Err(TargetUrlError::PortZero);
+        }
+        // The WHATWG parser takes hosts such as `r.dev*` or `a..b` that no resolver answers for;
+        // refused here, where the partner sees why, not at every delivery.
+        if let Some(url::Host::Domain(host)) = url.parsed.host() {
+            if !is_host_name(host) {
+                return Err(TargetUrlError::InvalidHost(host.to_owned()));
+            }
         }
         Ok(url)
     }
@@ -176,6 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn accepts_host_names_and_ip_addresses() {
+        for raw in [
+            "https://Example.COM./h",
+            "https://my_host.example.com",
+            "https://xn--bcher-kva.de",
+            "https://bücher.de",
+            "https://127.0.0.1:8443",
+            "https://[::1]/h",
+        ] {
+            assert!(TargetUrl::parse(raw, false).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
     fn version_query_selects_format() {
         let u = TargetUrl::parse("https://e.com/h?version=2025-01-01", false).unwrap();
         assert_eq!(u.webhook_version(), WebhookVersion::V2025_01_01);
@@ -199,6 +237,15 @@ mod tests {
             ("https://example.com/#frag", TargetUrlError::HasFragment),
             ("not-a-url", TargetUrlError::Malformed("not-a-url".into())),
             ("https://e.com/ho\nok", TargetUrlError::InvalidCharacters),
+            (
+                "https://r.dev*",
+                TargetUrlError::InvalidHost("r.dev*".into()),
+            ),
+            ("https://a..b/h", TargetUrlError::InvalidHost("a..b".into())),
+            (
+                "https://a!b.com",
+                TargetUrlError::InvalidHost("a!b.com".into()),
+            ),
             ("https://e.com/h\u{0}", TargetUrlError::InvalidCharacters),
             ("https://e.com/a b", TargetUrlError::InvalidCharacters),
         ];
