@@ -113,6 +113,7 @@ impl Housekeeping for PostgresStore {
         if !try_lock(&mut tx, STATS_LOCK).await? {
             // Another node is recounting: show the previous sample until its next turn.
             let previous = read_row(&mut tx).await?;
+            tx.rollback().await?;
             return Ok(previous.map(|r| r.into_stats(db)).unwrap_or_default());
         }
         let row = match read_row(&mut tx).await?.filter(fresh) {
@@ -128,6 +129,7 @@ impl Housekeeping for PostgresStore {
         let cutoff = db.db_micros(req.cutoff);
         let mut tx = self.pool.begin().await?;
         if !try_lock(&mut tx, PURGE_LOCK).await? {
+            tx.rollback().await?;
             return Ok(PurgeBatch {
                 busy: true,
                 finished: true,

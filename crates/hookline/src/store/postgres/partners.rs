@@ -40,6 +40,7 @@ impl PartnerStore for PostgresStore {
             .fetch_one(&mut *tx)
             .await?;
         if n > 0 {
+            tx.rollback().await?;
             return Err(anyhow::anyhow!(
                 "another node bootstrapped this database first; restart to use its admin token"
             )

@@ -39,6 +39,7 @@ impl PortalSessionStore for PostgresStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(mut row) = found else {
+            tx.rollback().await?;
             return Ok(None);
         };
         row.token_hash = session_hash.as_bytes().to_vec();
@@ -80,7 +81,7 @@ async fn insert(
     row: &PortalRow,
 ) -> StoreResult<()> {
     sqlx::query(&format!(
-        "INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
     ))
     .bind(&row.token_hash)
     .bind(&row.kind)
@@ -88,6 +89,7 @@ async fn insert(
     .bind(&row.csrf_token)
     .bind(row.created_at)
     .bind(row.expires_at)
+    .bind(&row.credential_hash)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -142,6 +142,9 @@ impl PostgresStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Err(refused) = retry_allowed(found.as_ref().map(|f| (f.1.as_str(), f.2))) {
+            // Explicitly: a dropped transaction is rolled back only when its connection is
+            // next used, and until then the row stays locked (a claim would skip it).
+            tx.rollback().await?;
             return Ok(refused);
         }
         let (id, _, _) = found.expect("allowed means found");
