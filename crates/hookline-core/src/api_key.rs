@@ -55,7 +55,12 @@ impl ApiKeyHash {
     }
 
     pub fn matches(&self, presented: &ApiKey) -> bool {
-        self.0.ct_eq(&presented.hash().0).into()
+        self.same_as(&presented.hash())
+    }
+
+    /// Constant-time equality (the derived `==` is not).
+    pub fn same_as(&self, other: &ApiKeyHash) -> bool {
+        self.0.ct_eq(&other.0).into()
     }
 }
 

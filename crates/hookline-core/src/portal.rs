@@ -46,6 +46,10 @@ pub struct PortalSession {
     pub csrf_token: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The hash of the API key or admin token a sign-in presented: the session lives only while
+    /// that credential would still be accepted, so revoking the key (or changing the admin
+    /// token) ends it. `None` for links and the sessions they open, which an operator granted.
+    pub credential: Option<ApiKeyHash>,
 }
 
 impl PortalSession {
@@ -69,8 +73,17 @@ impl PortalSession {
             csrf_token: ApiKey::generate("").expose().to_owned(),
             created_at: now,
             expires_at,
+            credential: None,
         };
         (token, session)
+    }
+
+    /// The same session, tied to the credential its sign-in presented.
+    pub fn signed_in_with(self, credential: ApiKeyHash) -> Self {
+        PortalSession {
+            credential: Some(credential),
+            ..self
+        }
     }
 
     /// The partner this session may act for; `None` for the operator.

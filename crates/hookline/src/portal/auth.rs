@@ -4,7 +4,9 @@
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use hookline_core::{ApiKey, PortalPrincipal, PortalSession, PortalTokenKind, Timestamp};
+use hookline_core::{
+    ApiKey, ApiKeyHash, PortalPrincipal, PortalSession, PortalTokenKind, Timestamp,
+};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -123,10 +125,12 @@ async fn open_session(
     state: &PortalState,
     headers: &HeaderMap,
     principal: PortalPrincipal,
+    credential: ApiKeyHash,
 ) -> PortalResult {
     let now = Timestamp::now();
     let ttl = state.app.settings.portal.session_ttl;
     let (token, row) = PortalSession::issue(PortalTokenKind::Session, principal, now, now + ttl);
+    let row = row.signed_in_with(credential);
     state.app.store.create_portal_session(&row, now).await?;
     Ok(session_cookie_redirect(
         state,
@@ -175,7 +179,7 @@ pub async fn sign_in(State(state): State<PortalState>, post: PreSessionPost) -> 
     })
     .await;
     match found {
-        Ok(principal) => open_session(&state, &post.headers, principal).await,
+        Ok(principal) => open_session(&state, &post.headers, principal, presented.hash()).await,
         Err(e @ (ApiError::Unauthorized | ApiError::TooManyAuthFailures { .. })) => {
             let (status, _) = e.status_and_code();
             let text = match e {

@@ -128,8 +128,34 @@ impl FromRequestParts<PortalState> for PortalPage {
             .portal_session(&ApiKey::from_presented(token).hash(), Timestamp::now())
             .await?
             .ok_or(PortalError::SignIn)?;
+        if !credential_still_valid(&state.app, &session).await? {
+            state
+                .app
+                .store
+                .end_portal_session(&session.token_hash)
+                .await?;
+            return Err(PortalError::SignIn);
+        }
         Ok(PortalPage { session })
     }
+}
+
+/// Whether the key or admin token the session's sign-in presented would still be accepted:
+/// a session must not outlive a revoked key or a replaced admin token. A session opened from a
+/// portal link has no credential and lives until it expires or the operator ends it.
+async fn credential_still_valid(
+    app: &crate::api::AppState,
+    session: &PortalSession,
+) -> Result<bool, PortalError> {
+    let Some(credential) = &session.credential else {
+        return Ok(true);
+    };
+    Ok(match &session.principal {
+        PortalPrincipal::Operator => app.admin_hash.same_as(credential),
+        PortalPrincipal::Partner(partner) => {
+            app.store.partner_for_key(credential).await?.as_ref() == Some(partner)
+        }
+    })
 }
 
 /// A form post with a live session and the session's CSRF token: the only way a portal

@@ -4,7 +4,8 @@ use hookline_core::{
     ApiKeyHash, PartnerId, PortalPrincipal, PortalSession, PortalTokenKind, Timestamp,
 };
 
-pub const PORTAL_COLUMNS: &str = "token_hash, kind, partner_id, csrf_token, created_at, expires_at";
+pub const PORTAL_COLUMNS: &str =
+    "token_hash, kind, partner_id, csrf_token, created_at, expires_at, credential_hash";
 
 #[derive(sqlx::FromRow)]
 pub struct PortalRow {
@@ -14,6 +15,7 @@ pub struct PortalRow {
     pub csrf_token: String,
     pub created_at: i64,
     pub expires_at: i64,
+    pub credential_hash: Option<Vec<u8>>,
 }
 
 impl PortalRow {
@@ -26,6 +28,7 @@ impl PortalRow {
             csrf_token: s.csrf_token.clone(),
             created_at: s.created_at.as_micros(),
             expires_at: s.expires_at.as_micros(),
+            credential_hash: s.credential.as_ref().map(|h| h.as_bytes().to_vec()),
         }
     }
 
@@ -37,8 +40,15 @@ impl PortalRow {
             "session" => PortalTokenKind::Session,
             other => anyhow::bail!("portal_sessions.kind '{other}' is unknown"),
         };
+        let credential = match self.credential_hash {
+            Some(bytes) => Some(ApiKeyHash::from_bytes(&bytes).ok_or_else(|| {
+                anyhow::anyhow!("portal_sessions.credential_hash is not 32 bytes")
+            })?),
+            None => None,
+        };
         Ok(PortalSession {
             token_hash,
+            credential,
             kind,
             principal: match self.partner_id {
                 Some(p) => PortalPrincipal::Partner(PartnerId::from_stored(p)),

@@ -76,6 +76,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/postgres/0011_retention.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/postgres/0012_portal_session_credential.sql"),
+    ),
 ];
 
 /// Serialises migrations when several nodes start at once.

@@ -77,6 +77,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/sqlite/0011_retention.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/sqlite/0012_portal_session_credential.sql"),
+    ),
 ];
 /// Size of the readiness write: about one publish group of small events.
 const PROBE_BYTES: i64 = 64 * 1024;

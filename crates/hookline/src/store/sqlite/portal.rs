@@ -16,19 +16,23 @@ fn portal_row(r: &Row<'_>) -> rusqlite::Result<PortalRow> {
         csrf_token: r.get("csrf_token")?,
         created_at: r.get("created_at")?,
         expires_at: r.get("expires_at")?,
+        credential_hash: r.get("credential_hash")?,
     })
 }
 
 fn insert(tx: &rusqlite::Transaction<'_>, row: &PortalRow) -> rusqlite::Result<()> {
     tx.execute(
-        &format!("INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        &format!(
+            "INSERT INTO portal_sessions ({PORTAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ),
         params![
             row.token_hash,
             row.kind,
             row.partner_id,
             row.csrf_token,
             row.created_at,
-            row.expires_at
+            row.expires_at,
+            row.credential_hash
         ],
     )?;
     Ok(())

@@ -13,6 +13,7 @@ per_backend!(
     portal_link_requests_are_validated,
     forms_without_the_session_csrf_token_are_refused,
     sessions_expire_and_sign_out_ends_them,
+    a_session_ends_with_the_key_or_admin_token_it_was_opened_with,
     a_partner_session_reaches_only_its_own_data,
     delivery_pages_reach_only_the_partners_own_deliveries,
 );
@@ -256,6 +257,103 @@ async fn sessions_expire_and_sign_out_ends_them(backend: Backend) {
         replay.get("/portal/subscriptions").await.status,
         303,
         "the session is gone"
+    );
+}
+
+/// The page a copy of `session`'s cookie gets from `app`: 200, or 303 to sign in once it ended.
+async fn with_session(app: &TestApp, session: &str, path: &str) -> (u16, String) {
+    let mut b = Visitor::new(app);
+    b.cookies.insert("hl_portal".into(), session.to_owned());
+    let r = b.get(path).await;
+    (r.status, r.location().to_owned())
+}
+
+async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, key) = app.partner("acme").await;
+    let (_, other) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/partners/{partner}/api-keys"),
+            None,
+        )
+        .await;
+    let mut by_key = Visitor::new(&app);
+    by_key
+        .sign_in(other["api_key"].as_str().unwrap(), false)
+        .await;
+    let mut by_first_key = Visitor::new(&app);
+    by_first_key.sign_in(&key, false).await;
+    let (_, link) = link(&app, &partner, None).await;
+    let mut by_link = Visitor::new(&app);
+    let entered = by_link.enter(link["url"].as_str().unwrap()).await;
+    assert_eq!(entered.status, 303, "{}", entered.body);
+    let mut operator = Visitor::new(&app);
+    operator.sign_in(ADMIN_TOKEN, true).await;
+    let [by_key, by_first_key, by_link, operator] =
+        [by_key, by_first_key, by_link, operator].map(|v| v.cookies["hl_portal"].clone());
+    assert_eq!(
+        with_session(&app, &by_key, "/portal/subscriptions").await.0,
+        200
+    );
+
+    let (s, _) = app
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/admin/v1/partners/{partner}/api-keys/{}",
+                other["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let ended = (303, "/portal/sign-in".to_owned());
+    assert_eq!(
+        with_session(&app, &by_key, "/portal/subscriptions").await,
+        ended,
+        "the revoked key's session ends with it"
+    );
+    assert_eq!(
+        with_session(&app, &by_first_key, "/portal/subscriptions")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_session(&app, &by_link, "/portal/subscriptions")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_session(&app, &operator, "/portal/admin/partners")
+            .await
+            .0,
+        200
+    );
+
+    // A new admin token (a restart with another HOOKLINE_ADMIN_TOKEN) ends operator sessions
+    // opened with the old one; partner sessions do not depend on it.
+    let mut app = app;
+    app.settings.secrets.admin_token = Some(hookline_core::ApiKey::from_presented("a-new-token"));
+    let app = app.restart().await;
+    assert_eq!(
+        with_session(&app, &operator, "/portal/admin/partners").await,
+        ended,
+        "the old admin token's session ends"
+    );
+    assert_eq!(
+        with_session(&app, &by_first_key, "/portal/subscriptions")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_session(&app, &by_link, "/portal/subscriptions")
+            .await
+            .0,
+        200
     );
 }
 

@@ -124,6 +124,15 @@ impl Visitor {
         .await
     }
 
+    /// Opens a portal link as its page does: the token posted back with the page's CSRF field.
+    pub async fn enter(&mut self, url: &str) -> Answer {
+        let landing = self.get(url).await;
+        assert_eq!(landing.status, 200, "{}", landing.body);
+        let (token, csrf) = (landing.input("token"), landing.input("csrf"));
+        self.post("/portal/enter", &[("csrf", &csrf), ("token", &token)])
+            .await
+    }
+
     /// The CSRF token of the signed-in session, as a page's forms carry it.
     pub async fn csrf(&mut self, page: &str) -> String {
         let p = self.get(page).await;
