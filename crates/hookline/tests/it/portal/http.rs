@@ -268,6 +268,21 @@ async fn with_session(app: &TestApp, session: &str, path: &str) -> (u16, String)
     (r.status, r.location().to_owned())
 }
 
+/// Session cookies opened with `key`, with `first_key`, from a portal link, and as the operator.
+async fn four_sessions(app: &TestApp, partner: &str, key: &str, first_key: &str) -> [String; 4] {
+    let mut by_key = Visitor::new(app);
+    by_key.sign_in(key, false).await;
+    let mut by_first_key = Visitor::new(app);
+    by_first_key.sign_in(first_key, false).await;
+    let (_, link) = link(app, partner, None).await;
+    let mut by_link = Visitor::new(app);
+    let entered = by_link.enter(link["url"].as_str().unwrap()).await;
+    assert_eq!(entered.status, 303, "{}", entered.body);
+    let mut operator = Visitor::new(app);
+    operator.sign_in(ADMIN_TOKEN, true).await;
+    [by_key, by_first_key, by_link, operator].map(|v| v.cookies["hl_portal"].clone())
+}
+
 async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (partner, key) = app.partner("acme").await;
@@ -278,20 +293,8 @@ async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: 
             None,
         )
         .await;
-    let mut by_key = Visitor::new(&app);
-    by_key
-        .sign_in(other["api_key"].as_str().unwrap(), false)
-        .await;
-    let mut by_first_key = Visitor::new(&app);
-    by_first_key.sign_in(&key, false).await;
-    let (_, link) = link(&app, &partner, None).await;
-    let mut by_link = Visitor::new(&app);
-    let entered = by_link.enter(link["url"].as_str().unwrap()).await;
-    assert_eq!(entered.status, 303, "{}", entered.body);
-    let mut operator = Visitor::new(&app);
-    operator.sign_in(ADMIN_TOKEN, true).await;
     let [by_key, by_first_key, by_link, operator] =
-        [by_key, by_first_key, by_link, operator].map(|v| v.cookies["hl_portal"].clone());
+        four_sessions(&app, &partner, other["api_key"].as_str().unwrap(), &key).await;
     assert_eq!(
         with_session(&app, &by_key, "/portal/subscriptions").await.0,
         200
