@@ -12,6 +12,7 @@
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,28 @@ fn describe() {
 /// The Prometheus text format of every metric; empty before [`install`].
 pub fn render() -> String {
     HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}
+
+/// What a scrape shows now of the counter `name`, summed by the value of its label `label`
+/// (series without it are left out). For the portal's health view, so that it shows the very
+/// numbers of `/metrics`; empty before [`install`].
+pub fn counter_by_label(name: &str, label: &str) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for line in render().lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
+        let found = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == label);
+        if let (true, Some((_, v)), Ok(n)) = (metric == name, found, value.parse::<f64>()) {
+            *sums.entry(v.trim_matches('"').to_owned()).or_default() += n;
+        }
+    }
+    sums
 }
 
 /// Folds recorded histogram samples into their buckets. Rendering does it too; this bounds the

@@ -46,13 +46,19 @@ impl MonitoringSettings {
             .transpose()?;
         Ok(MonitoringSettings {
             metrics_listen,
-            sample_interval: positive(
-                raw.metrics_sample_interval.as_deref(),
-                "5s",
-                "HOOKLINE_METRICS_SAMPLE_INTERVAL",
-            )?,
+            sample_interval: sample_interval(raw)?,
         })
     }
+}
+
+/// `HOOKLINE_METRICS_SAMPLE_INTERVAL`: how often the gauges are sampled, and so how old a
+/// sample the portal's health view may show.
+pub(super) fn sample_interval(raw: &RawConfig) -> anyhow::Result<Duration> {
+    positive(
+        raw.metrics_sample_interval.as_deref(),
+        "5s",
+        "HOOKLINE_METRICS_SAMPLE_INTERVAL",
+    )
 }
 
 impl RetentionSettings {

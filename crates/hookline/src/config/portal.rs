@@ -13,6 +13,9 @@ pub struct PortalSettings {
     pub public_url: Option<String>,
     /// Lifetime of a session opened with an API key or the admin token.
     pub session_ttl: Duration,
+    /// How old a queue sample the health view may show: the gauges' sample interval, so it
+    /// shows what `/metrics` does.
+    pub health_sample_max_age: Duration,
 }
 
 impl PortalSettings {
@@ -39,6 +42,7 @@ impl PortalSettings {
         Ok(PortalSettings {
             public_url,
             session_ttl,
+            health_sample_max_age: super::monitoring::sample_interval(raw)?,
         })
     }
 

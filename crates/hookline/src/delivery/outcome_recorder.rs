@@ -65,7 +65,7 @@ impl OutcomeRecorder {
             match written {
                 Ok(deactivated) => {
                     for d in deactivated {
-                        telemetry::subscription_deactivated("gone");
+                        telemetry::subscription_deactivated(d.reason.label());
                         announce_deactivation(&self.store, self.announcer.as_ref(), &d).await;
                     }
                     if batch

@@ -9,6 +9,7 @@ use axum::Router;
 use hookline_core::{ApiKeyId, Partner, PartnerId, Timestamp};
 use maud::{html, Markup};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 use super::errors::{PortalError, PortalResult};
 use super::form::Ids;
@@ -230,32 +231,33 @@ pub async fn portal_link(
     shown_once(&post.page, &partner, "Portal link created", content)
 }
 
+/// The numbers of `/metrics`: the queue gauges' latest sample, and this node's attempt and
+/// deactivation counters since it started.
 pub async fn health(State(state): State<PortalState>, page: PortalPage) -> PortalResult {
     page.operator()?;
     let h = state.ops.health().await?;
-    let finished = h.succeeded + h.failed;
-    let ratio = if finished == 0 {
-        None
-    } else {
-        Some(h.failed as f64 * 100.0 / finished as f64)
-    };
+    let s = &h.stats;
+    let count = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0) as u64;
+    let attempts = h.attempts.values().sum::<f64>() as u64;
+    let unsuccessful = count(&h.attempts, "retry") + count(&h.attempts, "failed");
+    let ratio = (attempts > 0).then(|| unsuccessful as f64 * 100.0 / attempts as f64);
+    let (gone, dead) = (
+        count(&h.deactivations, "gone"),
+        count(&h.deactivations, "dead_endpoint"),
+    );
     let now = Timestamp::now();
+    let oldest = (s.due > 0).then(|| s.sampled_at.saturating_sub(s.oldest_due_age));
     let body = html! {
         h1 { "Health" }
         div.stats {
-            div.stat { div.muted { "Queue depth" } div.n { (h.pending) } div.hint { "deliveries pending" } }
-            div.stat { div.muted { "Failure ratio" } div.n { @if let Some(r) = ratio { (format!("{r:.1} %")) } @else { "—" } } div.hint { (h.failed) " failed of " (finished) " finished" } }
+            div.stat { div.muted { "Queue depth" } div.n { (s.pending) } div.hint { "deliveries pending: " (s.due) " due now, " (s.retrying) " retrying" } }
             div.stat { div.muted { "Oldest due delivery" } div.n {
-                @match h.oldest_due_at.as_deref().and_then(Timestamp::parse_rfc3339) {
-                    Some(t) => (time(t, now)),
-                    None => "—",
-                }
-            } }
-            div.stat { div.muted { "Deactivated subscriptions" } div.n {
-                @match h.deactivated_subscriptions { Some(n) => (n), None => "—" }
-            } }
+                @match oldest { Some(t) => (time(t, now)), None => "—" }
+            } div.hint { @if oldest.is_some() { "due since then, not sent yet" } @else { "nothing is due" } } }
+            div.stat { div.muted { "Failed attempts" } div.n { @if let Some(r) = ratio { (format!("{r:.1} %")) } @else { "—" } } div.hint { (unsuccessful) " of " (attempts) " attempts by this node failed (retried or final)" } }
+            div.stat { div.muted { "Inactive subscriptions" } div.n { (s.subscriptions_inactive) } div.hint { (s.subscriptions_active) " active; deactivated by this node: " (gone) " on 410 Gone, " (dead) " as dead endpoints" } }
         }
-        p.hint { "Delivered " (h.succeeded) ", cancelled " (h.cancelled) ". “—”: not measured by this build." }
+        p.hint { "The numbers of " code { "/metrics" } ": queue gauges as sampled " (time(s.sampled_at, now)) " (every " code { "HOOKLINE_METRICS_SAMPLE_INTERVAL" } "), counters of this node since it started." }
     };
     Ok(layout::page("Health", Nav::Health, Some(page.csrf()), body).into_response())
 }

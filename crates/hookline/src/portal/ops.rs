@@ -11,11 +11,14 @@ use hookline_core::payload::catalogue;
 use hookline_core::{EventType, PartnerId, Subscription, Timestamp, TraceId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::api::delivery_views::LogParams;
 use crate::api::{deliveries, rotate_secret, test_event, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::store::StoreStats;
+use crate::telemetry;
 
 /// A filter of the delivery log (`GET …/deliveries`'s query).
 #[derive(Debug, Clone, Default)]
@@ -100,15 +103,16 @@ pub struct RotationView {
     pub previous_secret_expires_at: Option<String>,
 }
 
-/// The operator's health numbers, from the store. `None`: not counted by this build.
+/// The operator's health numbers: those `/metrics` shows. The queue and subscription gauges'
+/// sample (on PostgreSQL the one all nodes share, so a page view never scans the queue), and
+/// this node's counters since it started.
 #[derive(Debug, Clone, Default)]
 pub struct HealthView {
-    pub pending: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    pub oldest_due_at: Option<String>,
-    pub deactivated_subscriptions: Option<u64>,
+    pub stats: StoreStats,
+    /// `hookline_delivery_attempts_total` by `result` (`delivered`, `retry`, `failed`).
+    pub attempts: BTreeMap<String, f64>,
+    /// `hookline_subscriptions_deactivated_total` by `reason` (`gone`, `dead_endpoint`).
+    pub deactivations: BTreeMap<String, f64>,
 }
 
 /// The operations, each scoped to `partner` and one of its subscriptions (already loaded
@@ -260,17 +264,18 @@ impl DeliveryOps for ApiOps {
         Ok(v)
     }
     async fn health(&self) -> ApiResult<HealthView> {
-        let store = &self.app.store;
-        let c = store.delivery_counts().await?;
-        // The earliest next attempt of any pending delivery: in the past, the queue is behind.
-        let oldest = store.next_due_after(Timestamp::from_micros(0)).await?;
+        let interval = self.app.settings.portal.health_sample_max_age;
         Ok(HealthView {
-            pending: c.pending,
-            succeeded: c.succeeded,
-            failed: c.failed,
-            cancelled: c.cancelled,
-            oldest_due_at: oldest.map(Timestamp::rfc3339),
-            deactivated_subscriptions: None,
+            stats: self
+                .app
+                .store
+                .sample_stats(Timestamp::now(), interval)
+                .await?,
+            attempts: telemetry::counter_by_label(telemetry::ATTEMPTS, "result"),
+            deactivations: telemetry::counter_by_label(
+                telemetry::SUBSCRIPTIONS_DEACTIVATED,
+                "reason",
+            ),
         })
     }
     fn example_payload(&self, event_type: &EventType) -> Option<String> {

@@ -233,6 +233,16 @@ pub enum DeactivationReason {
     },
 }
 
+impl DeactivationReason {
+    /// The `reason` label of `hookline_subscriptions_deactivated_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeactivationReason::Gone => "gone",
+            DeactivationReason::DeadEndpoint { .. } => "dead_endpoint",
+        }
+    }
+}
+
 pub use crate::config::DisablePolicy;
 
 /// Delivery affinity (CONTRACT.md §3.6): a token to echo on later deliveries for one chat.

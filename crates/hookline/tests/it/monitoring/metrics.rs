@@ -69,6 +69,34 @@ async fn counters_move_as_deliveries_happen(backend: Backend) {
     counters_moved_by_what_happened(&before, &after);
     gauges_show_the_queue(&after);
     every_metric_the_dashboard_and_alerts_name_is_exported(&after);
+    the_portal_health_view_shows_the_same_numbers(&node, &after).await;
+}
+
+/// The operator's health page: the queue gauges and this node's counters as scraped (nothing
+/// moved since `after`: every delivery left is waiting for its retry in an hour).
+async fn the_portal_health_view_shows_the_same_numbers(node: &Node, after: &Scrape) {
+    let mut operator = crate::portal::Visitor::at(&node.base);
+    let signed_in = operator.sign_in(ADMIN_TOKEN, true).await;
+    assert_eq!(signed_in.status, 303);
+    let page = operator.get("/portal/admin/health").await;
+    assert_eq!(page.status, 200);
+    let gauge = |name: &str| after.value(name, &[]) as u64;
+    let (pending, due, retrying) = (
+        gauge("hookline_deliveries_pending"),
+        gauge("hookline_deliveries_due"),
+        gauge("hookline_deliveries_retrying"),
+    );
+    let text = page.body.replace('\n', " ");
+    for shown in [
+        format!("<div class=\"n\">{pending}</div>"),
+        format!("deliveries pending: {due} due now, {retrying} retrying"),
+        // 11 retried and 1 failed of 23 attempts; one 410 deactivation.
+        "52.2 %".to_owned(),
+        "12 of 23 attempts by this node failed".to_owned(),
+        "deactivated by this node: 1 on 410 Gone, 0 as dead endpoints".to_owned(),
+    ] {
+        assert!(text.contains(&shown), "{shown} in {text}");
+    }
 }
 
 /// Ten events in one batch to /ok and /fail (500, retried in an hour), then one more once /gone

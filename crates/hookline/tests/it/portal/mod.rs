@@ -50,12 +50,17 @@ impl Answer {
 
 impl Visitor {
     pub fn new(app: &TestApp) -> Visitor {
+        Visitor::at(&app.base)
+    }
+
+    /// A browser without cookies on the server at `base` (`http://127.0.0.1:port`).
+    pub fn at(base: &str) -> Visitor {
         Visitor {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: app.base.clone(),
+            base: base.to_owned(),
             cookies: HashMap::new(),
         }
     }
