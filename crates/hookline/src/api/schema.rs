@@ -221,7 +221,8 @@ string_schema!(
 );
 
 // The delivery log's query parameters, each as the server reads it. An empty value is the same
-// as none (the portal's forms and the Linq CLI send empty parameters), so every one admits "".
+// as none (the portal passes its forms' empty fields on, and `?status=&since=` templates are
+// common), so every one admits "".
 
 /// `DeliveryStatus::parse_list`: comma-separated names, each trimmed, empty items ignored.
 fn status_list_pattern() -> String {
