@@ -93,6 +93,8 @@ pub struct LogCursor {
 
 impl LogCursor {
     const VERSION: &'static str = "d1";
+    /// The longest text [`decode`](Self::decode) reads (what `encode` makes is at most 59).
+    pub const MAX_LEN: usize = 64;
 
     pub fn encode(self) -> String {
         URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", Self::VERSION, self.created_at, self.id))
@@ -100,7 +102,7 @@ impl LogCursor {
 
     /// `None` for anything [`encode`](Self::encode) did not make.
     pub fn decode(raw: &str) -> Option<Self> {
-        if raw.len() > 64 {
+        if raw.len() > Self::MAX_LEN {
             return None;
         }
         let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
@@ -160,6 +162,12 @@ mod tests {
             id: 42,
         };
         assert_eq!(LogCursor::decode(&c.encode()), Some(c));
+        let widest = LogCursor {
+            created_at: i64::MIN,
+            id: i64::MIN,
+        };
+        assert_eq!(widest.encode().len(), 59);
+        assert_eq!(LogCursor::decode(&widest.encode()), Some(widest));
         for bad in [
             "",
             "x",

@@ -99,7 +99,8 @@ impl PartnerId {
     /// A partner id as a request names it: 1 to 128 characters, no control characters. Whether
     /// the partner exists is the store's question.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
-        if raw.is_empty() || raw.len() > MAX_ID_LEN || raw.chars().any(char::is_control) {
+        // Characters, not bytes: the OpenAPI document's `maxLength` counts characters.
+        if raw.is_empty() || raw.chars().count() > MAX_ID_LEN || raw.chars().any(char::is_control) {
             return Err(InvalidId(format!(
                 "Unknown partner_id '{}'",
                 raw.escape_debug()
@@ -257,6 +258,9 @@ mod tests {
         assert!(PartnerId::parse("").is_err());
         assert!(PartnerId::parse("a\nb").is_err());
         assert!(PartnerId::parse(&"p".repeat(129)).is_err());
+        // 128 characters of two bytes each, as the document's maxLength counts them.
+        assert!(PartnerId::parse(&"é".repeat(128)).is_ok());
+        assert!(PartnerId::parse(&"é".repeat(129)).is_err());
     }
 
     #[test]

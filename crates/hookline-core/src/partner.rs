@@ -20,18 +20,23 @@ pub struct Partner {
 #[error("{0}")]
 pub struct InvalidPartnerName(pub String);
 
+/// A name or label as sent, trimmed: `None` if it has more than 200 characters or any control
+/// character (tabs and line breaks too). Both are judged before trimming, as the OpenAPI
+/// document's `maxLength` and pattern judge the text sent.
+fn trimmed_name(raw: &str) -> Option<&str> {
+    let refused = raw.chars().count() > MAX_PARTNER_NAME || raw.chars().any(char::is_control);
+    (!refused).then(|| raw.trim())
+}
+
 impl Partner {
-    /// A new partner with a fresh id; the name is trimmed and must be 1 to 200 characters.
+    /// A new partner with a fresh id; the name is at most 200 characters with no control
+    /// character, and not blank; it is stored trimmed.
     pub fn issue(name: &str, now: Timestamp) -> Result<Self, InvalidPartnerName> {
-        let name = name.trim();
-        if name.is_empty()
-            || name.chars().count() > MAX_PARTNER_NAME
-            || name.chars().any(char::is_control)
-        {
+        let Some(name) = trimmed_name(name).filter(|n| !n.is_empty()) else {
             return Err(InvalidPartnerName(format!(
                 "name must be 1 to {MAX_PARTNER_NAME} characters, without control characters"
             )));
-        }
+        };
         Ok(Partner {
             id: PartnerId::generate(),
             name: name.to_owned(),
@@ -45,18 +50,18 @@ impl Partner {
     }
 }
 
-/// An API key's optional label: trimmed, blank means none; at most 200 characters, no control
-/// characters (it is shown in listings and logs).
+/// An API key's optional label: at most 200 characters, no control characters (it is shown in
+/// listings and logs); stored trimmed, and blank means none.
 pub fn api_key_label(raw: Option<&str>) -> Result<Option<String>, InvalidPartnerName> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(None);
     };
-    if name.chars().count() > MAX_PARTNER_NAME || name.chars().any(char::is_control) {
-        return Err(InvalidPartnerName(format!(
+    let name = trimmed_name(raw).ok_or_else(|| {
+        InvalidPartnerName(format!(
             "name must be at most {MAX_PARTNER_NAME} characters, without control characters"
-        )));
-    }
-    Ok(Some(name.to_owned()))
+        ))
+    })?;
+    Ok((!name.is_empty()).then(|| name.to_owned()))
 }
 
 /// A stored API key: its hash only, never the key.
@@ -93,6 +98,13 @@ mod tests {
         let p = Partner::issue(" Acme ", Timestamp::EPOCH).unwrap();
         assert_eq!(p.name, "Acme");
         assert!(Partner::issue("  ", Timestamp::EPOCH).is_err());
+        // Judged as sent: a tab or line break is a control character even at the edges, and
+        // spaces count towards the 200.
+        assert!(Partner::issue("Acme\n", Timestamp::EPOCH).is_err());
+        assert!(Partner::issue(&format!(" {}", "a".repeat(200)), Timestamp::EPOCH).is_err());
+        assert_eq!(api_key_label(Some(" ci ")), Ok(Some("ci".to_owned())));
+        assert_eq!(api_key_label(Some("   ")), Ok(None));
+        assert!(api_key_label(Some("ci\t")).is_err());
         let (key, record) = ApiKeyRecord::issue(&p.id, None, Timestamp::EPOCH);
         assert!(key.expose().starts_with(API_KEY_PREFIX));
         assert_eq!(key.hash(), record.hash);

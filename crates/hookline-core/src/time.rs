@@ -1,6 +1,6 @@
 //! Time as the store keeps it (integer microseconds since the Unix epoch) and as the API shows it.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +28,12 @@ impl Timestamp {
 
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         parse_rfc3339(s).map(Timestamp)
+    }
+
+    /// A time a request names (a filter, a window): strictly RFC 3339's `date-time`, see
+    /// [`parse_date_time`].
+    pub fn parse_date_time(s: &str) -> Option<Self> {
+        parse_date_time(s).map(Timestamp)
     }
 
     pub fn rfc3339(self) -> String {
@@ -153,6 +159,22 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         .map(|d| d.with_timezone(&Utc).timestamp_micros())
 }
 
+/// Exactly RFC 3339 §5.6's `date-time`, which is what JSON Schema's `format: date-time` (and so
+/// the OpenAPI document) promises: chrono's parser also takes a space for the `T` and a leap
+/// second at any minute, which are refused here. A leap second is `23:59:60` in UTC, whatever
+/// the offset.
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't')) {
+        return None;
+    }
+    let utc = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
+    let leap_second = utc.nanosecond() >= 1_000_000_000;
+    if leap_second && (utc.hour(), utc.minute()) != (23, 59) {
+        return None;
+    }
+    Some(utc.timestamp_micros())
+}
+
 pub fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -223,6 +245,38 @@ mod tests {
         let now = Timestamp::from_micros(1_770_319_873_736_444);
         assert_eq!(EventTime::at(now).as_str(), "2026-02-05T19:31:13.736444Z");
         assert_eq!(EventTime::from_stored(now.rfc3339()).timestamp(), now);
+    }
+
+    #[test]
+    fn date_times_are_rfc3339_section_5_6_exactly() {
+        let at = |s: &str| parse_date_time(s);
+        assert_eq!(
+            at("2026-02-05T19:31:13.736444Z"),
+            Some(1_770_319_873_736_444)
+        );
+        assert_eq!(
+            at("2026-02-05t20:31:13.736444+01:00"),
+            Some(1_770_319_873_736_444)
+        );
+        assert_eq!(at("2026-02-05T19:31:13z"), at("2026-02-05T19:31:13-00:00"));
+        // A leap second is 23:59:60 in UTC: one second past 23:59:59, like the next midnight.
+        assert_eq!(at("2016-12-31T23:59:60Z"), at("2017-01-01T00:00:00Z"));
+        assert!(at("2016-12-31T15:59:60.5-08:00").is_some());
+        for refused in [
+            "2026-02-05 19:31:13Z",
+            "2026-02-05T19:31:60Z",
+            "2026-02-05T19:31:13",
+            "2026-02-05T19:31Z",
+            "2026-02-05T19:31:13.Z",
+            "2026-02-05T19:31:13+0100",
+            "2026-02-30T19:31:13Z",
+            " 2026-02-05T19:31:13Z",
+            "",
+        ] {
+            assert_eq!(at(refused), None, "{refused:?}");
+        }
+        // Stored and publisher-written times keep chrono's wider reading.
+        assert!(parse_rfc3339("2026-02-05 19:31:13Z").is_some());
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub enum ApiError {
     /// 1005: a field has a value we refuse.
     #[error("{0}")]
     InvalidParameter(String),
+    /// 400 (1005): a retry, recover or test of an inactive subscription (issue 11 binds 400
+    /// for retry; recover and test answer the same). One message for all three, which the
+    /// schema fuzz recognises (scripts/schemathesis_hooks.py).
+    #[error("webhook subscription '{0}' is inactive; re-enable it (PUT is_active: true) first")]
+    SubscriptionInactive(String),
     #[error("Unauthorized - missing or invalid authentication token")]
     Unauthorized,
     #[error("{0}")]
@@ -81,7 +86,9 @@ impl ApiError {
             ApiError::MissingField(_) => (StatusCode::BAD_REQUEST, 1001),
             ApiError::InvalidPhone(_) => (StatusCode::BAD_REQUEST, 1002),
             ApiError::InvalidBody(_) => (StatusCode::BAD_REQUEST, 1003),
-            ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, 1005),
+            ApiError::InvalidParameter(_) | ApiError::SubscriptionInactive(_) => {
+                (StatusCode::BAD_REQUEST, 1005)
+            }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 2004),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, 2001),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 1005),

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::deliveries::{find_recovery, parse_window, RecoveryStarted, RecoveryState};
 use super::delivery_views::{parse_statuses, ApiQuery, DeliveryItem, LogParams, Pagination};
+use super::schema::{BulkRetryStatus, DateTimeText, PartnerIdText};
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{AdminAuth, ApiJson, ApiPath};
@@ -28,6 +29,8 @@ pub struct AdminScope {
 #[into_params(parameter_in = Query)]
 pub struct PartnerParam {
     /// The partner the event (or recovery) belongs to; event ids are unique per partner.
+    /// Required: absent or empty is a 400 (1001).
+    #[param(value_type = PartnerIdText, required = true, inline)]
     partner_id: Option<String>,
 }
 
@@ -64,17 +67,22 @@ pub struct EventWithDeliveries {
 
 #[derive(Deserialize, ToSchema)]
 pub struct BulkRetryRequest {
+    /// An existing partner (else 400).
+    #[schema(value_type = PartnerIdText)]
     partner_id: String,
-    /// Only this subscription; omitted: every active subscription of the partner.
+    /// Only this subscription of the partner (else 404); omitted: every active subscription
+    /// of the partner.
     #[serde(default)]
     subscription_id: Option<String>,
     /// Which deliveries: only `failed` is supported.
-    #[schema(example = "failed")]
+    #[schema(value_type = BulkRetryStatus)]
     status: String,
     /// Deliveries created at or after (RFC 3339).
+    #[schema(value_type = DateTimeText)]
     since: String,
-    /// … and before (RFC 3339); default: now.
+    /// … and before (RFC 3339), later than `since`; default: now.
     #[serde(default)]
+    #[schema(value_type = Option<DateTimeText>)]
     until: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::delivery_views::{
     parse_statuses, ApiQuery, AttemptItem, DeliveryItem, LogParams, Pagination,
 };
+use super::schema::DateTimeText;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, PartnerAuth};
@@ -34,9 +35,11 @@ pub struct DeliveryDetail {
 #[derive(Deserialize, ToSchema)]
 pub struct RecoverRequest {
     /// Re-queue failed deliveries created at or after this time (RFC 3339).
+    #[schema(value_type = DateTimeText)]
     since: String,
-    /// … and before this time (RFC 3339); default: now.
+    /// … and before this time (RFC 3339), later than `since`; default: now.
     #[serde(default)]
+    #[schema(value_type = Option<DateTimeText>)]
     until: Option<String>,
 }
 
@@ -117,17 +120,10 @@ pub async fn find_recovery(
         .ok_or_else(not_found)
 }
 
-fn inactive(sub: &Subscription) -> ApiError {
-    ApiError::InvalidParameter(format!(
-        "webhook subscription '{}' is inactive; re-enable it (PUT is_active: true) first",
-        sub.id
-    ))
-}
-
 /// Parses a window of a recovery: `since` required, `until` later when given.
 pub fn parse_window(since: &str, until: Option<&str>) -> ApiResult<(Timestamp, Option<Timestamp>)> {
     let time = |name: &str, raw: &str| {
-        Timestamp::parse_rfc3339(raw).ok_or_else(|| {
+        Timestamp::parse_date_time(raw).ok_or_else(|| {
             ApiError::InvalidParameter(format!(
                 "{name} '{}' is not an RFC 3339 time (e.g. 2026-04-14T12:00:00Z)",
                 hookline_core::text::quote(raw)
@@ -256,7 +252,7 @@ pub async fn retry_delivery(
     {
         RetryOutcome::Requeued => state.publisher.wake_dispatcher(),
         RetryOutcome::NotFound => return Err(delivery_not_found(event_id)),
-        RetryOutcome::Inactive => return Err(inactive(sub)),
+        RetryOutcome::Inactive => return Err(ApiError::SubscriptionInactive(sub.id.to_string())),
         RetryOutcome::InProgress => {
             return Err(ApiError::Conflict(format!(
                 "the delivery of event '{event}' is pending or retrying already"
@@ -272,7 +268,7 @@ pub async fn retry_delivery(
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
     request_body = RecoverRequest,
     responses((status = 202, description = "Re-queued in the background at a bounded pace", body = RecoveryStarted),
-              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 400, description = "A time that is not RFC 3339, `until` not later than `since`, or the subscription is inactive", body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
               (status = 429, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)),
     security(("bearer" = [])))]
@@ -298,7 +294,7 @@ pub async fn start_recovery(
 ) -> ApiResult<RecoveryStarted> {
     let (since, until) = parse_window(since, until)?;
     if !sub.is_active {
-        return Err(inactive(sub));
+        return Err(ApiError::SubscriptionInactive(sub.id.to_string()));
     }
     let now = Timestamp::now();
     let recovery = state

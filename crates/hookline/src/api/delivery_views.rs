@@ -7,6 +7,7 @@ use hookline_core::{DeliveryStatus, EventType, LogCursor, Timestamp};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::schema::{CursorText, DateTimeFilter, EventTypeFilter, PerPageText, StatusListText};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{AttemptRecord, LogEntry, LogPage, LogQuery, LogScope};
 
@@ -28,23 +29,28 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     }
 }
 
-/// The filters every log listing takes.
+/// The filters every log listing takes. The document describes each value exactly
+/// (`api/schema.rs`); an empty one is the same as none.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// Comma-separated: `pending`, `retrying`, `success`, `failed`, `cancelled`.
-    #[param(example = "failed,retrying")]
+    #[param(value_type = Option<StatusListText>, inline)]
     pub status: Option<String>,
     /// One event type, e.g. `message.received`.
+    #[param(value_type = Option<EventTypeFilter>, inline)]
     pub event_type: Option<String>,
     /// Deliveries created at or after this time (RFC 3339).
+    #[param(value_type = Option<DateTimeFilter>, inline)]
     pub since: Option<String>,
-    /// Deliveries created before this time (RFC 3339).
+    /// Deliveries created before this time (RFC 3339), later than `since`.
+    #[param(value_type = Option<DateTimeFilter>, inline)]
     pub until: Option<String>,
     /// 1 to 100; default 20.
-    #[param(value_type = Option<String>, example = "20")]
+    #[param(value_type = Option<PerPageText>, inline)]
     pub per_page: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<CursorText>, inline)]
     pub cursor: Option<String>,
 }
 
@@ -55,7 +61,7 @@ fn invalid(message: String) -> ApiError {
 fn parse_time(name: &str, raw: Option<&str>) -> ApiResult<Option<Timestamp>> {
     raw.filter(|r| !r.is_empty())
         .map(|r| {
-            Timestamp::parse_rfc3339(r).ok_or_else(|| {
+            Timestamp::parse_date_time(r).ok_or_else(|| {
                 invalid(format!(
                     "{name} '{}' is not an RFC 3339 time (e.g. 2026-04-14T12:00:00Z)",
                     hookline_core::text::quote(r)
@@ -87,7 +93,7 @@ pub fn parse_event_type(raw: Option<&str>) -> ApiResult<Option<EventType>> {
         .transpose()
 }
 
-fn parse_per_page(raw: Option<&str>) -> ApiResult<usize> {
+pub(crate) fn parse_per_page(raw: Option<&str>) -> ApiResult<usize> {
     match raw.filter(|r| !r.is_empty()) {
         None => Ok(DEFAULT_PER_PAGE),
         Some(r) => r

@@ -11,8 +11,9 @@ use std::borrow::Cow;
 
 use hookline_core::target_url::MAX_TARGET_URL_LEN;
 use hookline_core::{event_type, header_name, ids::MAX_ID_LEN, partner::MAX_PARTNER_NAME};
+use hookline_core::{DeliveryStatus, LogCursor};
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, PartialSchema, ToSchema};
 
@@ -147,7 +148,7 @@ string_schema!(
     |s| {
         s.min_length(Some(1))
             .max_length(Some(MAX_PARTNER_NAME))
-            .pattern(Some(NAME_PATTERN))
+            .pattern(Some(name_pattern()))
             .description(Some(
                 "1 to 200 characters, not only whitespace, no control characters (surrounding \
                  whitespace is trimmed).",
@@ -155,9 +156,17 @@ string_schema!(
     }
 );
 
+/// Rust's `char::is_whitespace` (what `str::trim` strips), as the inside of a pattern class:
+/// ECMA-262's `\s` differs (it has U+FEFF, lacks U+0085).
+const WHITESPACE_CHARS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
 /// At least one character that is neither whitespace nor a control character; none that is a
 /// control character.
-const NAME_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+fn name_pattern() -> String {
+    format!(
+        r"^[^\x00-\x1F\x7F-\x9F]*[^{WHITESPACE_CHARS}\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )
+}
 
 string_schema!(
     /// An optional label: blank means none.
@@ -203,6 +212,109 @@ string_schema!(
     "DateTime",
     |s| s.format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
 );
+
+string_schema!(
+    /// The one status a bulk retry takes.
+    BulkRetryStatus,
+    "BulkRetryStatus",
+    |s| s.enum_values(Some(["failed"]))
+);
+
+// The delivery log's query parameters, each as the server reads it. An empty value is the same
+// as none (the portal passes its forms' empty fields on, and `?status=&since=` templates are
+// common), so every one admits "".
+
+/// `DeliveryStatus::parse_list`: comma-separated names, each trimmed, empty items ignored.
+fn status_list_pattern() -> String {
+    let names: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let space = format!("[{WHITESPACE_CHARS}]");
+    let item = format!("{space}*(?:(?:{}){space}*)?", names.join("|"));
+    format!("^{item}(?:,{item})*$")
+}
+
+string_schema!(
+    /// The log's `status` filter.
+    StatusListText,
+    "DeliveryStatusList",
+    |s| {
+        s.pattern(Some(status_list_pattern()))
+            .description(Some(
+                "Comma-separated: `pending`, `retrying`, `success`, `failed`, `cancelled`. \
+                 Whitespace around a name and empty items are ignored; empty: every status.",
+            ))
+            .examples(["failed,retrying"])
+    }
+);
+
+string_schema!(
+    /// The log's `event_type` filter.
+    EventTypeFilter,
+    "EventTypeFilter",
+    |s| {
+        s.enum_values(Some(std::iter::once("").chain(event_type::ALL.iter().copied())))
+            .description(Some("One event type; empty: any."))
+    }
+);
+
+string_schema!(
+    /// The Linq CLI's `status` filter (`GET /api/v1/webhook-logs`).
+    CliStatusFilter,
+    "WebhookLogStatusFilter",
+    |s| {
+        s.enum_values(Some(["", "all", "success", "failed", "retrying"]))
+            .description(Some("`all` or empty: every status."))
+    }
+);
+
+/// An integer from 1 to 100 as `usize::from_str` reads it (a `+` and leading zeros allowed).
+const PER_PAGE_PATTERN: &str = r"^(?:\+?0*(?:[1-9][0-9]?|100))?$";
+
+string_schema!(
+    /// A page size.
+    PerPageText,
+    "PerPage",
+    |s| {
+        s.pattern(Some(PER_PAGE_PATTERN))
+            .description(Some("An integer from 1 to 100; empty: 20."))
+            .examples(["20"])
+    }
+);
+
+string_schema!(
+    /// A log page's cursor.
+    CursorText,
+    "LogCursor",
+    |s| {
+        s.max_length(Some(LogCursor::MAX_LEN))
+            .pattern(Some(r"^[A-Za-z0-9_-]*$"))
+            .description(Some(
+                "The previous page's `next_cursor`, unchanged: it is opaque, and one this API did \
+                 not make is refused (400). Empty: the first page.",
+            ))
+    }
+);
+
+/// A time bound of the log: a `date-time`, or empty for none.
+pub struct DateTimeFilter;
+
+impl PartialSchema for DateTimeFilter {
+    fn schema() -> RefOr<Schema> {
+        let empty = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(0));
+        AnyOfBuilder::new()
+            .item(DateTimeText::schema())
+            .item(empty)
+            .description(Some("An RFC 3339 date-time; empty: no bound."))
+            .into()
+    }
+}
+
+impl ToSchema for DateTimeFilter {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("DateTimeFilter")
+    }
+}
 
 /// The document as served: utoipa 5 writes a link's fields in snake case (`operation_id`), which
 /// OpenAPI tools ignore; they are renamed to OpenAPI's camel case here. Built once.

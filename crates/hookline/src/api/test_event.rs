@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::partner::{load, not_found};
 use super::request_id::RequestIdentity;
+use super::schema::EventTypeName;
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiPath, OptionalApiJson, PartnerAuth};
@@ -20,6 +21,7 @@ use crate::store::{NewEvent, Subscription};
 pub struct TestEventRequest {
     /// One of the subscription's `subscribed_events`; default: the first of them.
     #[serde(default)]
+    #[schema(value_type = Option<EventTypeName>)]
     event_type: Option<String>,
 }
 
@@ -42,7 +44,8 @@ pub struct TestEventResult {
     params(("subscriptionId" = String, Path, description = "Subscription id (UUID)")),
     request_body(content = Option<TestEventRequest>, description = "Optional; an empty body is `{}`"),
     responses((status = 200, description = "Sent; the attempt's result (a failed attempt is a 200 too)", body = TestEventResult),
-              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 400, description = "The subscription is inactive, or `event_type` is not one it subscribes to (`message.edited` only on webhook version 2026-02-03)", body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope),
               (status = 409, description = "This node does not send deliveries (HOOKLINE_ROLE=api)", body = ErrorEnvelope),
               (status = 413, body = ErrorEnvelope),
@@ -107,7 +110,7 @@ pub async fn send_test_event(
             true => ApiError::Unavailable(format!(
                 "webhook subscription '{id}' changed while the test was prepared; retry"
             )),
-            false => inactive(id),
+            false => ApiError::SubscriptionInactive(id.to_owned()),
         });
     };
     Ok(TestEventResult {
@@ -119,16 +122,10 @@ pub async fn send_test_event(
     })
 }
 
-fn inactive(id: &str) -> ApiError {
-    ApiError::InvalidParameter(format!(
-        "webhook subscription '{id}' is inactive; enable it (PUT is_active: true) to send a test event"
-    ))
-}
-
 /// The type to send: the one asked for, if the subscription would receive it, else its first.
 fn test_event_type(sub: &Subscription, asked: Option<&str>) -> ApiResult<EventType> {
     if !sub.is_active {
-        return Err(inactive(sub.id.as_str()));
+        return Err(ApiError::SubscriptionInactive(sub.id.to_string()));
     }
     let event_type = match asked {
         None => *sub

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::deliveries::own_subscription;
 use super::delivery_views::{ApiQuery, DeliveryItem, LogParams, Pagination};
+use super::schema::{CliStatusFilter, CursorText, EventTypeFilter, PerPageText};
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::PartnerAuth;
@@ -22,15 +23,18 @@ use crate::store::{LogEntry, LogScope};
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WebhookLogParams {
-    /// The subscription; omitted: every subscription of the key's partner.
+    /// The subscription; omitted or empty: every subscription of the key's partner.
     subscription_id: Option<String>,
     /// `success`, `failed`, `retrying` or `all` (the default).
+    #[param(value_type = Option<CliStatusFilter>, inline)]
     status: Option<String>,
+    #[param(value_type = Option<EventTypeFilter>, inline)]
     event_type: Option<String>,
     /// 1 to 100; default 20.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<PerPageText>, inline)]
     per_page: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<CursorText>, inline)]
     cursor: Option<String>,
     /// Accepted and ignored (the CLI sends its profile's organisation).
     partner_id: Option<String>,

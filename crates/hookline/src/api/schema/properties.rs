@@ -43,13 +43,102 @@ proptest! {
 
     #[test]
     fn every_name_and_label_of_the_patterns_is_accepted(
-        name in strings_of(NAME_PATTERN),
+        name in strings_of(&name_pattern()),
         label in strings_of(&pattern_of::<LabelText>()),
     ) {
         prop_assume!(name.chars().count() <= MAX_PARTNER_NAME);
         prop_assume!(label.chars().count() <= MAX_PARTNER_NAME);
         prop_assert!(Partner::issue(&name, Timestamp::EPOCH).is_ok(), "{name:?}");
         prop_assert!(partner::api_key_label(Some(&label)).is_ok(), "{label:?}");
+    }
+}
+
+/// Whether `text` is valid by `S`'s schema, read as JSON Schema (ECMA-262 patterns, formats
+/// asserted, as Schemathesis reads them).
+fn valid_by<S: PartialSchema>(text: &str) -> bool {
+    let schema = serde_json::to_value(S::schema()).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("a schema the validator reads")
+        .is_valid(&Value::String(text.to_owned()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Both ways: the fuzzer's invalid values must be refused as surely as its valid ones
+    /// accepted. The alphabet mixes names, near-names, commas and whitespace the parser trims
+    /// (and U+FEFF, which ECMA-262's `\s` has and Rust's trim does not).
+    #[test]
+    fn the_status_pattern_is_exactly_what_the_log_reads(
+        raw in "([ \t\u{85}\u{a0}\u{3000}\u{feff},]{0,2}(pending|retrying|success|failed|cancelled|fail|Failed|x)?){0,3}[ ,\u{2028}]{0,2}"
+    ) {
+        let parsed = hookline_core::DeliveryStatus::parse_list(&raw).is_ok();
+        prop_assert_eq!(valid_by::<StatusListText>(&raw), parsed, "{:?}", raw);
+    }
+
+    #[test]
+    fn every_status_list_of_the_pattern_is_read(raw in strings_of(&status_list_pattern())) {
+        prop_assert!(hookline_core::DeliveryStatus::parse_list(&raw).is_ok(), "{:?}", raw);
+    }
+
+    /// Names and labels are judged as sent (control characters and length before trimming).
+    #[test]
+    fn the_name_and_label_patterns_are_exactly_what_the_server_reads(
+        raw in "[ a\t\n\u{85}\u{a0}\u{feff}\u{3000}]{0,4}",
+        padding in 0..3usize,
+    ) {
+        let raw = format!("{}{raw}", "é".repeat(padding * 99));
+        let issued = Partner::issue(&raw, Timestamp::EPOCH).is_ok();
+        prop_assert_eq!(valid_by::<NameText>(&raw), issued, "{:?}", raw);
+        let labelled = partner::api_key_label(Some(&raw)).is_ok();
+        prop_assert_eq!(valid_by::<LabelText>(&raw), labelled, "{:?}", raw);
+    }
+
+    #[test]
+    fn the_per_page_pattern_is_exactly_what_the_log_reads(raw in "[+0-9 a-]{0,4}") {
+        let parsed = crate::api::delivery_views::parse_per_page(Some(&raw)).is_ok();
+        prop_assert_eq!(valid_by::<PerPageText>(&raw), parsed, "{:?}", raw);
+    }
+
+    #[test]
+    fn every_cursor_the_log_makes_is_valid_by_the_document(created_at: i64, id: i64) {
+        let cursor = LogCursor { created_at, id }.encode();
+        prop_assert!(valid_by::<CursorText>(&cursor), "{}", cursor);
+    }
+}
+
+/// A cursor the document refuses (too long, a character base64url lacks) is one the server
+/// refuses too.
+#[test]
+fn a_cursor_the_document_refuses_is_one_the_log_refuses() {
+    for raw in [
+        "A".repeat(LogCursor::MAX_LEN + 1),
+        "ZDE6MToy=".into(),
+        "ZDE+MToy".into(),
+    ] {
+        assert!(!valid_by::<CursorText>(&raw), "{raw}");
+        assert_eq!(LogCursor::decode(&raw), None, "{raw}");
+    }
+}
+
+/// An empty value is the same as none, and the document says so; time bounds are RFC 3339's
+/// `date-time`, as the server reads them (`Timestamp::parse_date_time`).
+#[test]
+fn the_log_filters_admit_empty_values_and_date_times_only() {
+    assert!(valid_by::<StatusListText>("") && valid_by::<PerPageText>(""));
+    assert!(valid_by::<CursorText>("") && valid_by::<EventTypeFilter>(""));
+    assert!(valid_by::<DateTimeFilter>(""));
+    for (time, valid) in [
+        ("2026-02-05t19:31:13.5z", true),
+        ("2016-12-31T15:59:60-08:00", true),
+        ("2026-02-05 19:31:13Z", false),
+        ("2026-02-05T19:31:60Z", false),
+        ("2026-02-05T19:31:13", false),
+    ] {
+        assert_eq!(valid_by::<DateTimeFilter>(time), valid, "{time}");
+        assert_eq!(Timestamp::parse_date_time(time).is_some(), valid, "{time}");
     }
 }
 

@@ -135,6 +135,17 @@ async fn an_event_lookup_shows_every_delivery_of_the_event(backend: Backend) {
     assert!(assert_error(s, &v, 400, 1001).contains("partner_id"));
     let (s, v) = admin_get(&app, &format!("/admin/v1/events/no%20such?partner_id={pa}")).await;
     assert_error(s, &v, 404, 2001);
+    // A partner id is up to 128 characters, as the document counts them (not bytes): 128
+    // two-byte ones name no partner (404), one more is refused (400).
+    for (n, status) in [(128, 404), (129, 400)] {
+        let partner = "%C3%A9".repeat(n);
+        let (s, v) = admin_get(
+            &app,
+            &format!("/admin/v1/events/{ev_a}?partner_id={partner}"),
+        )
+        .await;
+        assert_eq!(s, status, "{n} characters: {v}");
+    }
 }
 
 async fn a_bulk_retry_redelivers_a_partners_failed_deliveries(backend: Backend) {

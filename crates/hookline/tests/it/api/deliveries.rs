@@ -11,6 +11,7 @@ crate::per_backend!(
     the_log_lists_newest_first_with_filters_and_cursor_pages,
     a_delivery_shows_each_attempt_with_the_response_body,
     bad_log_parameters_answer_400_with_the_parameter_named,
+    the_log_reads_every_query_the_document_describes,
     every_endpoint_answers_404_for_another_partners_ids,
     a_retry_redelivers_the_same_event_with_a_fresh_schedule,
     a_retry_is_refused_while_pending_and_when_the_subscription_is_inactive,
@@ -185,17 +186,17 @@ async fn a_delivery_shows_each_attempt_with_the_response_body(backend: Backend) 
     }
 }
 
-async fn bad_log_parameters_answer_400_with_the_parameter_named(backend: Backend) {
+/// A server, a partner's key and one subscription of it that is never delivered to.
+async fn one_subscription(backend: Backend) -> (TestApp, String, Value) {
     let app = app(backend).await;
     let (_, key) = app.partner("acme").await;
-    let sub = subscribe(
-        &app,
-        &key,
-        "https://hooks.example.test/a",
-        &["message.sent"],
-        None,
-    )
-    .await;
+    let target = "https://hooks.example.test/a";
+    let sub = subscribe(&app, &key, target, &["message.sent"], None).await;
+    (app, key, sub)
+}
+
+async fn bad_log_parameters_answer_400_with_the_parameter_named(backend: Backend) {
+    let (app, key, sub) = one_subscription(backend).await;
     let path = format!("{}/deliveries", subscription_path(&sub));
     for (query, names) in [
         ("status=bogus", "status 'bogus'"),
@@ -206,6 +207,12 @@ async fn bad_log_parameters_answer_400_with_the_parameter_named(backend: Backend
         ("cursor=not-ours", "cursor"),
         ("since=yesterday", "since 'yesterday'"),
         ("until=2026-13-01T00:00:00Z", "until '2026-13-01T00:00:00Z'"),
+        // RFC 3339's date-time only, as the document's `format: date-time` says.
+        (
+            "since=2026-01-01%2000:00:00Z",
+            "since '2026-01-01 00:00:00Z'",
+        ),
+        ("until=2026-01-01T12:00:60Z", "until '2026-01-01T12:00:60Z'"),
         (
             "since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
             "until must be later",
@@ -229,6 +236,7 @@ async fn bad_log_parameters_answer_400_with_the_parameter_named(backend: Backend
     assert!(assert_error(s, &v, 400, 1001).contains("since"));
     for body in [
         json!({"since": "soon"}),
+        json!({"since": "2026-01-01 00:00:00Z"}),
         json!({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
     ] {
         let (s, v) = app
@@ -241,6 +249,26 @@ async fn bad_log_parameters_answer_400_with_the_parameter_named(backend: Backend
             .await;
         assert_error(s, &v, 400, 1005);
     }
+}
+
+/// What `/openapi.json` describes as valid is read: empty values as none, whitespace and empty
+/// items in the status list, a `+` or leading zeros in `per_page`, `t`/`z` in lowercase, and a
+/// leap second (23:59:60 in UTC, whatever the offset).
+async fn the_log_reads_every_query_the_document_describes(backend: Backend) {
+    let (app, key, sub) = one_subscription(backend).await;
+    let path = format!("{}/deliveries", subscription_path(&sub));
+    for query in [
+        "status=&event_type=&since=&until=&per_page=&cursor=",
+        "status=%20failed%20,,retrying,%E2%80%A8",
+        "per_page=%2B007",
+        "since=2026-01-01t00:00:00.5z&until=2026-01-01T00:00:01%2B00:00",
+        "since=2016-12-31T15:59:60-08:00",
+    ] {
+        let (s, v) = get(&app, &key, &format!("{path}?{query}")).await;
+        assert_eq!(s, 200, "{query}: {v}");
+    }
+    let (_, v) = get(&app, &key, &format!("{path}?per_page=%2B007")).await;
+    assert_eq!(v["pagination"]["per_page"], json!(7));
 }
 
 async fn every_endpoint_answers_404_for_another_partners_ids(backend: Backend) {
@@ -426,17 +454,24 @@ async fn a_retry_is_refused_while_pending_and_when_the_subscription_is_inactive(
         )
         .await;
     assert_eq!(s, 200, "{v}");
+    // Retry, recover and test refuse an inactive subscription alike: 400, one message.
     let (s, v) = app.call(&key, Method::POST, &retry, None).await;
-    assert!(assert_error(s, &v, 400, 1005).contains("inactive"));
-    let (s, v) = app
-        .call(
-            &key,
-            Method::POST,
-            &format!("{}/recover", subscription_path(&sub)),
-            Some(json!({"since": "2020-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert!(assert_error(s, &v, 400, 1005).contains("inactive"));
+    let refused = assert_error(s, &v, 400, 1005);
+    let id = sub["id"].as_str().unwrap();
+    assert!(
+        refused.starts_with(&format!("webhook subscription '{id}' is inactive;")),
+        "{refused}"
+    );
+    let base = subscription_path(&sub);
+    for (path, body) in [
+        ("recover", json!({"since": "2020-01-01T00:00:00Z"})),
+        ("test", json!({})),
+    ] {
+        let (s, v) = app
+            .call(&key, Method::POST, &format!("{base}/{path}"), Some(body))
+            .await;
+        assert_eq!(assert_error(s, &v, 400, 1005), refused, "{path}");
+    }
     let (s, v) = app
         .call(
             &key,

@@ -19,6 +19,7 @@ crate::per_backend!(
     ten_thousand_unknown_event_names_get_a_short_message_with_their_count,
     the_create_past_the_subscription_cap_is_409_until_one_is_deleted,
     concurrent_creates_at_the_cap_leave_exactly_the_cap,
+    partner_names_and_key_labels_are_judged_as_sent,
 );
 
 /// An API-only server (nothing is ever delivered), with `cap` subscriptions per partner.
@@ -290,4 +291,30 @@ async fn concurrent_creates_at_the_cap_leave_exactly_the_cap(backend: Backend) {
         .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
         .await;
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), CAP);
+}
+
+/// A partner's name and a key's label are judged as sent, as `/openapi.json` describes them
+/// (Schemathesis found a label with a trailing form feed accepted): no control character even
+/// at the edges, at most 200 characters with the spaces around them; stored trimmed.
+async fn partner_names_and_key_labels_are_judged_as_sent(backend: Backend) {
+    let app = api_server(backend, None).await;
+    let (partner, _) = app.partner("acme").await;
+    let keys = format!("/admin/v1/partners/{partner}/api-keys");
+    let padded = format!(" {} ", "n".repeat(199));
+    for name in ["globex\n", "\tglobex", padded.as_str()] {
+        let body = json!({"name": name});
+        let (s, v) = app
+            .admin(Method::POST, "/admin/v1/partners", Some(body.clone()))
+            .await;
+        assert_error(s, &v, 400, 1005);
+        let (s, v) = app.admin(Method::POST, &keys, Some(body)).await;
+        assert_error(s, &v, 400, 1005);
+    }
+    let body = json!({"name": " globex "});
+    let (s, v) = app
+        .admin(Method::POST, "/admin/v1/partners", Some(body.clone()))
+        .await;
+    assert_eq!((s, &v["name"]), (201, &json!("globex")), "{v}");
+    let (s, v) = app.admin(Method::POST, &keys, Some(body)).await;
+    assert_eq!((s, &v["name"]), (201, &json!("globex")), "{v}");
 }

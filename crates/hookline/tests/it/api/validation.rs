@@ -1,6 +1,7 @@
 //! Bad requests to the partner API: every validation error names its problem in the envelope,
 //! as do unknown ids, paths and methods and oversized bodies.
 
+use super::sub_body;
 use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -198,20 +199,25 @@ async fn bad_routing_key_headers_are_refused_naming_the_header(backend: Backend)
     assert_refused(backend, bad_routing_key_headers()).await;
 }
 
+/// POSTs `raw` as a JSON body to `path` with the partner's `key`.
+async fn post_raw(app: &TestApp, key: &str, path: &str, raw: &'static str) -> (u16, Value) {
+    let r = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    into_parts(r).await
+}
+
 async fn malformed_json_and_an_empty_body_are_400_1003(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (_, key) = app.partner("acme").await;
     for raw in ["{\"target_url\": ", "", "not json"] {
-        let r = app
-            .http
-            .post(app.url("/v3/webhook-subscriptions"))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        let (s, v) = into_parts(r).await;
+        let (s, v) = post_raw(&app, &key, "/v3/webhook-subscriptions", raw).await;
         assert_error(s, &v, 400, 1003);
     }
     assert_eq!(
@@ -219,6 +225,30 @@ async fn malformed_json_and_an_empty_body_are_400_1003(backend: Backend) {
         Vec::<Value>::new(),
         "nothing invalid was stored"
     );
+}
+
+/// An optional body (here a rotation's) may be left out or be `null`; a blank one is not JSON
+/// and is refused, as `/openapi.json` says.
+async fn an_optional_body_may_be_absent_or_null_but_not_blank(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    let sub = app
+        .create_subscription(&key, sub_body("https://example.com/optional-body"))
+        .await;
+    let rotate = format!("{}/rotate-secret", subscription_path(&sub));
+    for (raw, status) in [
+        ("", 200),
+        ("null", 200),
+        (" null\n", 200),
+        ("\t", 400),
+        ("\n", 400),
+    ] {
+        let (s, v) = post_raw(&app, &key, &rotate, raw).await;
+        assert_eq!(s, status, "{raw:?}: {v}");
+        if status == 400 {
+            assert_error(s, &v, 400, 1003);
+        }
+    }
 }
 
 async fn unknown_fields_are_ignored(backend: Backend) {
@@ -327,6 +357,7 @@ crate::per_backend!(
     wrongly_typed_json_is_400_1003_naming_the_field,
     bad_routing_key_headers_are_refused_naming_the_header,
     malformed_json_and_an_empty_body_are_400_1003,
+    an_optional_body_may_be_absent_or_null_but_not_blank,
     unknown_fields_are_ignored,
     updates_are_validated_like_creates,
     unknown_ids_paths_methods_and_big_bodies_get_the_envelope,

@@ -55,4 +55,52 @@ async fn operations_endpoints_are_in_the_openapi_document(backend: Backend) {
     );
 }
 
-crate::per_backend!(operations_endpoints_are_in_the_openapi_document);
+/// The delivery log's operations as the server reads them (issue 10): the query's values, the
+/// operator's required `partner_id`, the bulk retry's body, and the 400 that retry, recover and
+/// test answer for an inactive subscription.
+async fn the_delivery_log_is_described_as_the_server_reads_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, doc) = into_parts(app.http.get(app.url("/openapi.json")).send().await.unwrap()).await;
+    let param = |path: &str, name: &str| -> Value {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        params.iter().find(|p| p["name"] == name).cloned().unwrap()
+    };
+    let log = "/v3/webhook-subscriptions/{subscriptionId}/deliveries";
+    for bound in ["since", "until"] {
+        let schema = &param(log, bound)["schema"];
+        assert_eq!(schema["anyOf"][0]["format"], "date-time", "{schema}");
+        assert_eq!(schema["anyOf"][1]["maxLength"], 0, "{schema}");
+    }
+    assert!(param(log, "status")["schema"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("cancelled"));
+    assert_eq!(param(log, "cursor")["schema"]["maxLength"], 64);
+    for path in [
+        "/admin/v1/events/{eventId}",
+        "/admin/v1/recoveries/{recoveryId}",
+    ] {
+        let partner = param(path, "partner_id");
+        assert_eq!(
+            (&partner["required"], &partner["schema"]["minLength"]),
+            (&Value::Bool(true), &Value::from(1))
+        );
+    }
+    let bulk = &doc["components"]["schemas"]["BulkRetryRequest"];
+    assert_eq!(
+        bulk["required"],
+        serde_json::json!(["partner_id", "status", "since"])
+    );
+    let status = &doc["components"]["schemas"]["BulkRetryStatus"];
+    assert_eq!(status["enum"], serde_json::json!(["failed"]));
+    let subscription = "/v3/webhook-subscriptions/{subscriptionId}";
+    for op in ["/deliveries/{eventId}/retry", "/recover", "/test"] {
+        let responses = &doc["paths"][format!("{subscription}{op}")]["post"]["responses"];
+        assert!(responses["400"].is_object(), "{op}: {responses}");
+    }
+}
+
+crate::per_backend!(
+    operations_endpoints_are_in_the_openapi_document,
+    the_delivery_log_is_described_as_the_server_reads_it,
+);
