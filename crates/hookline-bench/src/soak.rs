@@ -126,10 +126,7 @@ pub async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::R
         seen = len;
         latencies.sort_unstable();
         let unique = received.unique();
-        let scrape = match http.get(format!("{}/metrics", srv.base_url)).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let scrape = scrape_metrics(&http, &srv.base_url).await;
         let end = start.elapsed().as_secs_f64();
         let begin = end - window.as_secs_f64();
         let offered = args.rate * (end.min(secs) - begin.min(secs)).max(0.0) / window.as_secs_f64();
@@ -158,6 +155,19 @@ pub async fn run(args: &Args, bin: &Path, dir: &Path, run_id: &str) -> anyhow::R
     ))
 }
 
+/// `{base}/metrics`, or empty. Tried twice: the kept-alive connection of the previous window's
+/// scrape may have been closed by the server's idle timeout just as it is reused.
+async fn scrape_metrics(http: &reqwest::Client, base: &str) -> String {
+    for _ in 0..2 {
+        if let Ok(r) = http.get(format!("{base}/metrics")).send().await {
+            if let Ok(text) = r.text().await {
+                return text;
+            }
+        }
+    }
+    String::new()
+}
+
 /// `hookline_retention_purged_total` for the events table, whatever the label order.
 fn purged(text: &str) -> Option<f64> {
     text.lines()
@@ -173,15 +183,17 @@ fn print_window(w: &Window, quiet: bool) {
     log(
         quiet,
         format!(
-            "t={:>5.0}s offered {:>7.1}/s delivered {:>7.1}/s p50 {:>7.1} ms p99 {:>8.1} ms max {:>8.1} ms store {:>8.1} MiB purged {:>8} rss {:>6.1} MiB",
+            "t={:>5.0}s offered {:>7.1}/s delivered {:>7.1}/s p50 {:>7.1} ms p99 {:>8.1} ms max {:>8.1} ms store {:>8} MiB purged {:>8} rss {:>6.1} MiB",
             w.end_secs,
             w.offered_per_sec,
             w.delivered_per_sec,
             lat.map_or(0.0, |l| l.p50_ms),
             lat.map_or(0.0, |l| l.p99_ms),
             lat.map_or(0.0, |l| l.max_ms),
-            w.store_bytes.unwrap_or(0.0) / 1048576.0,
-            w.purged_events.unwrap_or(0.0),
+            // "-": this window's scrape of /metrics failed (a busy server), not an empty store.
+            w.store_bytes
+                .map_or("-".to_owned(), |b| format!("{:.1}", b / 1048576.0)),
+            w.purged_events.map_or("-".to_owned(), |n| n.to_string()),
             w.server_rss_mb,
         ),
     );
