@@ -123,15 +123,27 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("WebDriver {path}: {error}"))
+    }
+
+    /// The command's value, or its error as `"error": message`.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut req = self.http.request(method, format!("{}{path}", self.session));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r: Value = req.send().await.unwrap().json().await.unwrap();
-        if let Some(error) = r["value"].get("error") {
-            panic!("WebDriver {path}: {error}: {}", r["value"]["message"]);
+        match r["value"].get("error") {
+            Some(error) => Err(format!("{error}: {}", r["value"]["message"])),
+            None => Ok(r["value"].clone()),
         }
-        r["value"].clone()
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -211,19 +223,31 @@ impl Browser {
         self.click(&e).await;
     }
 
-    /// Waits until the page's text contains `text`.
+    /// Waits until the page's text contains `text`. The page may be replaced while it is read
+    /// (a form's answer arriving): a body gone stale is read again from the new page.
     pub async fn wait_for_text(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let body = self.find("body").await;
-            if self.text(&body).await.contains(text) {
+            let read = self
+                .try_call(
+                    reqwest::Method::GET,
+                    &format!("/element/{}/text", body.0),
+                    None,
+                )
+                .await;
+            let shown = match read {
+                Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+                Err(e) if e.contains("stale element reference") => String::new(),
+                Err(e) => panic!("WebDriver reading the page's text: {e}"),
+            };
+            if shown.contains(text) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "'{text}' never appeared on {}: {}",
+                "'{text}' never appeared on {}: {shown}",
                 self.url().await,
-                self.text(&body).await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
