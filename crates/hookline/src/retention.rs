@@ -19,10 +19,12 @@ use crate::config::RetentionSettings;
 use crate::store::{DynStore, PurgeRequest};
 use crate::telemetry;
 
-/// What a batch should take: the longest a publish may wait behind one.
-pub const BATCH_TIME: Duration = Duration::from_millis(4);
+/// What a batch should take: the longest a publish may wait behind one. (At 4 ms a 1,000
+/// events/s soak had its purge at 93-95 % of what was due at load average 4, and 87 % by the
+/// end of a CI run started beside it.)
+pub const BATCH_TIME: Duration = Duration::from_millis(8);
 /// Events looked at per batch: the first batch of a pass, and the bounds of the adapted size.
-pub const FIRST_BATCH: usize = 64;
+pub const FIRST_BATCH: usize = 128;
 pub const MIN_BATCH: usize = 8;
 pub const MAX_BATCH: usize = 1000;
 /// The pause after a batch, as a multiple of the batch's duration: at most 1 / (1 + 3) of the
@@ -153,7 +155,7 @@ mod tests {
 
     #[test]
     fn batches_grow_when_quick_and_shrink_when_slow_within_bounds() {
-        let ms = Duration::from_millis;
+        let ms = |n: u32| BATCH_TIME * n / 4;
         assert_eq!(next_batch(64, ms(4)), 64, "on target");
         assert_eq!(
             next_batch(64, ms(1)),
