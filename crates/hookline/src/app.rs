@@ -27,7 +27,9 @@ use crate::store::DynStore;
 
 pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
     match &settings.database_url {
-        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(
+            SqliteStore::open_with_cache(path, settings.sqlite_cache_mib).await?,
+        )),
         DatabaseUrl::Postgres(url) => Ok(Arc::new(
             PostgresStore::connect(url, settings.pool_size).await?,
         )),
@@ -127,7 +129,7 @@ fn app_state(
         listen.clone(),
     )
     .context("building the test-event client")?;
-    Ok(AppState {
+    Ok(AppState::new(crate::api::AppShared {
         test_sender: Arc::new(test_sender),
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
@@ -144,7 +146,7 @@ fn app_state(
         payload_check: Arc::new(crate::payload_check::PayloadCheck::new(
             settings.server.validate_payloads,
         )?),
-    })
+    }))
 }
 
 /// The HTTP surface; `/metrics` moves to its own listener with `HOOKLINE_METRICS_LISTEN`.

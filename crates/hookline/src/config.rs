@@ -70,6 +70,9 @@ pub struct RawConfig {
     /// Connections in the PostgreSQL pool of this process.
     #[arg(long, env = "HOOKLINE_DATABASE_POOL_SIZE")]
     pub database_pool_size: Option<u32>,
+    /// Most page cache the SQLite writer keeps, in MiB.
+    #[arg(long, env = "HOOKLINE_SQLITE_CACHE_MIB")]
+    pub sqlite_cache_mib: Option<u32>,
     /// Operator API token (generated and printed once on first start when unset).
     #[arg(long, env = "HOOKLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -192,6 +195,7 @@ impl RawConfig {
             listen: self.listen.or(file.listen),
             database_url: self.database_url.or(file.database_url),
             database_pool_size: self.database_pool_size.or(file.database_pool_size),
+            sqlite_cache_mib: self.sqlite_cache_mib.or(file.sqlite_cache_mib),
             admin_token: self.admin_token.or(file.admin_token),
             secret_key: self.secret_key.or(file.secret_key),
             secret_key_previous: self.secret_key_previous.or(file.secret_key_previous),
@@ -330,6 +334,8 @@ pub struct StoreSettings {
     pub database_url: DatabaseUrl,
     /// Connections in the PostgreSQL pool of this process.
     pub pool_size: u32,
+    /// The SQLite writer's page cache bound, in MiB.
+    pub sqlite_cache_mib: u32,
 }
 
 /// The delivery engine: how it reaches receivers, how much it sends at once, when it retries.
@@ -461,6 +467,9 @@ impl ConnectionSettings {
     }
 }
 
+/// See README, Configuration (`HOOKLINE_SQLITE_CACHE_MIB`).
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 64;
+
 impl StoreSettings {
     fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
         Ok(StoreSettings {
@@ -468,6 +477,10 @@ impl StoreSettings {
                 raw.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL),
             )?,
             pool_size: raw.database_pool_size.unwrap_or(16).max(2),
+            sqlite_cache_mib: raw
+                .sqlite_cache_mib
+                .unwrap_or(DEFAULT_SQLITE_CACHE_MIB)
+                .max(1),
         })
     }
 }

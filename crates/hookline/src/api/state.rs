@@ -9,8 +9,26 @@ use crate::publish::Publisher;
 use crate::secrets::Secrets;
 use crate::store::DynStore;
 
+/// Cloned by every extractor and middleware layer of every request: one shared pointer, not a
+/// dozen (cloning and dropping the fields one by one was 2 % of the CPU of a publish).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: DynStore,
     pub settings: Arc<ServerSettings>,
     /// Issues signing secrets, sealed for storage when a key is configured.

@@ -2,14 +2,14 @@
 //! transaction, then the check of the subscriptions that may have died.
 
 use hookline_core::{PartnerId, SubscriptionId, Timestamp};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::store::endpoint_health::{self, HealthChange};
 use crate::store::{Deactivation, DeactivationReason, DisablePolicy, StoreResult};
 
 /// Writes `changes` and deactivates the subscriptions `policy` finds dead at `now` (µs).
 pub(super) fn apply(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     changes: &[HealthChange],
     policy: DisablePolicy,
     now: i64,

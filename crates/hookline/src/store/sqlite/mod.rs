@@ -3,7 +3,9 @@
 //! One writer thread owns the only writing connection and runs each operation — a whole
 //! transaction — as a single job; reads run on a small pool of read-only connections on tokio's
 //! blocking threads. An operation therefore costs one thread hand-off, not one per statement:
-//! with per-statement hand-offs, context switches were the largest cost in the profiles.
+//! with per-statement hand-offs, context switches were the largest cost in the profiles. The hot
+//! jobs (publish, outcomes, claim) queued together share one transaction and one fsync
+//! (`writer.rs`).
 
 mod attempts;
 mod health;
@@ -16,6 +18,7 @@ mod redelivery;
 mod rows;
 mod serve_lock;
 mod subscriptions;
+mod writer;
 
 /// The delivery log's key read (its query plan is checked by the test suite).
 pub use attempts::KEYS_SQL as LOG_KEYS_SQL;
@@ -86,17 +89,14 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
 const PROBE_BYTES: i64 = 64 * 1024;
 /// Read connections kept open for reuse.
 const READERS: usize = 4;
-/// Page cache of the writer connection, in KiB.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
-/// The writer gives its page cache back after this long without a job.
-const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
-
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+use writer::Job;
 
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    /// The writer's page cache bound (MiB); readers open with less.
+    cache_mib: u32,
     /// Each partner's active subscriptions as publish needs them. Every subscription write goes
     /// through this store (one process per SQLite file), which clears the cache, so it is never
     /// stale; it saves a read per publish.
@@ -137,7 +137,8 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
             && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+/// `cache_mib`: the writer's page cache bound (a reader's is smaller).
+fn open_connection(path: &Path, read_only: bool, cache_mib: u32) -> rusqlite::Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -156,7 +157,10 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
         // The writer walks the delivery indexes on every job; with the default 2 MiB cache a
         // large backlog turned each lookup into page reads (drain of 1M pending fell to ~4k/s).
         // Pages are only allocated as touched, so a small store stays small.
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        conn.pragma_update(None, "cache_size", -i64::from(cache_mib) * 1024)?;
+    } else {
+        // Readers run short lookups: SQLite's default 2 MiB, less if the writer gets less.
+        conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 256).min(2048))?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -224,48 +228,14 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     run_ready(migrate::run(&mut Migrations(conn), MIGRATIONS, "SQLite"))
 }
 
-/// The writer thread's loop: runs each job in turn until every sender (the store) is gone, and
-/// gives the page cache back once the writer has been idle for [`IDLE_RELEASE`].
-fn run_writer(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
-    let mut cache_warm = false;
-    loop {
-        let next = if cache_warm {
-            inbox.recv_timeout(IDLE_RELEASE)
-        } else {
-            inbox
-                .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
-        };
-        let job = match next {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                release_memory(conn);
-                cache_warm = false;
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        // A panicking job fails its own caller (its reply channel is dropped) and must not take
-        // the writer down with it.
-        let run = std::panic::AssertUnwindSafe(|| job(conn));
-        if std::panic::catch_unwind(run).is_err() {
-            tracing::error!("a SQLite write job panicked; its transaction was rolled back");
-        }
-        cache_warm = true;
-    }
-}
-
-/// Drops the writer's page cache (refilled from the OS page cache on the next job). Without it
-/// a burst leaves the process at its peak size for good: SQLite keeps every page it cached.
-fn release_memory(conn: &Connection) {
-    if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
-        tracing::debug!(error = %e, "PRAGMA shrink_memory failed");
-    }
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with_cache(path, crate::config::DEFAULT_SQLITE_CACHE_MIB).await
+    }
+
+    /// [`open`](Self::open), the writer's page cache bounded to `cache_mib` MiB.
+    pub async fn open_with_cache(path: &Path, cache_mib: u32) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
@@ -277,7 +247,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("hookline-sqlite-writer".into())
             .spawn(move || {
-                let opened = open_connection(&writer_path, false)
+                let opened = open_connection(&writer_path, false, cache_mib)
                     .with_context(|| format!("opening SQLite database {}", writer_path.display()))
                     .and_then(|mut c| migrate(&mut c).map(|_| c));
                 let mut conn = match opened {
@@ -290,7 +260,7 @@ impl SqliteStore {
                         return;
                     }
                 };
-                run_writer(&mut conn, &inbox);
+                writer::run(&mut conn, &inbox);
             })
             .context("starting the SQLite writer thread")?;
         ready_rx.await.context("SQLite writer thread died")??;
@@ -298,6 +268,7 @@ impl SqliteStore {
             jobs,
             readers: Arc::default(),
             path,
+            cache_mib,
             fan_out_cache: Mutex::default(),
         })
     }
@@ -325,9 +296,33 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let job = Job::Alone(Box::new(move |conn| {
             let _ = tx.send(f(conn));
+        }));
+        self.submit(job, rx).await
+    }
+
+    /// Runs `f` on the writer thread inside a transaction it may share with other such jobs
+    /// (see [`writer`]); answers once that transaction has committed. `f` must not begin or
+    /// commit. `deferrable`: the commit may wait a few milliseconds for company.
+    async fn write_shared<T: Send + 'static>(
+        &self,
+        deferrable: bool,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        let run: writer::SharedRun = Box::new(move |conn| {
+            let result = conn.and_then(f);
+            let ok = result.is_ok();
+            let reply: writer::Reply = Box::new(move |committed| {
+                let _ = tx.send(committed.and(result));
+            });
+            (ok, reply)
         });
+        self.submit(Job::Shared { run, deferrable }, rx).await
+    }
+
+    async fn submit<T>(&self, job: Job, rx: oneshot::Receiver<StoreResult<T>>) -> StoreResult<T> {
         self.jobs
             .send(job)
             .map_err(|_| anyhow::anyhow!("SQLite writer thread stopped"))?;
@@ -342,11 +337,12 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let cache_mib = self.cache_mib;
         tokio::task::spawn_blocking(move || {
             let conn = readers.lock().expect("not poisoned").pop();
             let conn = match conn {
                 Some(c) => c,
-                None => open_connection(&path, true)?,
+                None => open_connection(&path, true, cache_mib)?,
             };
             let result = f(&conn);
             let mut pool = readers.lock().expect("not poisoned");

@@ -2,7 +2,7 @@
 //! on the writer thread. The plan and the answer are [`publish_plan`]'s.
 
 use hookline_core::{DeliveryId, PartnerId, Timestamp};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
 use super::subscriptions::load_subscriptions;
@@ -69,9 +69,8 @@ impl SqliteStore {
         // The answer (and the deliveries handed to the dispatcher, with their payload copies)
         // is built after the job, off the single writer thread.
         let (plan, accepted, rows, ids) = self
-            .write(move |c| {
-            let tx = c.transaction()?;
-            let accepted = insert_events(&tx, &plan, now)?;
+            .write_shared(false, move |tx| {
+            let accepted = insert_events(tx, &plan, now)?;
             let rows = plan.rows(&accepted, lease_until.is_some());
             let ids = {
                 let mut insert_delivery = tx.prepare_cached(
@@ -91,7 +90,6 @@ impl SqliteStore {
                 }
                 ids
             };
-            tx.commit()?;
             Ok((plan, accepted, rows, ids))
         })
         .await?;
@@ -101,7 +99,7 @@ impl SqliteStore {
 
 /// Inserts the plan's new events; for each event in the batch, what the insert found.
 fn insert_events(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     plan: &PublishPlan,
     now: Timestamp,
 ) -> StoreResult<Vec<Option<Acceptance>>> {

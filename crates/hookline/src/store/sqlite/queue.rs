@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hookline_core::{ErrorKind, EventId, PartnerId, RecoveryId, SubscriptionId, Timestamp};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{rows as sqlite_rows, SqliteStore};
 use crate::store::claim::{self, Candidate, ClaimSteps};
@@ -21,7 +21,7 @@ fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
 }
 
 /// [`claim::run`]'s steps in one SQLite transaction on the writer thread.
-struct Claim<'c>(Transaction<'c>);
+struct Claim<'c>(&'c Connection);
 
 impl ClaimSteps for Claim<'_> {
     async fn head(&mut self, now: i64, limit: usize) -> StoreResult<Vec<Candidate>> {
@@ -43,7 +43,7 @@ impl ClaimSteps for Claim<'_> {
         capacity: &Capacity<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Candidate>> {
-        let c: &Connection = &self.0;
+        let c: &Connection = self.0;
         let mut oldest = c.prepare_cached(
             "SELECT next_attempt_at, id, subscription_id FROM deliveries \
              WHERE state = 'pending' AND subscription_id = ?1 AND next_attempt_at <= ?2 \
@@ -95,8 +95,10 @@ impl ClaimSteps for Claim<'_> {
         Ok(())
     }
 
+    /// The writer commits the transaction this claim shares (see `writer.rs`); the claimed
+    /// deliveries are handed out only once it has.
     async fn commit(self) -> StoreResult<()> {
-        Ok(self.0.commit()?)
+        Ok(())
     }
 }
 
@@ -132,12 +134,11 @@ fn pending_queues(c: &Connection) -> rusqlite::Result<Vec<(SubscriptionId, i64)>
 
 /// Writes a batch of outcomes in one transaction (see [`DeliveryQueue::record_outcomes`]).
 fn write_outcomes(
-    c: &mut Connection,
+    tx: &Connection,
     outcomes: &[Outcome],
     now: i64,
     policy: DisablePolicy,
 ) -> StoreResult<Vec<Deactivation>> {
-    let tx = c.transaction()?;
     let mut deactivated = Vec::new();
     let mut applied: Vec<&Outcome> = Vec::with_capacity(outcomes.len());
     {
@@ -204,8 +205,7 @@ fn write_outcomes(
         }
     }
     let changes = endpoint_health::changes(applied);
-    deactivated.extend(super::health::apply(&tx, &changes, policy, now)?);
-    tx.commit()?;
+    deactivated.extend(super::health::apply(tx, &changes, policy, now)?);
     Ok(deactivated)
 }
 
@@ -230,13 +230,13 @@ impl DeliveryQueue for SqliteStore {
         let cap = req.capacity.per_subscription_cap;
         let in_flight = req.capacity.in_flight.clone();
         let limits = req.capacity.limits.clone();
-        self.write(move |c| {
+        self.write_shared(false, move |c| {
             let capacity = Capacity {
                 per_subscription_cap: cap,
                 in_flight: &in_flight,
                 limits: &limits,
             };
-            let steps = Claim(c.transaction()?);
+            let steps = Claim(c);
             run_ready(claim::run(steps, now, lease_until, limit, &capacity))
         })
         .await?
@@ -252,7 +252,8 @@ impl DeliveryQueue for SqliteStore {
         let now = now.as_micros();
         let outcomes = outcomes.to_vec();
         let deactivated = self
-            .write(move |c| write_outcomes(c, &outcomes, now, policy))
+            // Deferrable: outcomes wait for nobody, so they share the next publish's commit.
+            .write_shared(true, move |c| write_outcomes(c, &outcomes, now, policy))
             .await?;
         // A deactivation (410, dead endpoint) changes what publish fans out to.
         if !deactivated.is_empty() {
