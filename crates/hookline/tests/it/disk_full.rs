@@ -46,12 +46,29 @@ impl Tmpfs {
     }
 
     fn resize(&self, size: &str) {
-        let status = Command::new("mount")
+        assert!(self.try_resize(size), "remounting the tmpfs failed");
+    }
+
+    fn try_resize(&self, size: &str) -> bool {
+        Command::new("mount")
             .args(["-o", &format!("remount,size={size}")])
             .arg(&self.path)
             .status()
-            .unwrap();
-        assert!(status.success(), "remounting the tmpfs failed");
+            .unwrap()
+            .success()
+    }
+
+    /// Shrinks the volume to what is used now plus `headroom_kib`. Retried: the server may
+    /// write between the measure and the remount, and tmpfs refuses a size below its use (a CI
+    /// run under load saw that once).
+    fn shrink_to_headroom(&self, headroom_kib: u64) {
+        for _ in 0..5 {
+            let used = used_bytes(&self.path);
+            if self.try_resize(&format!("{}k", used / 1024 + headroom_kib)) {
+                return;
+            }
+        }
+        panic!("shrinking the tmpfs to its use plus {headroom_kib} KiB failed five times");
     }
 }
 
@@ -307,8 +324,7 @@ async fn postgres_disk_full_refuses_with_503_and_recovers_without_restart() {
     let mut node = Node::start(&disk_env(&db.url), &dir.path().join("node.log")).await;
     let tenant = set_up_tenant(&http, &node.base, "pgfull", &rx.url("/sink")).await;
     // Migrated and set up: leave about 3 MiB free.
-    let used = used_bytes(&db.volume.path);
-    db.volume.resize(&format!("{}k", used / 1024 + 3 * 1024));
+    db.volume.shrink_to_headroom(3 * 1024);
 
     let partner = tenant.partner_id.as_str();
     let mut filled = fill_until_refused(&http, &node, incompressible_batch, partner, 20).await;
