@@ -268,6 +268,13 @@ async fn with_session(app: &TestApp, session: &str, path: &str) -> (u16, String)
     (r.status, r.location().to_owned())
 }
 
+/// Each `(session, page)` still gets its page (200).
+async fn still_open(app: &TestApp, sessions: &[(&str, &str)]) {
+    for (session, path) in sessions {
+        assert_eq!(with_session(app, session, path).await.0, 200, "{path}");
+    }
+}
+
 /// Session cookies opened with `key`, with `first_key`, from a portal link, and as the operator.
 async fn four_sessions(app: &TestApp, partner: &str, key: &str, first_key: &str) -> [String; 4] {
     let mut by_key = Visitor::new(app);
@@ -295,10 +302,7 @@ async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: 
         .await;
     let [by_key, by_first_key, by_link, operator] =
         four_sessions(&app, &partner, other["api_key"].as_str().unwrap(), &key).await;
-    assert_eq!(
-        with_session(&app, &by_key, "/portal/subscriptions").await.0,
-        200
-    );
+    still_open(&app, &[(&by_key, "/portal/subscriptions")]).await;
 
     let (s, _) = app
         .admin(
@@ -317,24 +321,15 @@ async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: 
         ended,
         "the revoked key's session ends with it"
     );
-    assert_eq!(
-        with_session(&app, &by_first_key, "/portal/subscriptions")
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        with_session(&app, &by_link, "/portal/subscriptions")
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        with_session(&app, &operator, "/portal/admin/partners")
-            .await
-            .0,
-        200
-    );
+    still_open(
+        &app,
+        &[
+            (&by_first_key, "/portal/subscriptions"),
+            (&by_link, "/portal/subscriptions"),
+            (&operator, "/portal/admin/partners"),
+        ],
+    )
+    .await;
 
     // A new admin token (a restart with another HOOKLINE_ADMIN_TOKEN) ends operator sessions
     // opened with the old one; partner sessions do not depend on it.
@@ -346,18 +341,14 @@ async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: 
         ended,
         "the old admin token's session ends"
     );
-    assert_eq!(
-        with_session(&app, &by_first_key, "/portal/subscriptions")
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        with_session(&app, &by_link, "/portal/subscriptions")
-            .await
-            .0,
-        200
-    );
+    still_open(
+        &app,
+        &[
+            (&by_first_key, "/portal/subscriptions"),
+            (&by_link, "/portal/subscriptions"),
+        ],
+    )
+    .await;
 }
 
 async fn a_partner_session_reaches_only_its_own_data(backend: Backend) {
