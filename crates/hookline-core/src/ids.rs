@@ -88,6 +88,14 @@ string_id!(
     TraceId
 );
 
+/// A version 4 UUID from the thread's CSPRNG (ChaCha, seeded from the OS), not one `getrandom`
+/// system call per id as `Uuid::new_v4` makes: a trace id per request and an event id per event
+/// without one were a system call each on the publish path. Ids are unguessable, not secret;
+/// secrets come from the OS generator (`SigningSecret`, `ApiKey`).
+fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
 /// Longest partner id or name accepted from a request.
 pub const MAX_ID_LEN: usize = 128;
 
@@ -112,7 +120,7 @@ impl PartnerId {
 
 impl SubscriptionId {
     pub fn generate() -> Self {
-        SubscriptionId(uuid::Uuid::new_v4().to_string())
+        SubscriptionId(random_uuid().to_string())
     }
 
     /// Subscription ids are UUIDs; anything else cannot name one.
@@ -145,7 +153,7 @@ impl ApiKeyId {
 impl EventId {
     /// A fresh id for an event published without one.
     pub fn generate() -> Self {
-        EventId(uuid::Uuid::new_v4().to_string())
+        EventId(random_uuid().to_string())
     }
 
     /// 1 to 128 characters of letters, digits, `-`, `_`, `.`, `:` (safe in headers and URLs).
@@ -165,7 +173,7 @@ impl EventId {
 
 impl TraceId {
     pub fn generate() -> Self {
-        TraceId(uuid::Uuid::new_v4().simple().to_string())
+        TraceId(random_uuid().simple().to_string())
     }
 
     /// 32 hex characters, stored lowercase.
