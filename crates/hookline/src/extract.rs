@@ -81,6 +81,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         );
     }
+    // The common case, a valid body, takes serde_json's own path; serde_path_to_error (which
+    // keeps every map key it passes, for the message) runs only to explain a failure.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| describe(&e))?;
     de.end()
