@@ -14,7 +14,6 @@ use reqwest::header::HeaderMap;
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::DeliverySettings;
 
@@ -98,7 +97,7 @@ impl Transport {
             .no_proxy()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(settings.receiver_idle_timeout)
             // Every in-flight attempt may target the same host (many subscriptions on one
             // provider): keep as many idle connections as attempts, or each extra one reconnects.
             .pool_max_idle_per_host(settings.max_in_flight)
