@@ -6,6 +6,12 @@ use hookline::config::{RawConfig, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc with background purging gives memory freed after a burst back to the OS within
+/// seconds; glibc's arenas kept it, so RSS stayed at the peak (README, Performance).
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hookline",

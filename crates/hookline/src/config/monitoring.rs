@@ -26,7 +26,7 @@ pub struct RetentionSettings {
     pub interval: Duration,
 }
 
-fn positive(raw: Option<&str>, default: &str, name: &str) -> anyhow::Result<Duration> {
+pub(super) fn positive(raw: Option<&str>, default: &str, name: &str) -> anyhow::Result<Duration> {
     let raw = raw.unwrap_or(default);
     let d = parse_duration(raw).with_context(|| format!("{name} '{raw}' (e.g. {default})"))?;
     anyhow::ensure!(!d.is_zero(), "{name} must be positive");

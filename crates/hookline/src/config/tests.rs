@@ -12,6 +12,7 @@ fn defaults_match_design() {
     );
     assert_eq!(s.delivery.retry_schedule.max_attempts(), 11);
     assert_eq!(s.delivery.timeout, Duration::from_secs(10));
+    assert_eq!(s.delivery.receiver_idle_timeout, Duration::from_secs(15));
     assert!(!s.server.allow_http_targets);
     assert!(s.delivery.ssrf_allow.is_empty());
     let c = &s.server.connections;
@@ -61,6 +62,7 @@ fn rejects_bad_values_with_the_variable_name() {
         |r| r.retry_jitter = Some(1.5),
         |r| r.delivery_timeout = Some("0s".into()),
         |r| r.connect_timeout = Some("soon".into()),
+        |r| r.receiver_idle_timeout = Some("0s".into()),
         |r| r.max_in_flight = Some(0),
         |r| r.max_in_flight_per_subscription = Some(0),
         |r| r.header_read_timeout = Some("0s".into()),

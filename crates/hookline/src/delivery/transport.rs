@@ -31,9 +31,6 @@ use crate::config::DeliverySettings;
 /// How much of a receiver's answer the attempt log keeps; nothing past it is read.
 pub const RESPONSE_BODY_CAP: usize = 4096;
 
-/// How long an idle connection to a receiver is kept for the next delivery.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// The resolver refused every address a host resolves to.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -140,7 +137,7 @@ impl Transport {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(settings.receiver_idle_timeout)
             // Every in-flight attempt may target the same host (many subscriptions on one
             // provider): keep as many idle connections as attempts, or each extra one reconnects.
             .pool_max_idle_per_host(settings.max_in_flight)

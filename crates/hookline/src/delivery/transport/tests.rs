@@ -3,6 +3,7 @@
 use super::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

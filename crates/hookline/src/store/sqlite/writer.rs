@@ -45,15 +45,19 @@ const DEFER: Duration = Duration::from_millis(10);
 const MAX_SHARED: usize = 16;
 
 /// Runs each job in turn until every sender (the store) is gone, and gives the page cache back
-/// once the writer has been idle for [`IDLE_RELEASE`].
+/// once no job has written anything for [`IDLE_RELEASE`]. Jobs that change no row (the
+/// dispatcher's claim poll, every second while nothing is due) don't count: they would keep the
+/// cache of a burst forever.
 pub(super) fn run(conn: &mut Connection, inbox: &Receiver<Job>) {
-    let mut cache_warm = false;
+    // When the last job that changed rows ended, while the cache holds what it touched.
+    let mut last_write: Option<Instant> = None;
     let mut held: Option<Job> = None;
     loop {
-        let next = match held.take() {
-            Some(job) => Ok(job),
-            None if cache_warm => inbox.recv_timeout(IDLE_RELEASE),
-            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        let changes = conn.total_changes();
+        let next = match (held.take(), last_write) {
+            (Some(job), _) => Ok(job),
+            (None, Some(at)) => inbox.recv_timeout(IDLE_RELEASE.saturating_sub(at.elapsed())),
+            (None, None) => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {
             Ok(Job::Alone(job)) => guarded(|| job(conn)),
@@ -64,12 +68,14 @@ pub(super) fn run(conn: &mut Connection, inbox: &Receiver<Job>) {
             }
             Err(RecvTimeoutError::Timeout) => {
                 release_memory(conn);
-                cache_warm = false;
+                last_write = None;
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        cache_warm = true;
+        if conn.total_changes() != changes {
+            last_write = Some(Instant::now());
+        }
     }
 }
 
