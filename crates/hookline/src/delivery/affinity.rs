@@ -3,7 +3,7 @@
 //! for it, so a receiver behind a load balancer can route a chat to one backend.
 
 use hookline_core::DEFAULT_ROUTING_ID_HEADER;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::store::{DueDelivery, DynStore};
 

@@ -3,7 +3,7 @@
 //! and no pooled connection while the receiver is awaited.
 
 use hookline_core::{RetrySchedule, Timestamp};
-use reqwest::header::{HeaderValue, RETRY_AFTER};
+use http::header::{HeaderValue, RETRY_AFTER};
 use std::time::Instant;
 
 use super::adaptive::Signal;

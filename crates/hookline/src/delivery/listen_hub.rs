@@ -8,7 +8,7 @@
 //! as a connection error and is retried like any other.
 
 use hookline_core::{ErrorKind, SubscriptionId, TargetUrl};
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -13,7 +13,7 @@ use hookline_core::payload::v2025;
 use hookline_core::{
     ErrorKind, SigningSecret, SubscriptionId, TargetUrl, Timestamp, WebhookVersion,
 };
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -9,12 +9,12 @@
 use bytes::Bytes;
 use hookline_core::ssrf::AddressPolicy;
 use hookline_core::{ErrorKind, TargetUrl};
+use http::header::HeaderMap;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use reqwest::header::HeaderMap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::error::Error as StdError;
