@@ -474,9 +474,9 @@ impl ConnectionSettings {
 
 /// See README, Configuration (`HOOKLINE_SQLITE_CACHE_MIB`) and Performance. 4, not 16 or 64:
 /// the writer's hot pages are the right edges of its tables and indexes and the head of the due
-/// queue, which fit; with more, the peaks grew (E=10 78 → 63 MiB, batch 75 → 59 MiB) and every
-/// measured scenario was as fast or slower (1,000,000 backlog drain 11,840/s with 16, 14,756/s
-/// with 4; E=1 CPU per delivery about 6 % lower with 4).
+/// queue, which fit. With 16 the peaks were higher (E=10 78 against 61 MiB, batch 74 against
+/// 58) and only large batch publishes were faster (about 8 %); the 1,000,000 backlog drained at
+/// 11,840/s against 14,756/s with 4, and E=1 took about 6 % more CPU per delivery.
 pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 4;
 
 impl StoreSettings {
