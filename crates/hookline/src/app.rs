@@ -237,6 +237,7 @@ async fn start_engine(
         store.clone(),
         wake.clone(),
         dispatcher.clone().map(|d| (d, settings.delivery.lease)),
+        settings.server.publish_gather,
     );
     // The Publisher outlives the HTTP server (requests still draining publish through it) and
     // the dispatcher (410 announcements publish through it until the last outcome is written),

@@ -118,6 +118,9 @@ pub struct RawConfig {
     /// Largest serialized `data` of one published event, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
+    /// How long a publish that finds no other queued waits for one to share its commit; 0: none.
+    #[arg(long, env = "HOOKLINE_PUBLISH_GATHER")]
+    pub publish_gather: Option<String>,
     /// Check published `data` against its event type's schema: off, warn or strict.
     #[arg(long, env = "HOOKLINE_VALIDATE_PAYLOADS", value_enum)]
     pub validate_payloads: Option<ValidatePayloads>,
@@ -215,6 +218,7 @@ impl RawConfig {
                 .or(file.max_in_flight_per_subscription),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
+            publish_gather: self.publish_gather.or(file.publish_gather),
             validate_payloads: self.validate_payloads.or(file.validate_payloads),
             header_read_timeout: self.header_read_timeout.or(file.header_read_timeout),
             idle_timeout: self.idle_timeout.or(file.idle_timeout),
@@ -302,6 +306,8 @@ pub struct ServerSettings {
     pub allow_http_targets: bool,
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    /// How long a lone publish waits for company in its commit (see `publish.rs`); zero: none.
+    pub publish_gather: Duration,
     pub validate_payloads: ValidatePayloads,
     /// Live subscriptions one partner may have: bounds the list answer and the fan-out of
     /// every publish; the store refuses the one past it.
@@ -432,6 +438,7 @@ impl ServerSettings {
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            publish_gather: publish_gather(raw.publish_gather.as_deref())?,
             validate_payloads: raw.validate_payloads.unwrap_or_default(),
             max_subscriptions_per_partner: match raw.max_subscriptions_per_partner {
                 Some(0) => bail!("HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER must be positive"),
@@ -445,6 +452,22 @@ impl ServerSettings {
             listen_stream: ListenStreamSettings::from_raw(raw)?,
         })
     }
+}
+
+/// `HOOKLINE_PUBLISH_GATHER`: 1 ms unless set; `0` turns it off. At most 100 ms: every lone
+/// publish is answered that much later.
+fn publish_gather(raw: Option<&str>) -> anyhow::Result<Duration> {
+    let gather = match raw.map(str::trim) {
+        None => Duration::from_millis(1),
+        Some("0") => Duration::ZERO,
+        Some(text) => parse_duration(text)
+            .with_context(|| format!("HOOKLINE_PUBLISH_GATHER '{text}' (e.g. 1ms, or 0)"))?,
+    };
+    anyhow::ensure!(
+        gather <= Duration::from_millis(100),
+        "HOOKLINE_PUBLISH_GATHER must be at most 100ms (every lone publish waits that long)"
+    );
+    Ok(gather)
 }
 
 impl ConnectionSettings {

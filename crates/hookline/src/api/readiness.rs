@@ -93,8 +93,12 @@ mod tests {
     async fn not_ready_while_stopping_or_without_a_publisher() {
         let dir = tempfile::tempdir().unwrap();
         let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
-        let (publisher, task) =
-            Publisher::new(store.clone(), Arc::new(tokio::sync::Notify::new()), None);
+        let (publisher, task) = Publisher::new(
+            store.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            None,
+            Duration::from_millis(1),
+        );
         let publisher_stop = CancellationToken::new();
         let running = tokio::spawn(task.run(publisher_stop.clone()));
         let stopping = CancellationToken::new();

@@ -24,6 +24,26 @@ fn defaults_match_design() {
     assert_eq!(s.retention.interval, Duration::from_secs(60));
     assert_eq!(s.monitoring.metrics_listen, None);
     assert_eq!(s.monitoring.sample_interval, Duration::from_secs(5));
+    assert_eq!(s.server.publish_gather, Duration::from_millis(1));
+    assert_eq!(s.store.sqlite_cache_mib, 4);
+}
+
+#[test]
+fn publish_gather_zero_off_and_bounded() {
+    let gather = |v: &str| {
+        Settings::from_raw(RawConfig {
+            publish_gather: Some(v.into()),
+            ..Default::default()
+        })
+        .map(|s| s.server.publish_gather)
+    };
+    assert_eq!(gather("0").unwrap(), Duration::ZERO);
+    assert_eq!(gather("0ms").unwrap(), Duration::ZERO);
+    assert_eq!(gather("5ms").unwrap(), Duration::from_millis(5));
+    for bad in ["soon", "1s", "-1ms"] {
+        let e = format!("{:#}", gather(bad).unwrap_err());
+        assert!(e.contains("HOOKLINE_PUBLISH_GATHER"), "{bad}: {e}");
+    }
 }
 
 #[test]
