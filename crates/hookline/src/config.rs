@@ -454,6 +454,15 @@ impl ServerSettings {
     }
 }
 
+/// A duration setting that must be positive: `raw`, or `default` when unset; errors name the
+/// variable `name`.
+fn positive(raw: Option<&str>, default: &str, name: &str) -> anyhow::Result<Duration> {
+    let raw = raw.unwrap_or(default);
+    let d = parse_duration(raw).with_context(|| format!("{name} '{raw}' (e.g. {default})"))?;
+    anyhow::ensure!(!d.is_zero(), "{name} must be positive");
+    Ok(d)
+}
+
 /// `HOOKLINE_PUBLISH_GATHER`: 1 ms unless set; `0` turns it off. At most 100 ms: every lone
 /// publish is answered that much later.
 fn publish_gather(raw: Option<&str>) -> anyhow::Result<Duration> {
@@ -472,24 +481,19 @@ fn publish_gather(raw: Option<&str>) -> anyhow::Result<Duration> {
 
 impl ConnectionSettings {
     fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
-        let duration = |value: &Option<String>, default: &str, name: &'static str| {
-            let d = parse_duration(value.as_deref().unwrap_or(default)).context(name)?;
-            anyhow::ensure!(!d.is_zero(), "{name} must be positive");
-            Ok::<_, anyhow::Error>(d)
-        };
         let max_connections = raw.max_connections.unwrap_or(10_000);
         anyhow::ensure!(
             max_connections > 0,
             "HOOKLINE_MAX_CONNECTIONS must be positive"
         );
         Ok(ConnectionSettings {
-            header_read_timeout: duration(
-                &raw.header_read_timeout,
+            header_read_timeout: positive(
+                raw.header_read_timeout.as_deref(),
                 "10s",
                 "HOOKLINE_HEADER_READ_TIMEOUT",
             )?,
-            idle_timeout: duration(&raw.idle_timeout, "60s", "HOOKLINE_IDLE_TIMEOUT")?,
-            body_timeout: duration(&raw.body_timeout, "30s", "HOOKLINE_BODY_TIMEOUT")?,
+            idle_timeout: positive(raw.idle_timeout.as_deref(), "60s", "HOOKLINE_IDLE_TIMEOUT")?,
+            body_timeout: positive(raw.body_timeout.as_deref(), "30s", "HOOKLINE_BODY_TIMEOUT")?,
             max_connections,
         })
     }

@@ -2,13 +2,11 @@
 
 use anyhow::Context;
 use hookline_core::retry::{DEFAULT_DELAYS, DEFAULT_JITTER};
-use hookline_core::time::parse_duration;
 use hookline_core::RetrySchedule;
 use ipnet::IpNet;
 use std::time::Duration;
 
-use super::monitoring::positive;
-use super::{DeliverySettings, DisablePolicy, RawConfig, SHUTDOWN_GRACE};
+use super::{positive, DeliverySettings, DisablePolicy, RawConfig, SHUTDOWN_GRACE};
 
 impl DeliverySettings {
     pub(super) fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
@@ -30,14 +28,17 @@ impl DeliverySettings {
             jitter,
         )
         .context("HOOKLINE_RETRY_SCHEDULE")?;
-        let timeout = parse_duration(raw.delivery_timeout.as_deref().unwrap_or("10s"))
-            .context("HOOKLINE_DELIVERY_TIMEOUT")?;
-        let connect_timeout = parse_duration(raw.connect_timeout.as_deref().unwrap_or("5s"))
-            .context("HOOKLINE_CONNECT_TIMEOUT")?;
-        anyhow::ensure!(
-            !timeout.is_zero(),
-            "HOOKLINE_DELIVERY_TIMEOUT must be positive"
-        );
+        let timeout = positive(
+            raw.delivery_timeout.as_deref(),
+            "10s",
+            "HOOKLINE_DELIVERY_TIMEOUT",
+        )?;
+        // Zero would fail every connection at once.
+        let connect_timeout = positive(
+            raw.connect_timeout.as_deref(),
+            "5s",
+            "HOOKLINE_CONNECT_TIMEOUT",
+        )?;
         let max_in_flight = raw.max_in_flight.unwrap_or(512);
         let per_sub = raw.max_in_flight_per_subscription.unwrap_or(128);
         anyhow::ensure!(max_in_flight > 0, "HOOKLINE_MAX_IN_FLIGHT must be positive");

@@ -2,11 +2,10 @@
 //! sampled, and how long finished events are kept.
 
 use anyhow::Context;
-use hookline_core::time::parse_duration;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::RawConfig;
+use super::{positive, RawConfig};
 
 /// What `/metrics` shows and where.
 #[derive(Debug, Clone)]
@@ -24,13 +23,6 @@ pub struct RetentionSettings {
     pub keep: Option<Duration>,
     /// Time between purge passes; a pass removes everything past the retention, in batches.
     pub interval: Duration,
-}
-
-pub(super) fn positive(raw: Option<&str>, default: &str, name: &str) -> anyhow::Result<Duration> {
-    let raw = raw.unwrap_or(default);
-    let d = parse_duration(raw).with_context(|| format!("{name} '{raw}' (e.g. {default})"))?;
-    anyhow::ensure!(!d.is_zero(), "{name} must be positive");
-    Ok(d)
 }
 
 impl MonitoringSettings {

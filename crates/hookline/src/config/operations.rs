@@ -5,7 +5,7 @@ use anyhow::Context;
 use hookline_core::time::parse_duration;
 use std::time::Duration;
 
-use super::RawConfig;
+use super::{positive, RawConfig};
 
 /// When an endpoint counts as dead (`HOOKLINE_DISABLE_AFTER`, `HOOKLINE_DISABLE_MIN_FAILURES`):
 /// every attempt failed for at least `after`, with at least `min_failures` deliveries failed
@@ -91,12 +91,11 @@ impl ListenStreamSettings {
     pub(super) fn from_raw(raw: &RawConfig) -> anyhow::Result<Self> {
         let grace = parse_duration(raw.listen_grace.as_deref().unwrap_or("30s"))
             .context("HOOKLINE_LISTEN_GRACE")?;
-        let keepalive = parse_duration(raw.listen_keepalive.as_deref().unwrap_or("15s"))
-            .context("HOOKLINE_LISTEN_KEEPALIVE")?;
-        anyhow::ensure!(
-            !keepalive.is_zero(),
-            "HOOKLINE_LISTEN_KEEPALIVE must be positive"
-        );
+        let keepalive = positive(
+            raw.listen_keepalive.as_deref(),
+            "15s",
+            "HOOKLINE_LISTEN_KEEPALIVE",
+        )?;
         Ok(ListenStreamSettings { grace, keepalive })
     }
 }

@@ -82,6 +82,7 @@ fn rejects_bad_values_with_the_variable_name() {
         |r| r.retry_jitter = Some(1.5),
         |r| r.delivery_timeout = Some("0s".into()),
         |r| r.connect_timeout = Some("soon".into()),
+        |r| r.connect_timeout = Some("0s".into()),
         |r| r.receiver_idle_timeout = Some("0s".into()),
         |r| r.max_in_flight = Some(0),
         |r| r.max_in_flight_per_subscription = Some(0),
