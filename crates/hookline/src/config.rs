@@ -121,6 +121,9 @@ pub struct RawConfig {
     /// How long a publish that finds no other queued waits for one to share its commit; 0: none.
     #[arg(long, env = "HOOKLINE_PUBLISH_GATHER")]
     pub publish_gather: Option<String>,
+    /// Threads running the server's async tasks (HTTP, deliveries); the SQLite writer has its own.
+    #[arg(long, env = "HOOKLINE_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Check published `data` against its event type's schema: off, warn or strict.
     #[arg(long, env = "HOOKLINE_VALIDATE_PAYLOADS", value_enum)]
     pub validate_payloads: Option<ValidatePayloads>,
@@ -219,6 +222,7 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(file.max_event_bytes),
             publish_gather: self.publish_gather.or(file.publish_gather),
+            worker_threads: self.worker_threads.or(file.worker_threads),
             validate_payloads: self.validate_payloads.or(file.validate_payloads),
             header_read_timeout: self.header_read_timeout.or(file.header_read_timeout),
             idle_timeout: self.idle_timeout.or(file.idle_timeout),
@@ -308,6 +312,8 @@ pub struct ServerSettings {
     pub max_event_bytes: usize,
     /// How long a lone publish waits for company in its commit (see `publish.rs`); zero: none.
     pub publish_gather: Duration,
+    /// Threads of the async runtime `serve` runs on; `None`: one per CPU (tokio's default).
+    pub worker_threads: Option<usize>,
     pub validate_payloads: ValidatePayloads,
     /// Live subscriptions one partner may have: bounds the list answer and the fan-out of
     /// every publish; the store refuses the one past it.
@@ -439,6 +445,10 @@ impl ServerSettings {
             max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
             max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
             publish_gather: publish_gather(raw.publish_gather.as_deref())?,
+            worker_threads: match raw.worker_threads {
+                Some(0) => bail!("HOOKLINE_WORKER_THREADS must be positive"),
+                threads => threads,
+            },
             validate_payloads: raw.validate_payloads.unwrap_or_default(),
             max_subscriptions_per_partner: match raw.max_subscriptions_per_partner {
                 Some(0) => bail!("HOOKLINE_MAX_SUBSCRIPTIONS_PER_PARTNER must be positive"),

@@ -73,19 +73,23 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let server = match cli.command {
-        Command::Client(cmd) => return hookline::cli::run(cmd).await,
+    let done = match cli.command {
+        Command::Client(cmd) => return runtime(None).block_on(hookline::cli::run(cmd)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "hookline", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        server => server,
+        // The settings come first: they size the runtime the server runs on.
+        Command::Serve { config, raw } => settings(config, raw)
+            .and_then(|s| runtime(s.server.worker_threads).block_on(serve(s))),
+        Command::Migrate { config, raw } => {
+            settings(config, raw).and_then(|s| runtime(None).block_on(migrate(s)))
+        }
     };
-    match run_server(server).await {
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:?}");
@@ -94,27 +98,30 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_server(command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Serve { config, raw } => {
-            let s = settings(config, raw)?;
-            hookline::logging::init(&s.log);
-            match hookline::app::raise_open_file_limit() {
-                Ok(limit) => tracing::debug!(?limit, "open-file limit raised to its hard limit"),
-                Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
-            }
-            let listener = tokio::net::TcpListener::bind(s.server.listen)
-                .await
-                .with_context(|| format!("binding {}", s.server.listen))?;
-            hookline::serve(listener, s, shutdown_signal()).await
-        }
-        Command::Migrate { config, raw } => {
-            let s = settings(config, raw)?;
-            hookline::logging::init(&s.log);
-            hookline::app::open_store(&s.store).await?;
-            hookline::logging::write_stderr("migrations applied\n");
-            Ok(())
-        }
-        Command::Client(_) | Command::Completions { .. } => unreachable!("handled in main"),
+/// The multi-threaded runtime, with `worker_threads` workers (one per CPU unless set).
+fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
     }
+    builder.enable_all().build().expect("the async runtime starts")
+}
+
+async fn serve(s: Settings) -> anyhow::Result<()> {
+    hookline::logging::init(&s.log);
+    match hookline::app::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(?limit, "open-file limit raised to its hard limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
+    let listener = tokio::net::TcpListener::bind(s.server.listen)
+        .await
+        .with_context(|| format!("binding {}", s.server.listen))?;
+    hookline::serve(listener, s, shutdown_signal()).await
+}
+
+async fn migrate(s: Settings) -> anyhow::Result<()> {
+    hookline::logging::init(&s.log);
+    hookline::app::open_store(&s.store).await?;
+    hookline::logging::write_stderr("migrations applied\n");
+    Ok(())
 }

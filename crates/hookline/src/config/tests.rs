@@ -26,6 +26,7 @@ fn defaults_match_design() {
     assert_eq!(s.monitoring.sample_interval, Duration::from_secs(5));
     assert_eq!(s.server.publish_gather, Duration::from_millis(1));
     assert_eq!(s.store.sqlite_cache_mib, 4);
+    assert_eq!(s.server.worker_threads, None);
 }
 
 #[test]
@@ -91,6 +92,7 @@ fn rejects_bad_values_with_the_variable_name() {
         |r| r.body_timeout = Some("30".into()),
         |r| r.max_connections = Some(0),
         |r| r.max_subscriptions_per_partner = Some(0),
+        |r| r.worker_threads = Some(0),
         |r| r.extra_root_certs = Some("/nonexistent/ca.pem".into()),
         |r| r.secret_key_previous = Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into()),
         |r| r.auth_failures_per_minute = Some(0),

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 const EVENTS: usize = 3000;
 
-fn spawn_hookline(dir: &Path, port: u16, log_name: &str) -> Node {
+fn spawn_hookline(dir: &Path, port: u16, log_name: &str, workers: &str) -> Node {
     let database_url = format!("sqlite://{}", dir.join("hookline.db").display());
     let env = node_env(&[
+        ("HOOKLINE_WORKER_THREADS", workers),
         ("HOOKLINE_DATABASE_URL", database_url.as_str()),
         ("HOOKLINE_RETRY_SCHEDULE", "200ms,200ms,200ms,200ms,200ms"),
         ("HOOKLINE_RETRY_JITTER", "0"),
@@ -30,7 +31,7 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = http_client();
-    let mut first = spawn_hookline(dir.path(), port, "first.log");
+    let mut first = spawn_hookline(dir.path(), port, "first.log", "2");
     first.wait_ready().await;
     let tenant = set_up_tenant(&http, &base, "crash", &rx.url("/sink")).await;
 
@@ -51,8 +52,11 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
         "everything was delivered before the kill; the test proves nothing"
     );
 
-    let mut second = spawn_hookline(dir.path(), port, "second.log");
+    // The restart runs on a one-thread runtime: recovery and delivery do not need a second.
+    let mut second = spawn_hookline(dir.path(), port, "second.log", "1");
     second.wait_ready().await;
+    #[cfg(target_os = "linux")]
+    assert_eq!(runtime_workers(&second), 1, "HOOKLINE_WORKER_THREADS=1");
     let want: HashSet<String> = ids.into_iter().collect();
     let per_event = await_every_event(&rx, &want, Duration::from_secs(90)).await;
     let duplicates = duplicates(&per_event, &want);
@@ -75,4 +79,17 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
             "{log} contains the admin token"
         );
     }
+}
+
+/// Threads of `node` named as tokio names its runtime's workers.
+#[cfg(target_os = "linux")]
+fn runtime_workers(node: &Node) -> usize {
+    let pid = node.child.id().expect("running");
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|t| {
+            let comm = t.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|name| name.trim() == "tokio-rt-worker")
+        })
+        .count()
 }
