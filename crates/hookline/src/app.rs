@@ -84,7 +84,8 @@ pub async fn serve(
             settings.server.shutdown_grace,
         ),
     );
-    tracing::info!(%addr, role = ?settings.server.role, "hookline listening");
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(%addr, role = ?settings.server.role, workers, "hookline listening");
 
     let ended = tokio::select! {
         () = shutdown => None,

@@ -6,7 +6,7 @@
 //! line is never worth a task, so this writer swallows the error. The count is on `/healthz`.
 //! This module must never panic and never block on anything but the write itself.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -27,6 +27,8 @@ pub fn init(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogSink)
+        // Colour codes only for a person at a terminal, not in a file or a log collector.
+        .with_ansi(io::stderr().is_terminal())
         // Our writer reports no errors; this also keeps the subscriber's own `eprintln!` out.
         .log_internal_errors(false);
     match settings.format {

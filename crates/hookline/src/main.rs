@@ -83,8 +83,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         // The settings come first: they size the runtime the server runs on.
-        Command::Serve { config, raw } => settings(config, raw)
-            .and_then(|s| runtime(s.server.worker_threads).block_on(serve(s))),
+        Command::Serve { config, raw } => {
+            settings(config, raw).and_then(|s| runtime(s.server.worker_threads).block_on(serve(s)))
+        }
         Command::Migrate { config, raw } => {
             settings(config, raw).and_then(|s| runtime(None).block_on(migrate(s)))
         }
@@ -104,7 +105,10 @@ fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
     if let Some(n) = worker_threads {
         builder.worker_threads(n);
     }
-    builder.enable_all().build().expect("the async runtime starts")
+    builder
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
 }
 
 async fn serve(s: Settings) -> anyhow::Result<()> {

@@ -248,7 +248,10 @@ mod tests {
             });
             let ok = matches!(ran, Ok(true));
             let reply: Reply = Box::new(move |committed| {
-                answers.lock().unwrap().push((value, ok && committed.is_ok()));
+                answers
+                    .lock()
+                    .unwrap()
+                    .push((value, ok && committed.is_ok()));
             });
             (ok, reply)
         })
