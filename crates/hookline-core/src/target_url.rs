@@ -83,6 +83,13 @@ impl TargetUrl {
     /// `allow_http` is the development switch: plain `http://` is refused unless set.
     pub fn parse(raw: &str, allow_http: bool) -> Result<Self, TargetUrlError> {
         let url = Self::parse_stored(raw, allow_http)?;
+        // The WHATWG parser reads `https:host/p`, `https:///host/p` and `https:\\host/p` as
+        // `https://host/p`; as written they are not absolute URLs with a host (RFC 3986), and
+        // the stored text would not say where deliveries go.
+        let after_scheme = &url.raw[url.parsed.scheme().len()..];
+        if !after_scheme.starts_with("://") || after_scheme[3..].starts_with(['/', '\\']) {
+            return Err(TargetUrlError::Malformed(url.raw));
+        }
         // Nothing listens on port 0: no delivery could ever reach it.
         if url.parsed.port() == Some(0) {
             return Err(TargetUrlError::PortZero);
@@ -248,6 +255,26 @@ mod tests {
             ),
             ("https://e.com/h\u{0}", TargetUrlError::InvalidCharacters),
             ("https://e.com/a b", TargetUrlError::InvalidCharacters),
+            (
+                "https:e.com/h",
+                TargetUrlError::Malformed("https:e.com/h".into()),
+            ),
+            (
+                "https:///e.com/h",
+                TargetUrlError::Malformed("https:///e.com/h".into()),
+            ),
+            (
+                "https:/e.com/h",
+                TargetUrlError::Malformed("https:/e.com/h".into()),
+            ),
+            (
+                r"https:\\e.com/h",
+                TargetUrlError::Malformed(r"https:\\e.com/h".into()),
+            ),
+            (
+                r"https:/\e.com/h",
+                TargetUrlError::Malformed(r"https:/\e.com/h".into()),
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(TargetUrl::parse(raw, false), Err(want), "{raw}");

@@ -78,6 +78,10 @@ pub struct ErrorDetail {
     pub code: u32,
     pub message: String,
     pub doc_url: String,
+    /// Seconds to wait before retrying; on 429 only, beside the `Retry-After` header (the SDKs
+    /// read it as `retry_after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -97,7 +101,7 @@ impl ApiError {
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, 1003),
             ApiError::MalformedRequest { status, .. } => (*status, 1003),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 4004),
-            ApiError::TooManyAuthFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, 4003),
+            ApiError::TooManyAuthFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, 1007),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 3006),
         }
     }
@@ -138,6 +142,10 @@ impl ApiError {
                 code,
                 message: bounded(self.to_string()),
                 doc_url: doc_url(code),
+                retry_after: match self {
+                    ApiError::TooManyAuthFailures { retry_after_secs } => Some(*retry_after_secs),
+                    _ => None,
+                },
             },
             trace_id,
         };

@@ -52,8 +52,10 @@ async fn guess(app: &TestApp, http: &reqwest::Client, admin: bool, n: usize) -> 
             assert_error(s, &v, 401, 2004);
             unauthorized += 1;
         } else {
-            assert_error(s, &v, 429, 4003);
+            assert_error(s, &v, 429, 1007);
             assert!(retry_after.is_some_and(|secs| secs >= 1), "{v}");
+            // The SDKs read the wait from the envelope as well (CONTRACT.md §1.5).
+            assert_eq!(v["error"]["retry_after"].as_u64(), retry_after, "{v}");
         }
     }
     unauthorized
@@ -67,7 +69,7 @@ async fn failed_authentications_are_throttled_per_address(backend: Backend) {
     assert_eq!(guess(&app, &attacker, false, 30).await, 20);
     // The throttled address is refused before its key is looked at, a valid one included.
     let (s, v, _) = get(&app, &attacker, false, &key).await;
-    assert_error(s, &v, 429, 4003);
+    assert_error(s, &v, 429, 1007);
     // Another client, with the right key, is not slowed at all.
     let (s, v, _) = get(&app, &client_from(3), false, &key).await;
     assert_eq!(s, 200, "{v}");
