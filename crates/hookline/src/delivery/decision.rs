@@ -87,7 +87,9 @@ pub fn decide(
     match schedule.delay_after(attempt) {
         None => fail,
         Some(delay) => Decision {
-            next: NextState::RetryAt(now + retry_after.unwrap_or(delay)),
+            // A receiver may ask for more time than the schedule gives, never for less: a
+            // `Retry-After: 0` must not spend every retry within a second.
+            next: NextState::RetryAt(now + retry_after.map_or(delay, |asked| asked.max(delay))),
             deactivate: false,
         },
     }
@@ -177,7 +179,10 @@ mod tests {
             retry_after: Some(Duration::from_secs(secs)),
         };
         assert_eq!(next(asks(429, 7), 1), NextState::RetryAt(secs(7)));
-        assert_eq!(next(asks(503, 7), 2), NextState::RetryAt(secs(7)));
+        assert_eq!(next(asks(503, 17), 2), NextState::RetryAt(secs(17)));
+        // Shorter than the schedule's delay: the schedule's.
+        assert_eq!(next(asks(503, 7), 2), NextState::RetryAt(secs(10)));
+        assert_eq!(next(asks(429, 0), 1), NextState::RetryAt(secs(5)));
         assert_eq!(next(asks(429, 86_400), 1), NextState::RetryAt(secs(600)));
         assert_eq!(next(asks(500, 7), 1), NextState::RetryAt(secs(5)));
         // The schedule still bounds the number of attempts.
