@@ -111,7 +111,7 @@ impl PartnerId {
         if raw.is_empty() || raw.chars().count() > MAX_ID_LEN || raw.chars().any(char::is_control) {
             return Err(InvalidId(format!(
                 "Unknown partner_id '{}'",
-                raw.escape_debug()
+                crate::text::quote(&raw.escape_debug().to_string())
             )));
         }
         Ok(PartnerId(raw.to_owned()))
@@ -164,7 +164,8 @@ impl EventId {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
         if !ok {
             return Err(InvalidId(format!(
-                "event_id '{raw}' must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'"
+                "event_id '{}' must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'",
+                crate::text::quote(raw)
             )));
         }
         Ok(EventId(raw.to_owned()))
@@ -182,7 +183,8 @@ impl TraceId {
             Ok(TraceId(raw.to_ascii_lowercase()))
         } else {
             Err(InvalidId(format!(
-                "trace_id '{raw}' must be 32 hex characters"
+                "trace_id '{}' must be 32 hex characters",
+                crate::text::quote(raw)
             )))
         }
     }

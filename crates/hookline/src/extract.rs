@@ -224,7 +224,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let path = parts.uri.path().to_owned();
-        let not_found = || ApiError::NotFound(format!("No resource at {path}"));
+        let not_found = || {
+            ApiError::NotFound(format!(
+                "No resource at {}",
+                hookline_core::text::quote(&path)
+            ))
+        };
         let axum::extract::Path(params) =
             axum::extract::Path::<Vec<String>>::from_request_parts(parts, state)
                 .await

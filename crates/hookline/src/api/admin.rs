@@ -168,7 +168,10 @@ pub async fn list_partners(
 }
 
 pub fn partner_not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("Partner '{id}' not found"))
+    ApiError::NotFound(format!(
+        "Partner '{}' not found",
+        hookline_core::text::quote(id)
+    ))
 }
 
 #[utoipa::path(post, path = "/admin/v1/partners/{partner_id}/api-keys", tag = "Operator",
@@ -241,7 +244,9 @@ pub async fn revoke_key(
         Ok(())
     } else {
         Err(ApiError::NotFound(format!(
-            "API key '{key_id}' of partner '{partner_id}' not found"
+            "API key '{}' of partner '{}' not found",
+            hookline_core::text::quote(key_id.as_str()),
+            hookline_core::text::quote(partner_id.as_str())
         )))
     }
 }
@@ -283,8 +288,12 @@ fn validate_event(
     };
     let created_at = match req.created_at {
         None => EventTime::at(Timestamp::now()),
-        Some(c) => EventTime::parse(&c)
-            .ok_or_else(|| invalid(format!("created_at '{c}' is not an RFC 3339 time")))?,
+        Some(c) => EventTime::parse(&c).ok_or_else(|| {
+            invalid(format!(
+                "created_at '{}' is not an RFC 3339 time",
+                hookline_core::text::quote(&c)
+            ))
+        })?,
     };
     let trace_id = match req.trace_id {
         None => request.trace_id.clone(),
@@ -321,9 +330,11 @@ fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult
     Ok(raw)
 }
 
-async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> {
+/// Every event's partner exists; an unknown one is named, and in a batch so is its place
+/// (`events[2]: `), like the batch's other errors.
+async fn check_partners(state: &AppState, events: &[NewEvent], batch: bool) -> ApiResult<()> {
     let mut checked: Vec<&PartnerId> = Vec::new();
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         let id = &e.partner_id;
         if checked.contains(&id)
             || state
@@ -335,8 +346,14 @@ async fn check_partners(state: &AppState, events: &[NewEvent]) -> ApiResult<()> 
             continue;
         }
         if !state.store.partner_exists(id).await? {
+            let at = if batch {
+                format!("events[{i}]: ")
+            } else {
+                String::new()
+            };
             return Err(ApiError::InvalidParameter(format!(
-                "Unknown partner_id '{id}'"
+                "{at}Unknown partner_id '{}'",
+                hookline_core::text::quote(id.as_str())
             )));
         }
         state
@@ -368,7 +385,7 @@ pub async fn publish(
     ApiJson(req): ApiJson<PublishRequest>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
     let event = validate_event(req, "", &request, &state)?;
-    check_partners(&state, std::slice::from_ref(&event)).await?;
+    check_partners(&state, std::slice::from_ref(&event), false).await?;
     let published = state.publisher.publish(vec![event]).await?;
     let first = published.into_iter().next().expect("one result per event");
     let status = if first.duplicate {
@@ -401,7 +418,7 @@ pub async fn publish_batch(
         .enumerate()
         .map(|(i, e)| validate_event(e, &format!("events[{i}]."), &request, &state))
         .collect::<ApiResult<Vec<_>>>()?;
-    check_partners(&state, &events).await?;
+    check_partners(&state, &events, true).await?;
     let published = state.publisher.publish(events).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -146,7 +146,10 @@ pub fn metrics_router() -> Router {
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NotFound(format!("No route for {method} {}", uri.path()))
+    ApiError::NotFound(format!(
+        "No route for {method} {}",
+        hookline_core::text::quote(uri.path())
+    ))
 }
 
 async fn wrong_method(method: Method) -> ApiError {

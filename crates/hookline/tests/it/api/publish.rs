@@ -160,6 +160,40 @@ async fn a_batch_with_one_bad_event_is_refused_whole_naming_the_bad_element(back
     );
 }
 
+/// An unknown partner in a batch is named with its place, like the batch's other errors; long
+/// ids are quoted cut to 64 characters.
+async fn an_unknown_partner_in_a_batch_names_its_place_and_long_ids_are_quoted_cut(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
+    let good = json!({"partner_id": partner, "event_type": "message.sent", "data": {}});
+    let stranger = json!({"partner_id": "y".repeat(100), "event_type": "message.sent", "data": {}});
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events/batch",
+            Some(json!({"events": [good.clone(), good.clone(), stranger]})),
+        )
+        .await;
+    let msg = assert_error(s, &v, 400, 1005);
+    assert!(msg.starts_with("events[2]: Unknown partner_id"), "{msg}");
+    assert!(msg.contains(&format!("{}…", "y".repeat(64))), "{msg}");
+    assert!(!msg.contains(&"y".repeat(65)), "{msg}");
+    for field in ["event_id", "trace_id", "created_at"] {
+        let mut e = good.clone();
+        e[field] = json!("x".repeat(300));
+        let (s, v) = app.admin(Method::POST, "/admin/v1/events", Some(e)).await;
+        let msg = assert_error(s, &v, 400, 1005);
+        assert!(
+            msg.contains(&format!("{}…", "x".repeat(64))),
+            "{field}: {msg}"
+        );
+        assert!(!msg.contains(&"x".repeat(65)), "{field}: {msg}");
+    }
+    assert_eq!(counts(&app).await, DeliveryCounts::default());
+}
+
 async fn empty_batches_and_batches_over_1000_events_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (partner, _) = app.partner("acme").await;
@@ -191,4 +225,5 @@ crate::per_backend!(
     a_null_phone_number_is_the_same_as_an_absent_one,
     a_batch_with_one_bad_event_is_refused_whole_naming_the_bad_element,
     empty_batches_and_batches_over_1000_events_are_refused,
+    an_unknown_partner_in_a_batch_names_its_place_and_long_ids_are_quoted_cut,
 );
