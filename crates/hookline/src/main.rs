@@ -74,12 +74,23 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let from = variable_behind(&e);
+        let _ = e.print();
+        if let Some(var) = from {
+            eprintln!("(that value comes from {var})");
+        }
+        std::process::exit(e.exit_code())
+    });
     let done = match cli.command {
         Command::Client(cmd) => return runtime(None).block_on(hookline::cli::run(cmd)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "hookline", &mut std::io::stdout());
+            // Written whole, and a reader that closes early (`| head`) is not an error:
+            // `generate` panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hookline", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             return ExitCode::SUCCESS;
         }
         // The settings come first: they size the runtime the server runs on.
@@ -97,6 +108,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `HOOKLINE_*` variable that supplied the value a command-line error is about, when no flag
+/// did: clap names only the flag (`'--role <ROLE>'`), and an operator who set the variable must
+/// see which one is wrong.
+fn variable_behind(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let flag = format!("--{long}");
+    if std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+        return None;
+    }
+    let cli = Cli::command();
+    let var = cli
+        .get_subcommands()
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    std::env::var_os(&var).is_some().then_some(var)
 }
 
 /// The multi-threaded runtime, with `worker_threads` workers (one per CPU unless set).

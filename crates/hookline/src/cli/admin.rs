@@ -44,6 +44,7 @@ enum KeysAction {
     /// Revoke an API key: it stops working at once.
     Revoke {
         key_id: String,
+        /// The partner the key belongs to [default: the profile's partner_id].
         #[arg(long)]
         partner: Option<String>,
     },

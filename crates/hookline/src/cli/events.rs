@@ -117,8 +117,9 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads every line first, so a malformed line stops the run before anything is sent.
-fn read_events(file: &PathBuf, partner: Option<&str>) -> anyhow::Result<Vec<NewEvent>> {
+/// Reads every line first, so a malformed line stops the run before anything is sent; each
+/// event comes with its line number.
+fn read_events(file: &PathBuf, partner: Option<&str>) -> anyhow::Result<Vec<(usize, NewEvent)>> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -139,9 +140,49 @@ fn read_events(file: &PathBuf, partner: Option<&str>) -> anyhow::Result<Vec<NewE
         }
         let event: NewEvent = serde_json::from_value(value)
             .with_context(|| format!("{}:{}: not an event", file.display(), n + 1))?;
-        events.push(event);
+        precheck(&event).map_err(|why| anyhow::anyhow!("{}:{}: {why}", file.display(), n + 1))?;
+        events.push((n + 1, event));
     }
     Ok(events)
+}
+
+/// The checks the server makes of an event's own fields, so that a file with a bad line is
+/// refused before any of it is published. What only the server knows (whether the partner
+/// exists, a strict schema check) is named by line when its batch is refused.
+fn precheck(e: &NewEvent) -> Result<(), String> {
+    use hookline_core::{EventId, EventTime, EventType, PhoneNumber, TraceId};
+    EventType::parse(&e.event_type).map_err(|err| format!("event_type: {err}"))?;
+    if let Some(phone) = &e.phone_number {
+        PhoneNumber::parse(phone).map_err(|err| format!("phone_number: {err}"))?;
+    }
+    if !e.data.is_object() {
+        return Err("data must be a JSON object".into());
+    }
+    if let Some(id) = &e.event_id {
+        EventId::parse(id).map_err(|err| err.0)?;
+    }
+    if let Some(id) = &e.trace_id {
+        TraceId::parse(id).map_err(|err| err.0)?;
+    }
+    match &e.created_at {
+        Some(at) if EventTime::parse(at).is_none() => Err(format!(
+            "created_at '{}' is not an RFC 3339 time",
+            hookline_core::text::quote(at)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The file line of the event a refused batch's error names (`events[7]…`), if it names one.
+fn refused_line(e: &hookline_client::Error, lines: &[usize]) -> Option<usize> {
+    let message = &e.api()?.message;
+    let index: usize = message
+        .strip_prefix("events[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()?;
+    lines.get(index).copied()
 }
 
 async fn publish_file(
@@ -151,7 +192,8 @@ async fn publish_file(
     partner: Option<String>,
     file: &PathBuf,
 ) -> anyhow::Result<()> {
-    let events = read_events(file, partner.as_deref())?;
+    let (lines, events): (Vec<usize>, Vec<NewEvent>) =
+        read_events(file, partner.as_deref())?.into_iter().unzip();
     let started = Instant::now();
     // Drawn on stderr, and only on a terminal: scripts and --json output stay clean.
     let bar = ProgressBar::new(events.len() as u64).with_style(
@@ -159,34 +201,38 @@ async fn publish_file(
             .expect("valid template"),
     );
     let mut tasks = tokio::task::JoinSet::new();
-    let mut batches = events
-        .chunks(p.batch_size as usize)
-        .map(<[NewEvent]>::to_vec);
+    let size = p.batch_size as usize;
+    let mut batches = events.chunks(size).map(<[NewEvent]>::to_vec).enumerate();
     let (mut published, mut deliveries) = (0u64, 0u64);
     let mut failure = None;
     loop {
         while failure.is_none() && tasks.len() < p.concurrency as usize {
-            let Some(batch) = batches.next() else { break };
+            let Some((n, batch)) = batches.next() else {
+                break;
+            };
             let client = client.clone();
-            tasks.spawn(async move { client.publish_batch(&batch).await });
+            tasks.spawn(async move { (n, client.publish_batch(&batch).await) });
         }
         let Some(done) = tasks.join_next().await else {
             break;
         };
         match done.expect("publish task does not panic") {
-            Ok(answer) => {
+            (_, Ok(answer)) => {
                 record(&answer, json, &bar, &mut published, &mut deliveries);
             }
             // The batches in flight finish; no new one starts.
-            Err(e) => failure = failure.or(Some(e)),
+            (n, Err(e)) => failure = failure.or(Some((n, e))),
         }
     }
     bar.finish_and_clear();
-    if let Some(e) = failure {
+    if let Some((n, e)) = failure {
         eprintln!(
             "{published} of {} events were published before the error.",
             events.len()
         );
+        if let Some(line) = refused_line(&e, &lines[n * size..]) {
+            eprintln!("The server refused {}:{line}:", file.display());
+        }
         return Err(e.into());
     }
     if !json {

@@ -436,6 +436,29 @@ async fn batch_publish_from_ndjson(backend: Backend) {
     assert_eq!(got.len(), 250);
 }
 
+/// A bad value in a `HOOKLINE_*` variable is named at start, whether clap parses it (a flag's
+/// type) or the settings do.
+#[tokio::test]
+async fn a_bad_setting_from_the_environment_is_named() {
+    for (var, value, code) in [
+        ("HOOKLINE_ROLE", "boss", 2),
+        ("HOOKLINE_WORKER_THREADS", "many", 2),
+        ("HOOKLINE_WORKER_THREADS", "0", 1),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("serve")
+            .env_clear()
+            .env(var, value)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{var}={value}: {stderr}");
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn malformed_ndjson_sends_nothing() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -462,6 +485,39 @@ async fn malformed_ndjson_sends_nothing() {
     .await;
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("events.ndjson:2"), "{}", run.stderr);
+    let good = "{\"event_type\":\"message.received\",\"data\":{}}\n";
+    let publish = |file: &std::path::Path| {
+        let file = file.to_str().unwrap().to_owned();
+        let pid = pid.clone();
+        let app = &app;
+        async move {
+            let args = ["events", "publish", "--file", &file, "--partner", &pid];
+            cli(app, None, &args).await
+        }
+    };
+    // A line the server would refuse for its own fields stops the run before anything is sent.
+    for bad in [
+        "{\"event_type\":\"bad.type\",\"data\":{}}",
+        "{\"event_type\":\"message.received\",\"data\":[]}",
+        "{\"event_type\":\"message.received\",\"data\":{},\"phone_number\":\"555\"}",
+        "{\"event_type\":\"message.received\",\"data\":{},\"event_id\":\"a b\"}",
+    ] {
+        std::fs::write(&file, format!("{}{bad}\n{good}", good.repeat(150))).unwrap();
+        let run = publish(&file).await;
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains("events.ndjson:151"), "{}", run.stderr);
+    }
+    assert_eq!(
+        crate::common::counts(&app).await,
+        Default::default(),
+        "nothing was published"
+    );
+    // What only the server knows (the partner) is named by line when its batch is refused.
+    let stranger = "{\"partner_id\":\"nobody\",\"event_type\":\"message.received\",\"data\":{}}";
+    std::fs::write(&file, format!("{}{stranger}\n", good.repeat(119))).unwrap();
+    let run = publish(&file).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("events.ndjson:120"), "{}", run.stderr);
     let text = cli(
         &app,
         None,
