@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::config::ValidatePayloads;
+use crate::telemetry;
 
 /// Why a `data` does not match its type's schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,6 @@ pub struct PayloadCheck {
     /// compile (the catalogue's tests compile every one, so this is logged, not expected).
     validators: HashMap<EventType, OnceLock<Option<jsonschema::Validator>>>,
     /// Events accepted in `warn` mode that failed their check, since start.
-    // Metrics hook: export this as `hookline_payload_violations_total` once /metrics exists.
     warned: AtomicU64,
     /// Warn-mode log lines are limited to one a second (a publisher sending every event wrong
     /// must not turn the log into the bottleneck); this is the second of the last one.
@@ -122,8 +122,10 @@ impl PayloadCheck {
             return Ok(());
         };
         if self.mode == ValidatePayloads::Strict {
+            telemetry::payload_violation(event_type.as_str(), "strict");
             return Err(v);
         }
+        telemetry::payload_violation(event_type.as_str(), "warn");
         let total = self.warned.fetch_add(1, Ordering::Relaxed) + 1;
         let now = chrono::Utc::now().timestamp();
         let last = self.last_log_second.load(Ordering::Relaxed);

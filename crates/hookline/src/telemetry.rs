@@ -39,6 +39,7 @@ pub const STORE_SIZE: &str = "hookline_store_size_bytes";
 pub const READY: &str = "hookline_ready";
 pub const PURGED: &str = "hookline_retention_purged_total";
 pub const BUILD_INFO: &str = "hookline_build_info";
+pub const PAYLOAD_VIOLATIONS: &str = "hookline_payload_violations_total";
 
 /// Every metric: name, help text, and histogram buckets (`None` for counters and gauges).
 /// The help texts are what `/metrics` shows; README's Monitoring section lists the same.
@@ -66,6 +67,7 @@ pub const CATALOGUE: &[(&str, &str, Option<&[f64]>)] = &[
     (READY, "1 while this node is ready (what /readyz answers), else 0", None),
     (PURGED, "Rows removed by retention, by table (events, deliveries, attempts)", None),
     (BUILD_INFO, "Always 1; the version label names this build", None),
+    (PAYLOAD_VIOLATIONS, "Published events whose data broke their type's schema, by event type and HOOKLINE_VALIDATE_PAYLOADS mode (warn: accepted; strict: refused)", None),
 ];
 
 /// Seconds: 1 ms to 30 s, for requests, attempts and transactions alike.
@@ -215,6 +217,10 @@ pub fn store_commit(operation: &'static str, took: Duration, rows: usize) {
 
 pub fn store_error(operation: &'static str) {
     counter!(STORE_ERRORS, "operation" => operation).increment(1);
+}
+
+pub fn payload_violation(event_type: &'static str, mode: &'static str) {
+    counter!(PAYLOAD_VIOLATIONS, "event_type" => event_type, "mode" => mode).increment(1);
 }
 
 pub fn subscription_deactivated(reason: &'static str) {

@@ -273,10 +273,6 @@ fn validate_event(
         .transpose()
         .map_err(|e| ApiError::InvalidPhone(format!("{at}phone_number: {e}")))?;
     let data = object(req.data.get(), "data", at, state)?;
-    state
-        .payload_check
-        .check(event_type, data)
-        .map_err(|v| invalid(v.describe(event_type)))?;
     let data_v2025 = req
         .data_by_version
         .and_then(|d| d.v2025_01_01)
@@ -328,6 +324,26 @@ fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult
         )));
     }
     Ok(raw)
+}
+
+/// Each event's `data` against its type's schema, once everything else about the request was
+/// accepted: a `warn` line saying an event was published anyway must not be about one that the
+/// request's other errors refused.
+fn check_payloads(state: &AppState, events: &[NewEvent], batch: bool) -> ApiResult<()> {
+    for (i, e) in events.iter().enumerate() {
+        state
+            .payload_check
+            .check(e.event_type, &e.data)
+            .map_err(|v| {
+                let at = if batch {
+                    format!("events[{i}].")
+                } else {
+                    String::new()
+                };
+                ApiError::InvalidParameter(format!("{at}{}", v.describe(e.event_type)))
+            })?;
+    }
+    Ok(())
 }
 
 /// Every event's partner exists; an unknown one is named, and in a batch so is its place
@@ -386,6 +402,7 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
     let event = validate_event(req, "", &request, &state)?;
     check_partners(&state, std::slice::from_ref(&event), false).await?;
+    check_payloads(&state, std::slice::from_ref(&event), false)?;
     let published = state.publisher.publish(vec![event]).await?;
     let first = published.into_iter().next().expect("one result per event");
     let status = if first.duplicate {
@@ -419,6 +436,7 @@ pub async fn publish_batch(
         .map(|(i, e)| validate_event(e, &format!("events[{i}]."), &request, &state))
         .collect::<ApiResult<Vec<_>>>()?;
     check_partners(&state, &events, true).await?;
+    check_payloads(&state, &events, true)?;
     let published = state.publisher.publish(events).await?;
     Ok((
         StatusCode::ACCEPTED,
