@@ -230,6 +230,15 @@ impl TestApp {
         into_parts(req.send().await.unwrap()).await
     }
 
+    /// The body of `GET path` as text, with `bearer` as the credential if given.
+    pub async fn get_text(&self, path: &str, bearer: Option<&str>) -> String {
+        let mut req = self.http.get(self.url(path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send().await.unwrap().text().await.unwrap()
+    }
+
     /// Creates a partner and an API key for it: (partner_id, api_key).
     pub async fn partner(&self, name: &str) -> (String, String) {
         let (s, p) = self

@@ -40,16 +40,7 @@ async fn create_returns_201_with_a_32_byte_whsec_secret_shown_only_once(backend:
         "/v3/webhook-subscriptions".to_owned(),
         format!("/v3/webhook-subscriptions/{id}"),
     ] {
-        let text = app
-            .http
-            .get(app.url(&path))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.get_text(&path, Some(&key)).await;
         assert!(
             !text.contains(secret) && !text.contains("signing_secret"),
             "{text}"

@@ -188,15 +188,7 @@ async fn broken_payloads_are_refused_with_the_path_or_delivered_under_warn(backe
         assert_eq!(p["deliveries"], 1);
     }
     rx.wait_for(Some("/w"), 3, WAIT).await;
-    let metrics = warn
-        .http
-        .get(warn.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = warn.get_text("/metrics", None).await;
     assert!(
         metrics.contains(
             "hookline_payload_violations_total{event_type=\"reaction.added\",mode=\"warn\"}"
