@@ -180,10 +180,10 @@ pub fn micros(d: Duration) -> i64 {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a duration (use a number with ms, s, m or h, e.g. 500ms or 10s)")]
+#[error("'{0}' is not a duration (use a number with ms, s, m, h or d, e.g. 500ms or 10s)")]
 pub struct InvalidDuration(pub String);
 
-/// Durations as operators write them: `250ms`, `10s`, `5m`, `1h`.
+/// Durations as operators write them: `250ms`, `10s`, `5m`, `1h`, `30d`.
 pub fn parse_duration(raw: &str) -> Result<Duration, InvalidDuration> {
     let s = raw.trim();
     let split = s
@@ -191,15 +191,17 @@ pub fn parse_duration(raw: &str) -> Result<Duration, InvalidDuration> {
         .ok_or_else(|| InvalidDuration(raw.to_owned()))?;
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| InvalidDuration(raw.to_owned()))?;
+    let seconds = |per: u64| n.checked_mul(per).map(Duration::from_secs);
     let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86_400),
-        _ => return Err(InvalidDuration(raw.to_owned())),
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => None,
     };
-    Ok(d)
+    // A count too large for its unit is as unreadable as a missing unit.
+    d.ok_or_else(|| InvalidDuration(raw.to_owned()))
 }
 
 #[cfg(test)]
@@ -212,6 +214,7 @@ mod tests {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432_000));
+        assert!(parse_duration("999999999999999999d").is_err());
         assert_eq!(
             parse_duration("30d").unwrap(),
             Duration::from_secs(30 * 86_400)
