@@ -238,11 +238,15 @@ pub async fn bulk_retry(
     }
     let subscription_id = match req.subscription_id.as_deref() {
         None => None,
-        Some(raw) => Some(
-            super::deliveries::own_subscription(&state, &partner, raw)
-                .await?
-                .id,
-        ),
+        Some(raw) => {
+            let sub = super::deliveries::own_subscription(&state, &partner, raw).await?;
+            // As the partner's recover answers: an inactive subscription would re-queue
+            // nothing (its deliveries are never sent), which a 202 would hide.
+            if !sub.is_active {
+                return Err(ApiError::SubscriptionInactive(sub.id.to_string()));
+            }
+            Some(sub.id)
+        }
     };
     let now = Timestamp::now();
     let recovery = state

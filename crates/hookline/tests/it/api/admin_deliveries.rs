@@ -149,7 +149,8 @@ async fn an_event_lookup_shows_every_delivery_of_the_event(backend: Backend) {
 }
 
 async fn a_bulk_retry_redelivers_a_partners_failed_deliveries(backend: Backend) {
-    let (app, rx, [(pa, _, _, ev_a), (pb, _, _, _)]) = two_partners(backend).await;
+    let (app, rx, two) = two_partners(backend).await;
+    let [(pa, _, _, ev_a), (pb, _, _, _)] = two.clone();
     rx.set_default("/acme", Reply::ok());
     let body = json!({"partner_id": pa, "status": "failed", "since": "2020-01-01T00:00:00Z"});
     let (s, r) = app
@@ -211,4 +212,25 @@ async fn a_bulk_retry_redelivers_a_partners_failed_deliveries(backend: Backend) 
         .admin(Method::POST, "/admin/v1/deliveries/retry", Some(other_sub))
         .await;
     assert_error(s, &v, 404, 2001);
+
+    // An inactive subscription is refused as the partner's recover refuses it.
+    let (pb_sub, key_b) = (
+        two[1].2["id"].as_str().unwrap().to_owned(),
+        two[1].1.clone(),
+    );
+    let r = app
+        .http
+        .put(app.url(&format!("/v3/webhook-subscriptions/{pb_sub}")))
+        .bearer_auth(&key_b)
+        .json(&json!({"is_active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let inactive = json!({"partner_id": pb, "subscription_id": pb_sub, "status": "failed",
+                          "since": "2020-01-01T00:00:00Z"});
+    let (s, v) = app
+        .admin(Method::POST, "/admin/v1/deliveries/retry", Some(inactive))
+        .await;
+    assert!(assert_error(s, &v, 400, 1005).contains("inactive"), "{v}");
 }
