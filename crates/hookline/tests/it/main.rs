@@ -14,6 +14,7 @@ mod delivery;
 mod disk_full;
 mod log_sink;
 mod monitoring;
+mod node;
 mod operations;
 mod pg;
 mod portal;

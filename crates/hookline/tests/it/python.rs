@@ -61,7 +61,7 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn fxhash(s: &str) -> u64 {
+pub fn fxhash(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     })
