@@ -207,16 +207,19 @@ struct Detach {
 impl Drop for Detach {
     fn drop(&mut self) {
         let (state, request, sub) = (self.state.clone(), self.request.clone(), self.sub.clone());
-        state.listen.detach(&sub.id, self.generation);
+        let generation = self.generation;
+        state.listen.detach(&sub.id, generation);
         tracing::info!(subscription_id = %sub.id, "listen stream closed");
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             tokio::time::sleep(state.settings.listen_stream.grace).await;
-            if state.listen.attached(&sub.id) {
+            // A stream attached since (a resume, a takeover) ends the session by its own grace.
+            if state.listen.attached(&sub.id) || state.listen.superseded(&sub.id, generation) {
                 return;
             }
+            state.listen.end(&sub.id, generation);
             match state
                 .store
                 .delete_subscription(&sub.partner_id, &sub.id, Timestamp::now())

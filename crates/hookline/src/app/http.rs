@@ -130,8 +130,7 @@ impl Connection {
             let call = app.clone().call(req);
             async move {
                 let response = call.await;
-                drop(in_request);
-                response
+                response.map(|r| r.map(|b| body::ResponseBody::new(b, in_request)))
             }
         });
         let mut builder = http1::Builder::new();

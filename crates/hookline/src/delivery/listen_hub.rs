@@ -52,6 +52,9 @@ struct Session {
 #[derive(Clone, Default)]
 pub struct ListenHub {
     sessions: Arc<Mutex<HashMap<SubscriptionId, Session>>>,
+    /// The newest stream's generation of each session attached or in its grace: only the
+    /// grace of the last stream to close ends a session.
+    newest: Arc<Mutex<HashMap<SubscriptionId, u64>>>,
     counter: Arc<AtomicU64>,
 }
 
@@ -80,7 +83,27 @@ impl ListenHub {
             session.waiting.clear();
         }
         session.stream = Some((generation, tx));
+        drop(sessions);
+        self.newest
+            .lock()
+            .expect("not poisoned")
+            .insert(id.clone(), generation);
         (generation, rx)
+    }
+
+    /// Whether a stream newer than `generation` has attached for `id` since: that stream's own
+    /// end starts the grace that counts, so an older stream's grace must not end the session.
+    pub fn superseded(&self, id: &SubscriptionId, generation: u64) -> bool {
+        let newest = self.newest.lock().expect("not poisoned");
+        newest.get(id).is_some_and(|g| *g > generation)
+    }
+
+    /// The grace after the stream of `generation` passed: the session is over.
+    pub fn end(&self, id: &SubscriptionId, generation: u64) {
+        let mut newest = self.newest.lock().expect("not poisoned");
+        if newest.get(id) == Some(&generation) {
+            newest.remove(id);
+        }
     }
 
     /// The stream of `generation` ended. Deliveries it carried and nobody acknowledged fail

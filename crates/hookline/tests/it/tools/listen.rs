@@ -26,7 +26,7 @@ async fn spawn(backend: Backend) -> TestApp {
 }
 
 /// The partner's listen subscriptions, as the API lists them.
-async fn listen_subscriptions(app: &TestApp, key: &str) -> Vec<Value> {
+pub(super) async fn listen_subscriptions(app: &TestApp, key: &str) -> Vec<Value> {
     let (_, list) = app
         .call(key, Method::GET, "/v3/webhook-subscriptions", None)
         .await;

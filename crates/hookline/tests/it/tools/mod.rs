@@ -7,6 +7,7 @@
 mod cli;
 mod client;
 mod listen;
+mod listen_lifetime;
 mod verify_cross;
 
 use axum::body::Bytes;
