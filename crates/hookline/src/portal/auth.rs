@@ -182,6 +182,10 @@ pub async fn sign_in(State(state): State<PortalState>, post: PreSessionPost) -> 
         Ok(principal) => open_session(&state, &post.headers, principal, presented.hash()).await,
         Err(e @ (ApiError::Unauthorized | ApiError::TooManyAuthFailures { .. })) => {
             let (status, _) = e.status_and_code();
+            let wait = match e {
+                ApiError::TooManyAuthFailures { retry_after_secs } => Some(retry_after_secs),
+                _ => None,
+            };
             let text = match e {
                 ApiError::Unauthorized if operator => "That admin token is not valid.".to_owned(),
                 ApiError::Unauthorized => {
@@ -191,7 +195,14 @@ pub async fn sign_in(State(state): State<PortalState>, post: PreSessionPost) -> 
             };
             let pre = pre_token(&post.headers);
             let page = sign_in_markup(&pre, Some(notice("error", &text)));
-            Ok(with_pre_cookie(&state, &post.headers, status, &pre, page))
+            let mut response = with_pre_cookie(&state, &post.headers, status, &pre, page);
+            // The page says how long to wait; the header says it to anything automated.
+            if let Some(secs) = wait {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            Ok(response)
         }
         Err(e) => Err(e.into()),
     }

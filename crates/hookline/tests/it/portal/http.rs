@@ -150,6 +150,20 @@ async fn portal_link_requests_are_validated(backend: Backend) {
     let wrong = browser.sign_in(ADMIN_TOKEN, false).await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("API key is not valid"));
+    // Past the address's failure budget: 429, the wait in the page and in `Retry-After`.
+    let throttled = loop {
+        let answer = browser.sign_in("hl_live_guess", false).await;
+        if answer.status != 401 {
+            break answer;
+        }
+    };
+    assert_eq!(throttled.status, 429);
+    let wait = throttled.headers["retry-after"].to_str().unwrap();
+    assert!(
+        throttled.body.contains(&format!("retry after {wait} s")),
+        "{}",
+        throttled.body
+    );
 }
 
 async fn forms_without_the_session_csrf_token_are_refused(backend: Backend) {
