@@ -236,10 +236,16 @@ impl Listener {
             None => String::new(),
             Some(Ok((status, took))) => {
                 let s = format!("-> {status} ({} ms)", took.as_millis());
-                if (200..300).contains(status) {
-                    green(&s)
-                } else {
-                    red(&s)
+                match status {
+                    200..=299 => green(&s),
+                    // Acknowledged as the receiver answered, the 410 deactivates this session's
+                    // subscription as it would a real endpoint's: say so, or the listener would
+                    // wait for events that no longer come.
+                    410 => red(&format!(
+                        "{s}: 410 Gone deactivated this session's subscription; no more events \
+                         will come (restart `hookline listen` for a new session)"
+                    )),
+                    _ => red(&s),
                 }
             }
             Some(Err(e)) => red(&format!("-> failed: {e}")),

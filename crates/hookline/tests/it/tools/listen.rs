@@ -157,6 +157,27 @@ async fn listen_verifies_forwards_and_cleans_up(backend: Backend) {
     listen_subscriptions_gone(&app, &key, "the killed listener's subscription to go").await;
 }
 
+/// A local receiver answering 410 deactivates the session's subscription, as a real endpoint's
+/// would; the listener says so instead of waiting for events that no longer come.
+#[tokio::test]
+async fn a_410_from_the_local_receiver_is_called_out() {
+    let app = spawn(Backend::Sqlite).await;
+    let (pid, key) = app.partner("gone").await;
+    let local = PlainReceiver::start(410).await;
+    let (mut child, mut stdout, _) = start_listen(&app, &key, &local.url).await;
+    app.publish(event(&pid, "message.received", None)).await;
+    let line = tokio::time::timeout(WAIT, stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        line.contains("-> 410") && line.contains("deactivated"),
+        "{line}"
+    );
+    let _ = child.kill().await;
+}
+
 async fn unacknowledged_deliveries_come_back_on_reconnect(backend: Backend) {
     let app = spawn(backend).await;
     let (pid, key) = app.partner("reconnect").await;
