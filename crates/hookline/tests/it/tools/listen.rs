@@ -97,6 +97,17 @@ async fn start_listen(
     (child, stdout, secret.expect("the secret is printed"))
 }
 
+/// The listener's next line on stdout (one per event).
+async fn next_line(
+    stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    tokio::time::timeout(WAIT, stdout.next_line())
+        .await
+        .expect("a line within the wait")
+        .unwrap()
+        .expect("the listener is still running")
+}
+
 fn signal(child: &tokio::process::Child, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
     rustix::process::kill_process(pid, sig).unwrap();
@@ -120,11 +131,7 @@ async fn listen_verifies_forwards_and_cleans_up(backend: Backend) {
         .unwrap();
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["event_id"], Value::from(event_id.as_str()));
-    let line = tokio::time::timeout(WAIT, stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let line = next_line(&mut stdout).await;
     assert!(
         line.contains("message.received") && line.contains(&event_id),
         "{line}"
@@ -166,11 +173,7 @@ async fn a_410_from_the_local_receiver_is_called_out() {
     let local = PlainReceiver::start(410).await;
     let (mut child, mut stdout, _) = start_listen(&app, &key, &local.url).await;
     app.publish(event(&pid, "message.received", None)).await;
-    let line = tokio::time::timeout(WAIT, stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let line = next_line(&mut stdout).await;
     assert!(
         line.contains("-> 410") && line.contains("deactivated"),
         "{line}"
