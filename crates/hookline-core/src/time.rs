@@ -83,6 +83,17 @@ pub struct EventTime {
 }
 
 impl EventTime {
+    /// `raw` as an event's `created_at`, or the message saying why it is not one (the server's
+    /// and the CLI's check alike).
+    pub fn parse_created_at(raw: &str) -> Result<Self, String> {
+        Self::parse(raw).ok_or_else(|| {
+            format!(
+                "created_at '{}' is not an RFC 3339 time",
+                crate::text::quote(raw)
+            )
+        })
+    }
+
     /// `None` unless `raw` is RFC 3339.
     pub fn parse(raw: &str) -> Option<Self> {
         Timestamp::parse_rfc3339(raw).map(|at| EventTime {

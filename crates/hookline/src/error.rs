@@ -85,6 +85,15 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// The seconds a 429 tells the client to wait (`Retry-After` and the envelope's
+    /// `retry_after`); `None` for every other error.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyAuthFailures { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     pub fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
             ApiError::MissingField(_) => (StatusCode::BAD_REQUEST, 1001),
@@ -142,10 +151,7 @@ impl ApiError {
                 code,
                 message: bounded(self.to_string()),
                 doc_url: doc_url(code),
-                retry_after: match self {
-                    ApiError::TooManyAuthFailures { retry_after_secs } => Some(*retry_after_secs),
-                    _ => None,
-                },
+                retry_after: self.retry_after(),
             },
             trace_id,
         };
@@ -162,6 +168,9 @@ impl IntoResponse for ApiError {
         let (status, body) = self.envelope(trace_id);
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         match self {
             ApiError::Conflict(_) => {
                 headers.insert("x-should-retry", HeaderValue::from_static("false"));
@@ -171,9 +180,6 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from(UNAVAILABLE_RETRY_SECS),
                 );
-            }
-            ApiError::TooManyAuthFailures { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
         }

@@ -284,12 +284,7 @@ fn validate_event(
     };
     let created_at = match req.created_at {
         None => EventTime::at(Timestamp::now()),
-        Some(c) => EventTime::parse(&c).ok_or_else(|| {
-            invalid(format!(
-                "created_at '{}' is not an RFC 3339 time",
-                hookline_core::text::quote(&c)
-            ))
-        })?,
+        Some(c) => EventTime::parse_created_at(&c).map_err(invalid)?,
     };
     let trace_id = match req.trace_id {
         None => request.trace_id.clone(),
@@ -326,6 +321,15 @@ fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult
     Ok(raw)
 }
 
+/// Where event `i` is, for a message about it: `events[i]` then `sep` in a batch, nothing for a
+/// single publish.
+fn place(batch: bool, i: usize, sep: &str) -> String {
+    match batch {
+        true => format!("events[{i}]{sep}"),
+        false => String::new(),
+    }
+}
+
 /// Each event's `data` against its type's schema, once everything else about the request was
 /// accepted: a `warn` line saying an event was published anyway must not be about one that the
 /// request's other errors refused.
@@ -335,11 +339,7 @@ fn check_payloads(state: &AppState, events: &[NewEvent], batch: bool) -> ApiResu
             .payload_check
             .check(e.event_type, &e.data)
             .map_err(|v| {
-                let at = if batch {
-                    format!("events[{i}].")
-                } else {
-                    String::new()
-                };
+                let at = place(batch, i, ".");
                 ApiError::InvalidParameter(format!("{at}{}", v.describe(e.event_type)))
             })?;
     }
@@ -362,11 +362,7 @@ async fn check_partners(state: &AppState, events: &[NewEvent], batch: bool) -> A
             continue;
         }
         if !state.store.partner_exists(id).await? {
-            let at = if batch {
-                format!("events[{i}]: ")
-            } else {
-                String::new()
-            };
+            let at = place(batch, i, ": ");
             return Err(ApiError::InvalidParameter(format!(
                 "{at}Unknown partner_id '{}'",
                 hookline_core::text::quote(id.as_str())
@@ -433,7 +429,7 @@ pub async fn publish_batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| validate_event(e, &format!("events[{i}]."), &request, &state))
+        .map(|(i, e)| validate_event(e, &place(true, i, "."), &request, &state))
         .collect::<ApiResult<Vec<_>>>()?;
     check_partners(&state, &events, true).await?;
     check_payloads(&state, &events, true)?;

@@ -215,8 +215,9 @@ impl Drop for Detach {
         };
         runtime.spawn(async move {
             tokio::time::sleep(state.settings.listen_stream.grace).await;
-            // A stream attached since (a resume, a takeover) ends the session by its own grace.
-            if state.listen.attached(&sub.id) || state.listen.superseded(&sub.id, generation) {
+            // A stream attached since (a resume, a takeover; attached now or gone since) ends the
+            // session by its own grace.
+            if state.listen.superseded(&sub.id, generation) {
                 return;
             }
             state.listen.end(&sub.id, generation);

@@ -165,11 +165,8 @@ fn precheck(e: &NewEvent) -> Result<(), String> {
         TraceId::parse(id).map_err(|err| err.0)?;
     }
     match &e.created_at {
-        Some(at) if EventTime::parse(at).is_none() => Err(format!(
-            "created_at '{}' is not an RFC 3339 time",
-            hookline_core::text::quote(at)
-        )),
-        _ => Ok(()),
+        Some(at) => EventTime::parse_created_at(at).map(drop),
+        None => Ok(()),
     }
 }
 

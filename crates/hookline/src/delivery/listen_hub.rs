@@ -124,12 +124,6 @@ impl ListenHub {
         }
     }
 
-    /// Whether a stream is attached for `id` now.
-    pub fn attached(&self, id: &SubscriptionId) -> bool {
-        let sessions = self.sessions.lock().expect("not poisoned");
-        sessions.get(id).is_some_and(|s| s.stream.is_some())
-    }
-
     /// Records the listener's answer for `token`; false if nothing waits for it (unknown, timed
     /// out, or acknowledged already).
     pub fn ack(&self, id: &SubscriptionId, token: &str, ack: Ack) -> bool {

@@ -182,10 +182,7 @@ pub async fn sign_in(State(state): State<PortalState>, post: PreSessionPost) -> 
         Ok(principal) => open_session(&state, &post.headers, principal, presented.hash()).await,
         Err(e @ (ApiError::Unauthorized | ApiError::TooManyAuthFailures { .. })) => {
             let (status, _) = e.status_and_code();
-            let wait = match e {
-                ApiError::TooManyAuthFailures { retry_after_secs } => Some(retry_after_secs),
-                _ => None,
-            };
+            let wait = e.retry_after();
             let text = match e {
                 ApiError::Unauthorized if operator => "That admin token is not valid.".to_owned(),
                 ApiError::Unauthorized => {
