@@ -90,7 +90,7 @@ pub async fn listen(
         ));
     }
     let q = Query::parse(query.as_deref().unwrap_or(""));
-    let (sub, secret) = match &q.session {
+    let (sub, secret, attached) = match &q.session {
         Some(id) => {
             let sub = load(&state, &partner, id).await?;
             if listen_target(&sub.target_url).is_none() {
@@ -99,11 +99,24 @@ pub async fn listen(
                     hookline_core::text::quote(id)
                 )));
             }
-            (sub, None)
+            let attached = state.listen.attach(&sub.id);
+            (sub, None, attached)
         }
         None => {
-            let (sub, secret) = start_session(&state, &request, partner, &q).await?;
-            (sub, Some(secret))
+            // The stream attaches before its subscription exists: the announcement of that
+            // subscription's creation (which it may subscribe to) and anything published
+            // meanwhile find it there, instead of failing and waiting for their first retry.
+            let id = SubscriptionId::generate();
+            let attached = state.listen.attach(&id);
+            let mut unstarted = Unstarted {
+                state: &state,
+                id: id.clone(),
+                generation: attached.0,
+                started: false,
+            };
+            let (sub, secret) = start_session(&state, &request, id, partner, &q).await?;
+            unstarted.started = true;
+            (sub, Some(secret), attached)
         }
     };
     let first = ListenSession {
@@ -119,7 +132,7 @@ pub async fn listen(
     };
     tracing::info!(subscription_id = %sub.id, resumed = q.session.is_some(), "listen stream opened");
     let keepalive = state.settings.listen_stream.keepalive;
-    Ok(Sse::new(stream_of(state, request, sub, first))
+    Ok(Sse::new(stream_of(state, request, sub, attached, first))
         .keep_alive(KeepAlive::new().interval(keepalive)))
 }
 
@@ -164,6 +177,7 @@ fn list(raw: &Option<String>) -> Option<Vec<String>> {
 async fn start_session(
     state: &AppState,
     request: &RequestIdentity,
+    id: SubscriptionId,
     partner: hookline_core::PartnerId,
     q: &Query,
 ) -> ApiResult<(Subscription, String)> {
@@ -176,7 +190,6 @@ async fn start_session(
     };
     let subscribed_events = parse_events(&events)?;
     let phone_numbers = parse_phones(list(&q.phone_numbers).as_deref())?;
-    let id = SubscriptionId::generate();
     let target_url = TargetUrl::parse(&listen_url(&id), false)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("listen target: {e}")))?;
     let now = Timestamp::now();
@@ -193,6 +206,25 @@ async fn start_session(
         updated_at: now,
     };
     insert(state, request, sub).await
+}
+
+/// Takes back a stream attached for a session that did not start (refused, or the request
+/// dropped on its way): nothing else would.
+struct Unstarted<'a> {
+    state: &'a AppState,
+    id: SubscriptionId,
+    generation: u64,
+    started: bool,
+}
+
+impl Drop for Unstarted<'_> {
+    fn drop(&mut self) {
+        if self.started {
+            return;
+        }
+        self.state.listen.detach(&self.id, self.generation);
+        self.state.listen.end(&self.id, self.generation);
+    }
 }
 
 /// Ends the session when the stream is dropped (closed, vanished, or the server stopping):
@@ -239,15 +271,15 @@ impl Drop for Detach {
     }
 }
 
-/// `session` first, then every delivery pushed for the subscription, until the client goes or
-/// the server stops.
+/// `session` first, then every delivery pushed down the `attached` stream, until the client
+/// goes or the server stops.
 fn stream_of(
     state: AppState,
     request: RequestIdentity,
     sub: Subscription,
+    (generation, rx): (u64, tokio::sync::mpsc::Receiver<Pushed>),
     first: ListenSession,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let (generation, rx) = state.listen.attach(&sub.id);
     let stopping = state.readiness.stopping();
     let guard = Detach {
         state,

@@ -65,15 +65,23 @@ async fn start_listen(
     tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     String,
 ) {
+    start_listen_to(app, key, "message.received", forward).await
+}
+
+/// [`start_listen`] for other event types (comma-separated).
+async fn start_listen_to(
+    app: &TestApp,
+    key: &str,
+    events: &str,
+    forward: &str,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    String,
+) {
     let mut cmd = command(app);
     cmd.env("HOOKLINE_API_KEY", key)
-        .args([
-            "listen",
-            "--events",
-            "message.received",
-            "--forward-to",
-            forward,
-        ])
+        .args(["listen", "--events", events, "--forward-to", forward])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -162,6 +170,36 @@ async fn listen_verifies_forwards_and_cleans_up(backend: Backend) {
     assert_eq!(listen_subscriptions(&app, &key).await.len(), 1);
     signal(&child, rustix::process::Signal::KILL);
     listen_subscriptions_gone(&app, &key, "the killed listener's subscription to go").await;
+}
+
+/// The session's stream is attached before its subscription is created, so a listener that
+/// subscribes to `webhook_subscription.created` gets its own session's announcement on the
+/// first attempt rather than after a failed one and its retry.
+#[tokio::test]
+async fn the_sessions_own_creation_arrives_on_the_first_attempt() {
+    let app = spawn(Backend::Sqlite).await;
+    let (pid, key) = app.partner("listener").await;
+    let local = PlainReceiver::start(200).await;
+    let (mut child, mut stdout, _) =
+        start_listen_to(&app, &key, "webhook_subscription.created", &local.url).await;
+    let line = next_line(&mut stdout).await;
+    assert!(line.contains("webhook_subscription.created"), "{line}");
+    let got = local.wait_for(1).await;
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    let session = &listen_subscriptions(&app, &key).await[0];
+    assert_eq!(
+        body["data"]["webhook_subscription"]["id"], session["id"],
+        "its own creation"
+    );
+    let event_id = body["event_id"].as_str().unwrap();
+    let attempts = eventually("the attempt to be logged", WAIT, || async {
+        let a = app.attempts(&pid, event_id).await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    let answers: Vec<_> = attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(answers, [Some(200)], "one attempt, delivered");
+    child.kill().await.unwrap();
 }
 
 /// A local receiver answering 410 deactivates the session's subscription, as a real endpoint's
