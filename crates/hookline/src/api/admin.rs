@@ -304,7 +304,8 @@ fn validate_event(
     })
 }
 
-/// `raw` if it is a JSON object within the event size limit; `name` is its field.
+/// `raw` if it is a JSON object within the event size limit that receivers can parse; `name` is
+/// its field.
 fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult<&'a str> {
     if !raw.trim_start().starts_with('{') {
         return Err(ApiError::InvalidParameter(format!(
@@ -318,6 +319,10 @@ fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult
             state.settings.max_event_bytes
         )));
     }
+    // Delivered byte for byte, so refused here if a receiver's parser would refuse it.
+    hookline_core::payload::json::readable(raw).map_err(|e| {
+        ApiError::InvalidParameter(format!("{at}{name} has a value JSON parsers refuse: {e}"))
+    })?;
     Ok(raw)
 }
 

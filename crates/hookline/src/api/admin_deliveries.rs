@@ -60,8 +60,9 @@ pub struct EventWithDeliveries {
     trace_id: String,
     /// When hookline accepted it.
     accepted_at: String,
+    /// Byte for byte as published.
     #[schema(value_type = Object)]
-    data: serde_json::Value,
+    data: Box<serde_json::value::RawValue>,
     deliveries: Vec<AdminDeliveryItem>,
 }
 
@@ -191,7 +192,9 @@ pub async fn event(
         .event_log(&partner, &id)
         .await?
         .ok_or_else(not_found)?;
-    let data = serde_json::from_str(&log.data)
+    // As stored, not re-serialised: `-0` stays `-0`, and events accepted before the publish
+    // check refused values serde cannot hold (`1e400`) still show.
+    let data = serde_json::value::RawValue::from_string(log.data)
         .map_err(|e| anyhow::anyhow!("stored event data is not JSON: {e}"))?;
     Ok(Json(EventWithDeliveries {
         event_id: log.event_id.to_string(),

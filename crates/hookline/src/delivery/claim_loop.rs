@@ -162,11 +162,13 @@ impl ClaimLoop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::slots::{Permit, Slots};
     use crate::store::sqlite::SqliteStore;
     use crate::store::DueDelivery;
+    use crate::store::NewSubscription;
     use hookline_core::{
-        DeliveryId, EventId, EventTime, EventType, PartnerId, SigningSecret, SubscriptionId,
-        TraceId,
+        DeliveryId, EventId, EventTime, EventType, Partner, SigningSecret, Subscription,
+        SubscriptionId, TargetUrl, TraceId,
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -195,18 +197,18 @@ mod tests {
         (port, arrivals)
     }
 
-    fn delivery(port: u16) -> DueDelivery {
+    fn delivery(sub: &Subscription) -> DueDelivery {
         DueDelivery {
             delivery_id: DeliveryId::from_stored(1),
             attempt: 1,
             attempt_base: 0,
-            subscription_id: SubscriptionId::generate(),
-            target_url: format!("http://127.0.0.1:{port}/hook"),
+            subscription_id: sub.id.clone(),
+            target_url: sub.target_url.as_str().to_owned(),
             signing_secret: SigningSecret::generate().expose().to_owned(),
             previous_secret: None,
             routing_id_header: None,
             routing_key_header: None,
-            partner_id: PartnerId::from_stored("p"),
+            partner_id: sub.partner_id.clone(),
             event_id: EventId::generate(),
             event_type: EventType::parse("message.sent").unwrap(),
             created_at: EventTime::at(Timestamp::now()),
@@ -217,34 +219,55 @@ mod tests {
         }
     }
 
-    /// The claim/hand-off race through the real claim path: the claim chose a delivery while
-    /// its subscription had room, a publish hand-off took that room before the claim returned.
-    /// The claimed delivery must wait for the hand-off's attempt to finish, not run beside it.
-    #[tokio::test]
-    async fn a_claimed_delivery_waits_for_the_slot_a_hand_off_took() {
+    /// A stored subscription to `url`, a dispatcher with one slot per subscription, and the
+    /// temporary directory holding the store.
+    async fn one_slot_dispatcher(
+        url: &str,
+    ) -> (Dispatcher, DynStore, Subscription, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let partner = Partner::issue("p", Timestamp::now()).unwrap();
+        store.create_partner(&partner).await.unwrap();
+        let now = Timestamp::now();
+        let sub = Subscription {
+            id: SubscriptionId::generate(),
+            partner_id: partner.id.clone(),
+            target_url: TargetUrl::parse(url, true).unwrap(),
+            subscribed_events: vec![EventType::parse("message.sent").unwrap()],
+            phone_numbers: vec![],
+            is_active: true,
+            routing_id_header: None,
+            routing_key_header: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let new = NewSubscription {
+            subscription: sub.clone(),
+            signing_secret: SigningSecret::generate().expose().to_owned(),
+        };
+        store.insert_subscription(&new, 10).await.unwrap();
         let settings = Arc::new(DeliverySettings {
             ssrf_allow: vec!["127.0.0.0/8".parse().unwrap()],
             max_in_flight_per_subscription: 1,
             ..crate::config::Settings::default().delivery
         });
-        let secrets = crate::secrets::Secrets::default();
         let d = Dispatcher::new(
-            store,
+            store.clone(),
             settings,
-            secrets,
+            crate::secrets::Secrets::default(),
             Arc::new(Notify::new()),
             crate::delivery::ListenHub::default(),
         )
         .unwrap();
-        let (port, mut arrivals) = receiver().await;
-        let claimed = delivery(port);
+        (d, store, sub, dir)
+    }
+
+    /// The claim/hand-off race: the claim chose `claimed` while its subscription had room, a
+    /// publish hand-off took that room before the claim returned. Returns the hand-off's permit
+    /// with the claimed delivery waiting behind it.
+    async fn claimed_behind_a_hand_off(d: &Dispatcher, claimed: DueDelivery) -> (Permit, Slots) {
         let sub = claimed.subscription_id.clone();
-
         let claim_loop = d.claim_loop(CancellationToken::new());
-        let slots = claim_loop.slots.clone();
-
         let handed_off = d
             .try_acquire(&sub)
             .expect("the hand-off takes the only slot");
@@ -258,8 +281,23 @@ mod tests {
             .await
             .is_continue());
         // Started, and waiting: one attempt holds the subscription's slot, one is promised it.
-        assert_eq!(slots.held(), 1, "the claimed delivery exceeded the cap");
-        assert_eq!(slots.in_flight().get(&sub), Some(&2));
+        assert_eq!(
+            claim_loop.slots.held(),
+            1,
+            "the claimed delivery exceeded the cap"
+        );
+        assert_eq!(claim_loop.slots.in_flight().get(&sub), Some(&2));
+        (handed_off, claim_loop.slots.clone())
+    }
+
+    /// Through the real claim path, the claimed delivery waits for the hand-off's attempt to
+    /// finish, not run beside it.
+    #[tokio::test]
+    async fn a_claimed_delivery_waits_for_the_slot_a_hand_off_took() {
+        let (port, mut arrivals) = receiver().await;
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let (d, _store, sub, _dir) = one_slot_dispatcher(&url).await;
+        let (handed_off, _) = claimed_behind_a_hand_off(&d, delivery(&sub)).await;
         assert!(arrivals.try_recv().is_err());
 
         drop(handed_off);
@@ -267,5 +305,62 @@ mod tests {
             .await
             .expect("sent once the slot was freed")
             .unwrap();
+    }
+
+    /// A DELETE answered while the claimed delivery waited for its slot: it is not sent (the
+    /// next claim after its lease cancels the row).
+    #[tokio::test]
+    async fn a_delivery_waiting_for_a_slot_is_not_sent_once_its_subscription_is_deleted() {
+        let (port, mut arrivals) = receiver().await;
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let (d, store, sub, _dir) = one_slot_dispatcher(&url).await;
+        let (handed_off, slots) = claimed_behind_a_hand_off(&d, delivery(&sub)).await;
+        assert!(store
+            .delete_subscription(&sub.partner_id, &sub.id, Timestamp::now())
+            .await
+            .unwrap());
+
+        drop(handed_off);
+        // Sent or not, the waiting delivery takes the slot and gives it back (after the answer,
+        // had it been sent), and the subscription has nothing in flight or waiting.
+        let gone = async {
+            while slots.in_flight().contains_key(&sub.id) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), gone)
+            .await
+            .expect("the waiting delivery took its slot and gave it back");
+        assert!(
+            arrivals.try_recv().is_err(),
+            "sent after the DELETE returned"
+        );
+    }
+
+    /// A new `target_url` answered while the claimed delivery waited: it goes to the new one.
+    #[tokio::test]
+    async fn a_delivery_waiting_for_a_slot_goes_to_the_url_its_subscription_has_now() {
+        let (old_port, mut old) = receiver().await;
+        let (new_port, mut new) = receiver().await;
+        let url = format!("http://127.0.0.1:{old_port}/hook");
+        let (d, store, sub, _dir) = one_slot_dispatcher(&url).await;
+        let (handed_off, _) = claimed_behind_a_hand_off(&d, delivery(&sub)).await;
+        let moved = Subscription {
+            target_url: TargetUrl::parse(&format!("http://127.0.0.1:{new_port}/hook"), true)
+                .unwrap(),
+            updated_at: Timestamp::now(),
+            ..sub.clone()
+        };
+        store
+            .update_subscription(&moved, sub.updated_at, false)
+            .await
+            .unwrap();
+
+        drop(handed_off);
+        tokio::time::timeout(Duration::from_secs(10), new.recv())
+            .await
+            .expect("sent to the new URL")
+            .unwrap();
+        assert!(old.try_recv().is_err(), "sent to the old URL");
     }
 }

@@ -92,10 +92,18 @@ impl Dispatcher {
         };
         let this = self.clone();
         let span = attempt::span(&delivery);
+        let waits = matches!(reservation, Reservation::Waiting(_));
         tokio::spawn(
             async move {
                 let Some(permit) = reservation.ready().await else {
                     return; // closed while waiting for a slot: the lease expires, as above
+                };
+                let delivery = match waits {
+                    true => match this.recheck(delivery).await {
+                        Some(d) => d,
+                        None => return,
+                    },
+                    false => delivery,
                 };
                 let ran = this.shared.runner.run(&delivery).await;
                 permit.report(ran.signal);
@@ -107,6 +115,33 @@ impl Dispatcher {
             }
             .instrument(span),
         );
+    }
+
+    /// A claimed delivery that waited for a slot may have been claimed before a change its
+    /// caller has since been answered for: a DELETE or a deactivation (which cancelled the row;
+    /// it is not sent) or a new `target_url` (it goes there). A store that cannot say leaves it
+    /// as claimed: sent, at least once.
+    async fn recheck(&self, mut d: DueDelivery) -> Option<DueDelivery> {
+        let store = &self.shared.store;
+        match store
+            .get_subscription(&d.partner_id, &d.subscription_id)
+            .await
+        {
+            Ok(Some(sub)) if sub.is_active => {
+                if sub.target_url.as_str() != d.target_url {
+                    d.target_url = sub.target_url.as_str().to_owned();
+                }
+                Some(d)
+            }
+            Ok(_) => {
+                tracing::debug!("the subscription was deleted or deactivated while the delivery waited for a slot; not sent");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read the subscription after waiting for a slot; sending as claimed");
+                Some(d)
+            }
+        }
     }
 
     /// Claims and delivers until `cancel`, then shuts down in order. `announcer` publishes the

@@ -226,4 +226,61 @@ crate::per_backend!(
     a_batch_with_one_bad_event_is_refused_whole_naming_the_bad_element,
     empty_batches_and_batches_over_1000_events_are_refused,
     an_unknown_partner_in_a_batch_names_its_place_and_long_ids_are_quoted_cut,
+    data_receivers_cannot_parse_is_refused_and_data_is_shown_as_published,
 );
+
+/// `data` is delivered byte for byte, so what receivers' parsers refuse is refused at publish
+/// (syntax alone lets it through), naming the value; the event view shows `data` as published.
+async fn data_receivers_cannot_parse_is_refused_and_data_is_shown_as_published(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (partner, _) = app.partner("acme").await;
+    let publish = |path: &'static str, body: String| {
+        let req = app.http.post(app.url(path)).bearer_auth(ADMIN_TOKEN);
+        async move {
+            let r = req.header("content-type", "application/json").body(body);
+            into_parts(r.send().await.unwrap()).await
+        }
+    };
+    let event = |data: &str| {
+        format!(r#"{{"partner_id":"{partner}","event_type":"message.sent","data":{data}}}"#)
+    };
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    for (data, needle) in [
+        (
+            r#"{"n":1e400}"#,
+            "a number beyond the range of a double at line 1",
+        ),
+        (r#"{"s":"\ud800"}"#, "surrogate pair, not a character"),
+        (deep.as_str(), "nested more than 127 deep"),
+    ] {
+        let (s, v) = publish("/admin/v1/events", event(data)).await;
+        let msg = assert_error(s, &v, 400, 1005);
+        assert!(
+            msg.starts_with("data has a value JSON parsers refuse: "),
+            "{msg}"
+        );
+        assert!(msg.contains(needle), "{data} → {msg}");
+    }
+    let version = r#"{},"data_by_version":{"2025-01-01":{"n":-1e999}}"#;
+    let (s, v) = publish(
+        "/admin/v1/events/batch",
+        format!(r#"{{"events":[{}]}}"#, event(version)),
+    )
+    .await;
+    let msg = assert_error(s, &v, 400, 1005);
+    assert!(
+        msg.starts_with("events[0].data_by_version.2025-01-01 has a value"),
+        "{msg}"
+    );
+    assert_eq!(counts(&app).await, DeliveryCounts::default());
+
+    let data = r#"{"z":-0,"big":18446744073709551616,"f":1.50}"#;
+    let (s, v) = publish("/admin/v1/events", event(data)).await;
+    assert_eq!(s, 202, "{v}");
+    let path = format!(
+        "/admin/v1/events/{}?partner_id={partner}",
+        v["event_id"].as_str().unwrap()
+    );
+    let shown = app.get_text(&path, Some(ADMIN_TOKEN)).await;
+    assert!(shown.contains(&format!(r#""data":{data}"#)), "{shown}");
+}
