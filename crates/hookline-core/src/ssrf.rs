@@ -2,7 +2,9 @@
 //!
 //! Refused unless allow-listed: loopback, private (RFC 1918, ULA), link-local (incl. cloud
 //! metadata 169.254.169.254), CGNAT, multicast, unspecified, broadcast, documentation and other
-//! reserved ranges. IPv4-mapped and -compatible IPv6 forms are judged as the IPv4 address they carry.
+//! reserved ranges (IPv6: IETF protocol assignments 2001::/23 with Teredo, discard-only, SRv6,
+//! NAT64). IPv6 forms that carry an IPv4 address (mapped, compatible, translated, 6to4) are
+//! judged as that address.
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -52,22 +54,31 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
         || a == 0 // "this network"
         || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && ip.octets()[2] == 99) // 6to4 relay anycast (deprecated)
         || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18/15
         || a >= 240 // reserved
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (first & 0xffc0) == 0xfec0 // deprecated site-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b // NAT64 may reach internal v4
-        || ip.to_ipv4().is_some_and(|v4| ip.segments()[..6] == [0; 6] && forbidden_v4(v4))
-    // v4-compatible
+        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // deprecated site-local
+        || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
+        || s[0] == 0x3fff && s[1] < 0x1000 // documentation 3fff::/20
+        || s[0] == 0x2001 && s[1] < 0x0200 // IETF protocol assignments 2001::/23, Teredo included
+        || s[0] == 0x0100 && s[1..4] == [0; 3] // discard-only 100::/64
+        || s[0] == 0x5f00 // SRv6 segment identifiers, never global
+        || s[0] == 0x0064 && s[1] == 0xff9b // NAT64 may reach internal v4
+        // Forms that carry an IPv4 address are judged as that address: IPv4-compatible
+        // (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d, SIIT) and 6to4 (2002:AABB:CCDD::).
+        || s[..6] == [0; 6] && forbidden_v4(v4(s[6], s[7]))
+        || s[..6] == [0, 0, 0, 0, 0xffff, 0] && forbidden_v4(v4(s[6], s[7]))
+        || s[0] == 0x2002 && forbidden_v4(v4(s[1], s[2]))
 }
 
 #[cfg(test)]
@@ -108,6 +119,20 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "100::1",
+            "3fff::1",
+            "5f00::1",
+            "192.88.99.1",
         ] {
             assert!(is_forbidden(ip(s)), "{s} allowed");
             assert!(!AddressPolicy::default().permits(ip(s)), "{s} permitted");
@@ -124,6 +149,10 @@ mod tests {
             "100.128.0.1",
             "2606:4700:4700::1111",
             "::ffff:1.1.1.1",
+            "2002:101:101::1",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
+            "::ffff:0:101:101",
         ] {
             assert!(!is_forbidden(ip(s)), "{s} refused");
         }

@@ -96,17 +96,17 @@ pub fn decide(
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date (relative to `now`).
+/// Delta-seconds are digits only (no sign); more of them than a `u64` holds is still a wait
+/// (cut to the cap by [`decide`]). Dates in any of the three forms RFC 9110 says a recipient
+/// must accept: `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` and
+/// `Sun Nov  6 08:49:37 1994`.
 pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (at.with_timezone(&chrono::Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
+    let at = chrono::DateTime::<chrono::Utc>::from(httpdate::parse_http_date(value).ok()?);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -239,6 +239,23 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("soon", now), None);
+        for other_form in [
+            "Wednesday, 21-Oct-15 07:28:30 GMT",
+            "Wed Oct 21 07:28:30 2015",
+        ] {
+            assert_eq!(
+                parse_retry_after(other_form, now),
+                Some(Duration::from_secs(30)),
+                "{other_form}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "too many digits is still a wait"
+        );
+        for refused in ["soon", "+40", "-5", "1.5", "", "4 0"] {
+            assert_eq!(parse_retry_after(refused, now), None, "{refused:?}");
+        }
     }
 }
