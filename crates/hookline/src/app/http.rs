@@ -36,6 +36,43 @@ use table::{Slot, Table};
 /// most a connection's read buffer grows to, which bounds what an idle connection costs.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// The size of `req`'s head as it came on the wire (request line, header lines, blank line).
+fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + fields + 2
+}
+
+/// The 431 for a head past the limit, in the envelope with its trace id as `x-request-id`
+/// (outside any request: no middleware ran); the connection is closed after it, as after
+/// hyper's own.
+fn head_too_large() -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let trace_id = hookline_core::TraceId::generate().into_string();
+    let (status, envelope) = crate::error::ApiError::MalformedRequest {
+        status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        message: HEAD_TOO_LARGE,
+    }
+    .envelope(trace_id.clone());
+    let mut response = (status, axum::Json(envelope)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Ok(id) = HeaderValue::from_str(&trace_id) {
+        headers.insert(crate::api::request_id::REQUEST_ID, id);
+    }
+    response
+}
+
+/// What a 431 says, ours or hyper's.
+pub(crate) const HEAD_TOO_LARGE: &str =
+    "Request headers are too large (at most 64 KiB and 100 headers)";
+
 /// How long the accept loop pauses after an accept error that is not the client's (out of file
 /// descriptors, say), so it does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -127,9 +164,14 @@ impl Connection {
             let mut req = req.map(|incoming| body::DeadlineBody::new(incoming, body_timeout));
             // For extractors that want the client's address (`ConnectInfo<SocketAddr>`).
             req.extensions_mut().insert(ConnectInfo(peer));
-            let call = app.clone().call(req);
+            // hyper refuses a head past its buffer only when the buffer fills before the head
+            // ends; a head that arrives whole in one large read parses, so the limit is ours.
+            let call = (head_bytes(&req) <= MAX_HEAD_BYTES).then(|| app.clone().call(req));
             async move {
-                let response = call.await;
+                let response = match call {
+                    Some(call) => call.await,
+                    None => Ok(head_too_large()),
+                };
                 response.map(|r| r.map(|b| body::ResponseBody::new(b, in_request)))
             }
         });

@@ -190,10 +190,7 @@ fn envelope_for_bare_error(written: &[u8]) -> Option<Bytes> {
             "Malformed HTTP request: the request line or a header (such as Content-Length) could not be parsed",
         ),
         b"414 " => (StatusCode::URI_TOO_LONG, "Request URI is too long"),
-        b"431 " => (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "Request headers are too large (at most 64 KiB and 100 headers)",
-        ),
+        b"431 " => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, super::HEAD_TOO_LARGE),
         _ => return None,
     };
     let has = |line: &[u8]| written.windows(line.len()).any(|w| w == line);

@@ -275,7 +275,14 @@ async fn requests_the_http_layer_cannot_parse_are_answered_in_the_envelope() {
         too_many.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
     }
     too_many.extend_from_slice(b"\r\n");
-    let cases: [(&str, Vec<u8>, u16); 5] = [
+    // A whole head past the limit, which arrives (and would parse) in one read.
+    let whole = |size: usize| {
+        let mut head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ".to_vec();
+        head.resize(size - 4, b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    };
+    let cases: [(&str, Vec<u8>, u16); 7] = [
         ("garbage", b"THIS IS NOT HTTP\r\n\r\n".to_vec(), 400),
         (
             "bad method",
@@ -289,6 +296,8 @@ async fn requests_the_http_layer_cannot_parse_are_answered_in_the_envelope() {
         ),
         ("head over 64 KiB", too_long, 431),
         ("over 100 headers", too_many, 431),
+        ("a whole head of 64 KiB + 1", whole(64 * 1024 + 1), 431),
+        ("a whole head of 100 KiB", whole(100 * 1024), 431),
     ];
     for (what, request, status) in cases {
         let mut stream = connect(&app).await;
@@ -298,5 +307,9 @@ async fn requests_the_http_layer_cannot_parse_are_answered_in_the_envelope() {
         answer.assert_envelope(status, 1003);
         assert_eq!(answer.header("connection"), Some("close"), "{what}");
     }
+    // At the limit exactly, served.
+    let mut stream = connect(&app).await;
+    stream.write_all(&whole(64 * 1024)).await.unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
     assert_eq!(healthz(&app).await, 200);
 }
