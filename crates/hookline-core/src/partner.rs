@@ -24,17 +24,32 @@ pub struct InvalidPartnerName(pub String);
 /// character (tabs and line breaks too). Both are judged before trimming, as the OpenAPI
 /// document's `maxLength` and pattern judge the text sent.
 fn trimmed_name(raw: &str) -> Option<&str> {
-    let refused = raw.chars().count() > MAX_PARTNER_NAME || raw.chars().any(char::is_control);
+    let refused = raw.chars().count() > MAX_PARTNER_NAME || raw.chars().any(is_refused_char);
     (!refused).then(|| raw.trim())
 }
 
+/// Control characters, and the bidirectional controls that make a name read differently from
+/// what it is (U+202E turns `gpj.exe` around; listings and logs show names).
+pub fn is_refused_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether `name` shows nothing: whitespace and zero-width characters only.
+fn is_blank(name: &str) -> bool {
+    name.chars().all(|c| {
+        c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    })
+}
+
 impl Partner {
-    /// A new partner with a fresh id; the name is at most 200 characters with no control
-    /// character, and not blank; it is stored trimmed.
+    /// A new partner with a fresh id; the name is at most 200 characters with no control or
+    /// bidirectional-control character, and not blank (zero-width characters count as blank);
+    /// it is stored trimmed.
     pub fn issue(name: &str, now: Timestamp) -> Result<Self, InvalidPartnerName> {
-        let Some(name) = trimmed_name(name).filter(|n| !n.is_empty()) else {
+        let Some(name) = trimmed_name(name).filter(|n| !is_blank(n)) else {
             return Err(InvalidPartnerName(format!(
-                "name must be 1 to {MAX_PARTNER_NAME} characters, without control characters"
+                "name must be 1 to {MAX_PARTNER_NAME} characters, not blank, without control or bidirectional-control characters"
             )));
         };
         Ok(Partner {
@@ -58,10 +73,10 @@ pub fn api_key_label(raw: Option<&str>) -> Result<Option<String>, InvalidPartner
     };
     let name = trimmed_name(raw).ok_or_else(|| {
         InvalidPartnerName(format!(
-            "name must be at most {MAX_PARTNER_NAME} characters, without control characters"
+            "name must be at most {MAX_PARTNER_NAME} characters, without control or bidirectional-control characters"
         ))
     })?;
-    Ok((!name.is_empty()).then(|| name.to_owned()))
+    Ok((!is_blank(name)).then(|| name.to_owned()))
 }
 
 /// A stored API key: its hash only, never the key.
@@ -105,6 +120,18 @@ mod tests {
         assert_eq!(api_key_label(Some(" ci ")), Ok(Some("ci".to_owned())));
         assert_eq!(api_key_label(Some("   ")), Ok(None));
         assert!(api_key_label(Some("ci\t")).is_err());
+        // What shows nothing is blank; what makes a name read backwards is refused.
+        assert!(Partner::issue("\u{200B}\u{FEFF} \u{2060}", Timestamp::EPOCH).is_err());
+        assert!(Partner::issue("Acme\u{202E}gpj.exe", Timestamp::EPOCH).is_err());
+        assert!(Partner::issue("\u{2067}Acme", Timestamp::EPOCH).is_err());
+        assert_eq!(
+            Partner::issue("Zo\u{200D}e", Timestamp::EPOCH)
+                .unwrap()
+                .name,
+            "Zo\u{200D}e"
+        );
+        assert_eq!(api_key_label(Some("\u{200B}")), Ok(None));
+        assert!(api_key_label(Some("ci\u{200F}")).is_err());
         let (key, record) = ApiKeyRecord::issue(&p.id, None, Timestamp::EPOCH);
         assert!(key.expose().starts_with(API_KEY_PREFIX));
         assert_eq!(key.hash(), record.hash);

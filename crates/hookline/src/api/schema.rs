@@ -150,8 +150,8 @@ string_schema!(
             .max_length(Some(MAX_PARTNER_NAME))
             .pattern(Some(name_pattern()))
             .description(Some(
-                "1 to 200 characters, not only whitespace, no control characters (surrounding \
-                 whitespace is trimmed).",
+                "1 to 200 characters, not only whitespace or zero-width characters, no control \
+                 or bidirectional-control characters (surrounding whitespace is trimmed).",
             ))
     }
 );
@@ -160,12 +160,22 @@ string_schema!(
 /// ECMA-262's `\s` differs (it has U+FEFF, lacks U+0085).
 const WHITESPACE_CHARS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
-/// At least one character that is neither whitespace nor a control character; none that is a
-/// control character.
+/// Control characters and bidirectional controls (`partner::is_refused_char`), as the inside of
+/// a pattern class.
+const REFUSED_CHARS: &str = r"\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069";
+
+/// Zero-width characters: a name of these and whitespace only is blank.
+const ZERO_WIDTH_CHARS: &str = r"\u200B-\u200D\u2060\uFEFF";
+
+/// At least one character that is neither whitespace, zero-width nor refused; none refused.
 fn name_pattern() -> String {
     format!(
-        r"^[^\x00-\x1F\x7F-\x9F]*[^{WHITESPACE_CHARS}\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+        r"^[^{REFUSED_CHARS}]*[^{WHITESPACE_CHARS}{ZERO_WIDTH_CHARS}{REFUSED_CHARS}][^{REFUSED_CHARS}]*$"
     )
+}
+
+fn label_pattern() -> String {
+    format!(r"^[^{REFUSED_CHARS}]*$")
 }
 
 string_schema!(
@@ -174,9 +184,10 @@ string_schema!(
     "Label",
     |s| {
         s.max_length(Some(MAX_PARTNER_NAME))
-            .pattern(Some(r"^[^\x00-\x1F\x7F-\x9F]*$"))
+            .pattern(Some(label_pattern()))
             .description(Some(
-                "At most 200 characters, no control characters; blank means none.",
+                "At most 200 characters, no control or bidirectional-control characters; blank \
+                 means none.",
             ))
     }
 );
