@@ -56,7 +56,8 @@ impl RoutingHeader {
         if !token || reserved {
             return Err(InvalidHeaderName {
                 field: field.to_owned(),
-                name: name.to_owned(),
+                // Quoted in the message: cut like any quoted input.
+                name: crate::text::quote(name).into_owned(),
             });
         }
         Ok(Some(RoutingHeader(name.to_owned())))

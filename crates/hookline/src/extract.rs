@@ -39,6 +39,16 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalA
 
 /// The whole body, or the envelope error for why it could not be read.
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    // Bodies are read as sent: a compressed one would only fail as "malformed JSON".
+    if let Some(coding) = req.headers().get(header::CONTENT_ENCODING) {
+        let coding = coding.to_str().unwrap_or_default().trim();
+        if !coding.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::InvalidBody(format!(
+                "Content-Encoding '{}' is not supported: send the JSON body uncompressed",
+                hookline_core::text::quote(coding)
+            )));
+        }
+    }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("Request body is larger than the allowed limit".into())
@@ -103,6 +113,28 @@ pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Resul
     parse_json(bytes)
 }
 
+/// serde's sentence for a user: our type names are not theirs (`expected struct
+/// PublishRequest`), and a quoted string value is cut like any quoted input.
+fn tidy(msg: &str) -> String {
+    let mut msg = match msg.find("expected struct ") {
+        Some(at) => format!("{}expected a JSON object", &msg[..at]),
+        None => msg.to_owned(),
+    };
+    const OPEN: &str = ": string \"";
+    if let (Some(open), Some(close)) = (msg.find(OPEN), msg.rfind("\", expected")) {
+        let start = open + OPEN.len();
+        if close > start {
+            msg = format!(
+                "{}{}{}",
+                &msg[..start],
+                hookline_core::text::quote(&msg[start..close]),
+                &msg[close..]
+            );
+        }
+    }
+    msg
+}
+
 fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = e.inner();
     let path = e.path().to_string();
@@ -120,7 +152,8 @@ fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         return ApiError::MissingField(full);
     }
     // serde_json appends " at line X column Y"; the field path says more.
-    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    let msg = tidy(msg.split(" at line ").next().unwrap_or(&msg));
+    let msg = msg.as_str();
     if path == "." {
         ApiError::InvalidBody(format!("Request body must be a JSON object ({msg})"))
     } else {

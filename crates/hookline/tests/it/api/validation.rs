@@ -362,3 +362,56 @@ crate::per_backend!(
     updates_are_validated_like_creates,
     unknown_ids_paths_methods_and_big_bodies_get_the_envelope,
 );
+
+/// Messages are in the caller's terms: a compressed body is named as such (not "malformed
+/// JSON"), serde's type names do not leak, and quoted values are cut at 64 characters.
+#[tokio::test]
+async fn errors_speak_the_callers_language() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("acme").await;
+    let r = app
+        .http
+        .post(app.url("/v3/webhook-subscriptions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0x00])
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = into_parts(r).await;
+    let msg = assert_error(s, &v, 400, 1003);
+    assert!(
+        msg.starts_with("Content-Encoding 'gzip' is not supported"),
+        "{msg}"
+    );
+
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events/batch",
+            Some(json!({"events": [1]})),
+        )
+        .await;
+    let msg = assert_error(s, &v, 400, 1003);
+    assert!(
+        msg.contains("expected a JSON object") && !msg.contains("struct"),
+        "{msg}"
+    );
+
+    let long = "z".repeat(1000);
+    let (s, v) = app
+        .call(
+            &key,
+            Method::POST,
+            "/v3/webhook-subscriptions",
+            Some(json!({"target_url": "https://example.com/q", "subscribed_events": long})),
+        )
+        .await;
+    let msg = assert_error(s, &v, 400, 1003);
+    assert!(msg.contains(&format!("\"{}…\"", "z".repeat(64))), "{msg}");
+    let (s, v) = app.call(&key, Method::POST, "/v3/webhook-subscriptions",
+        Some(json!({"target_url": "https://example.com/q", "subscribed_events": ["message.sent"], "routing_id_header": "a".repeat(1000)}))).await;
+    let msg = assert_error(s, &v, 400, 1005);
+    assert!(msg.contains(&format!("'{}…'", "a".repeat(64))), "{msg}");
+}
