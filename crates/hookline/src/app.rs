@@ -132,6 +132,7 @@ fn app_state(
     .context("building the test-event client")?;
     Ok(AppState::new(crate::api::AppShared {
         test_sender: Arc::new(test_sender),
+        update_locks: Default::default(),
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
         secrets,

@@ -377,6 +377,7 @@ pub async fn update_subscription(
     id: &str,
     req: UpdateSubscriptionRequest,
 ) -> ApiResult<Subscription> {
+    let _turn = state.update_locks.lock(id).await;
     let mut current = load(state, partner, id).await?;
     let patch = SubscriptionPatch::parse(req, state)?;
     // Compare-and-set on `updated_at`: a concurrent update in between makes us reapply this

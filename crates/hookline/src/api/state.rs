@@ -50,4 +50,28 @@ pub struct Shared {
     pub payload_check: Arc<crate::payload_check::PayloadCheck>,
     /// Sends test events (`POST …/test`) on any node that serves the API.
     pub test_sender: Arc<crate::delivery::TestSender>,
+    /// Serialises this process's updates of one subscription (see [`UpdateLocks`]).
+    pub update_locks: UpdateLocks,
+}
+
+/// Concurrent updates of one subscription in one process take turns instead of racing its
+/// compare-and-set: with N racing, each round lets one through, so the last needed N rounds
+/// and a PUT gave up (503) past 16. The compare-and-set still orders updates across nodes.
+/// Striped by subscription id: a fixed set of locks, whatever the number of subscriptions
+/// (two that share a stripe only take turns; the store's writer orders them anyway).
+pub struct UpdateLocks([tokio::sync::Mutex<()>; 64]);
+
+impl Default for UpdateLocks {
+    fn default() -> Self {
+        UpdateLocks(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
+impl UpdateLocks {
+    pub async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash =
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id);
+        self.0[(hash % self.0.len() as u64) as usize].lock().await
+    }
 }

@@ -359,6 +359,40 @@ async fn concurrent_partial_updates_do_not_undo_each_other(backend: Backend) {
     }
 }
 
+/// Many concurrent PUTs of one subscription on one node take turns: none gives up with 503
+/// (racing the compare-and-set, the last of N needed N rounds), and each answer is a distinct
+/// step of one serial order.
+async fn many_concurrent_updates_of_one_subscription_all_succeed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = app.partner("acme").await;
+    let created = app
+        .create_subscription(&key, sub_body("https://example.com/contended"))
+        .await;
+    let path = subscription_path(&created);
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        let body = json!({"target_url": format!("https://example.com/contended/{i}")});
+        app.call(&key, Method::PUT, &path, Some(body))
+    }))
+    .await;
+    let mut stamps: Vec<&str> = Vec::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        stamps.push(body["updated_at"].as_str().unwrap());
+    }
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 40, "every update is its own step");
+    let (_, got) = app.call(&key, Method::GET, &path, None).await;
+    let last = answers
+        .iter()
+        .max_by_key(|(_, b)| b["updated_at"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(
+        got["target_url"], last.1["target_url"],
+        "the last step stands"
+    );
+}
+
 /// Concurrent creates, half of them for one target URL: exactly one of those wins, the others get
 /// 409, the unique ones all succeed, and a failed create leaves nothing behind.
 async fn concurrent_creates_fail_and_succeed_independently(backend: Backend) {
@@ -396,5 +430,6 @@ crate::per_backend!(
     webhook_events_lists_all_75_with_doc_url,
     duplicate_target_url_is_409_per_partner_on_create_and_update,
     concurrent_partial_updates_do_not_undo_each_other,
+    many_concurrent_updates_of_one_subscription_all_succeed,
     concurrent_creates_fail_and_succeed_independently,
 );
