@@ -36,6 +36,16 @@ pub async fn open_store(settings: &StoreSettings) -> anyhow::Result<DynStore> {
     }
 }
 
+/// `hookline migrate`: applies the migrations and returns. A SQLite file a server is serving is
+/// refused like a second server (that server migrated it when it started).
+pub async fn migrate(settings: &StoreSettings) -> anyhow::Result<()> {
+    let _serve_lock = match &settings.database_url {
+        DatabaseUrl::Sqlite(path) => Some(SqliteServeLock::acquire(path)?),
+        DatabaseUrl::Postgres(_) => None,
+    };
+    open_store(settings).await.map(drop)
+}
+
 /// Runs hookline on an already-bound listener until `shutdown` resolves, then drains: the HTTP
 /// server stops accepting, the dispatcher stops claiming and finishes in-flight work, and every
 /// background task is awaited before this returns. A task that ends while serving is a fault:

@@ -160,7 +160,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
 
 async fn migrate(s: Settings) -> anyhow::Result<()> {
     hookline::logging::init(&s.log);
-    hookline::app::open_store(&s.store).await?;
+    hookline::app::migrate(&s.store).await?;
     hookline::logging::write_stderr("migrations applied\n");
     Ok(())
 }

@@ -63,7 +63,8 @@ async fn restart_keeps_partners_keys_and_subscriptions(backend: Backend) {
         .any(|p| p["id"] == json!(partner)));
 }
 
-/// SQLite is one process per file: a second server on the same file refuses to start.
+/// SQLite is one process per file: a second server, or `hookline migrate`, on the same file
+/// refuses to start.
 #[tokio::test]
 async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;
@@ -76,6 +77,13 @@ async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     .await
     .expect("the second server must refuse to start, not run");
     let message = format!("{:#}", second.expect_err("a second server must not start"));
+    assert!(
+        message.contains("another hookline process is serving"),
+        "{message}"
+    );
+    // `hookline migrate` is refused the same way.
+    let migrate = hookline::app::migrate(&app.settings.store).await;
+    let message = format!("{:#}", migrate.expect_err("migrate beside a server"));
     assert!(
         message.contains("another hookline process is serving"),
         "{message}"
