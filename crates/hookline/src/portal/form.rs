@@ -60,9 +60,15 @@ impl<S: Send + Sync> FromRequest<S> for Form {
                 "expected a form (application/x-www-form-urlencoded)".into(),
             ));
         }
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| PortalError::BadRequest(format!("could not read the form: {e}")))?;
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                PortalError::Api(crate::error::ApiError::PayloadTooLarge(
+                    "The form is larger than the allowed limit".into(),
+                ))
+            } else {
+                PortalError::BadRequest(format!("could not read the form: {e}"))
+            }
+        })?;
         Ok(Form::parse(&body))
     }
 }

@@ -213,6 +213,12 @@ async fn forms_without_the_session_csrf_token_are_refused(backend: Backend) {
     // With the right token it works.
     let mut ok = form("");
     ok[0].1 = &csrf;
+    // A form past the portal's limit is 413, not a malformed request.
+    let pad = "a".repeat(300 * 1024);
+    let mut huge = ok.clone();
+    huge.push(("pad", &pad));
+    let r = browser.post("/portal/subscriptions", &huge).await;
+    assert_eq!(r.status, 413, "{}", r.body);
     let created = browser.post("/portal/subscriptions", &ok).await;
     assert_eq!(created.status, 200, "{}", created.body);
     assert!(created.body.contains("whsec_"));
