@@ -73,6 +73,19 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// A CLI whose reader goes away (`hookline events types | head -1`) ends as `cat` does, killed
+/// quietly by SIGPIPE, instead of panicking in `println!` (Rust ignores SIGPIPE, so a write to a
+/// closed pipe is an error, and `println!` panics on errors). Not for `serve`: a server must
+/// outlive a client that hangs up.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread is started; `signal` with `SIG_DFL` only sets the
+    // disposition and runs no handler code of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         let from = variable_behind(&e);
@@ -83,7 +96,10 @@ fn main() -> ExitCode {
         std::process::exit(e.exit_code())
     });
     let done = match cli.command {
-        Command::Client(cmd) => return runtime(None).block_on(hookline::cli::run(cmd)),
+        Command::Client(cmd) => {
+            quiet_on_closed_pipe();
+            return runtime(None).block_on(hookline::cli::run(cmd));
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             // Written whole, and a reader that closes early (`| head`) is not an error:

@@ -8,7 +8,7 @@
 //! delivered), takes the validator's fast yes/no path, and only for a `data` that fails asks
 //! for the first failure's details. Never blocks on I/O.
 
-use hookline_core::payload::catalogue;
+use hookline_core::payload::{catalogue, json};
 use hookline_core::EventType;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -17,6 +17,15 @@ use std::sync::OnceLock;
 
 use crate::config::ValidatePayloads;
 use crate::telemetry;
+
+/// Why a `data` is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// A value receivers' JSON parsers refuse (in every mode): what and where.
+    Unreadable(String),
+    /// It breaks its type's schema.
+    Schema(Violation),
+}
 
 /// Why a `data` does not match its type's schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,39 +100,53 @@ impl PayloadCheck {
         .as_ref()
     }
 
-    /// The first way `data` (a JSON object's text) breaks `event_type`'s schema.
-    pub fn violation(&self, event_type: EventType, data: &str) -> Option<Violation> {
-        let validator = self.validator(event_type)?;
+    /// Why `data` (a JSON object's text) is refused whatever the mode (a value receivers'
+    /// parsers refuse), or the first way it breaks `event_type`'s schema. The schema check's
+    /// parse is the readability check; with no schema to check, [`json::readable`] makes it.
+    pub fn examine(&self, event_type: EventType, data: &str) -> Result<(), Refused> {
+        let Some(validator) = self.validator(event_type) else {
+            return json::readable(data).map_err(Refused::Unreadable);
+        };
         let value: Value = match serde_json::from_str(data) {
             Ok(v) => v,
-            // Unreachable from the API (the request parse checked it); say so rather than panic.
-            Err(e) => {
-                return Some(Violation {
-                    path: String::new(),
-                    rule: "json",
-                    message: e.to_string(),
-                })
+            Err(_) => {
+                // serde's sentence, in the input's terms.
+                let why = json::readable(data).err().unwrap_or_default();
+                return Err(Refused::Unreadable(why));
             }
         };
         if validator.is_valid(&value) {
-            return None;
+            return Ok(());
         }
-        let err = validator.validate(&value).err()?;
-        Some(Violation {
+        let Some(err) = validator.validate(&value).err() else {
+            return Ok(());
+        };
+        Err(Refused::Schema(Violation {
             path: err.instance_path().to_string(),
             rule: keyword(err.kind().keyword()),
             message: bounded(err.to_string()),
-        })
+        }))
     }
 
-    /// Applies the mode: `Err` only in `strict`; in `warn` the event passes, logged and counted.
-    pub fn check(&self, event_type: EventType, data: &str) -> Result<(), Violation> {
-        let Some(v) = self.violation(event_type, data) else {
-            return Ok(());
+    /// The first way `data` breaks `event_type`'s schema, if it does.
+    pub fn violation(&self, event_type: EventType, data: &str) -> Option<Violation> {
+        match self.examine(event_type, data) {
+            Err(Refused::Schema(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Applies the mode: a schema violation is `Err` only in `strict`, and in `warn` the event
+    /// passes, logged and counted; unreadable `data` is `Err` in every mode.
+    pub fn check(&self, event_type: EventType, data: &str) -> Result<(), Refused> {
+        let v = match self.examine(event_type, data) {
+            Ok(()) => return Ok(()),
+            Err(Refused::Schema(v)) => v,
+            Err(unreadable) => return Err(unreadable),
         };
         if self.mode == ValidatePayloads::Strict {
             telemetry::payload_violation(event_type.as_str(), "strict");
-            return Err(v);
+            return Err(Refused::Schema(v));
         }
         telemetry::payload_violation(event_type.as_str(), "warn");
         let total = self.warned.fetch_add(1, Ordering::Relaxed) + 1;

@@ -19,6 +19,7 @@ use super::schema::{
 use crate::api::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AdminAuth, ApiJson, ApiPath, OptionalApiJson};
+use crate::payload_check::Refused;
 use crate::store::{NewEvent, Published};
 
 pub const MAX_BATCH: usize = 1000;
@@ -276,7 +277,13 @@ fn validate_event(
     let data_v2025 = req
         .data_by_version
         .and_then(|d| d.v2025_01_01)
-        .map(|d| object(d.get(), "data_by_version.2025-01-01", at, state).map(str::to_owned))
+        .map(|d| {
+            let name = "data_by_version.2025-01-01";
+            let raw = object(d.get(), name, at, state)?;
+            // No schema check reads it (see `check_payloads` for `data`).
+            hookline_core::payload::json::readable(raw).map_err(|e| unreadable(at, name, &e))?;
+            Ok::<_, ApiError>(raw.to_owned())
+        })
         .transpose()?;
     let event_id = match req.event_id {
         None => EventId::generate(),
@@ -304,8 +311,7 @@ fn validate_event(
     })
 }
 
-/// `raw` if it is a JSON object within the event size limit that receivers can parse; `name` is
-/// its field.
+/// `raw` if it is a JSON object within the event size limit; `name` is its field.
 fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult<&'a str> {
     if !raw.trim_start().starts_with('{') {
         return Err(ApiError::InvalidParameter(format!(
@@ -319,11 +325,13 @@ fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult
             state.settings.max_event_bytes
         )));
     }
-    // Delivered byte for byte, so refused here if a receiver's parser would refuse it.
-    hookline_core::payload::json::readable(raw).map_err(|e| {
-        ApiError::InvalidParameter(format!("{at}{name} has a value JSON parsers refuse: {e}"))
-    })?;
     Ok(raw)
+}
+
+/// Delivered byte for byte, so refused if a receiver's JSON parser would refuse it (syntax alone,
+/// which the request parse checked, lets `1e400` through).
+fn unreadable(at: &str, name: &str, why: &str) -> ApiError {
+    ApiError::InvalidParameter(format!("{at}{name} has a value JSON parsers refuse: {why}"))
 }
 
 /// Where event `i` is, for a message about it: `events[i]` then `sep` in a batch, nothing for a
@@ -340,13 +348,18 @@ fn place(batch: bool, i: usize, sep: &str) -> String {
 /// request's other errors refused.
 fn check_payloads(state: &AppState, events: &[NewEvent], batch: bool) -> ApiResult<()> {
     for (i, e) in events.iter().enumerate() {
-        state
-            .payload_check
-            .check(e.event_type, &e.data)
-            .map_err(|v| {
-                let at = place(batch, i, ".");
-                ApiError::InvalidParameter(format!("{at}{}", v.describe(e.event_type)))
-            })?;
+        let at = || place(batch, i, ".");
+        match state.payload_check.check(e.event_type, &e.data) {
+            Ok(()) => {}
+            Err(Refused::Unreadable(why)) => return Err(unreadable(&at(), "data", &why)),
+            Err(Refused::Schema(v)) => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "{}{}",
+                    at(),
+                    v.describe(e.event_type)
+                )))
+            }
+        }
     }
     Ok(())
 }

@@ -250,7 +250,7 @@ fn record(
 ) {
     if json {
         // One line per batch: the API's answer, as NDJSON.
-        bar.suspend(|| println!("{}", serde_json::to_string(answer).expect("serialises")));
+        bar.suspend(|| println!("{}", output::json_line(answer)));
     }
     *published += answer.results.len() as u64;
     *deliveries += answer.results.iter().map(|r| r.deliveries).sum::<u64>();

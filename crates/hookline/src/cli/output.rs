@@ -38,10 +38,19 @@ pub fn dim(text: &str) -> String {
 
 /// Prints `value` as pretty JSON: the API's answer, for scripts.
 pub fn json<T: serde::Serialize>(value: &T) {
+    // Through `Value`, whose objects are sorted maps: keys come out sorted at every level, as
+    // README promises scripts, whatever order the client's types declare them in.
+    let value = serde_json::to_value(value).expect("answers serialise");
     println!(
         "{}",
-        serde_json::to_string_pretty(value).expect("answers serialise")
+        serde_json::to_string_pretty(&value).expect("answers serialise")
     );
+}
+
+/// `value` as one line of JSON, keys sorted like [`json`]'s (NDJSON output).
+pub fn json_line<T: serde::Serialize>(value: &T) -> String {
+    let value = serde_json::to_value(value).expect("answers serialise");
+    serde_json::to_string(&value).expect("answers serialise")
 }
 
 /// The API's JSON with `--json`, else `text` of it.

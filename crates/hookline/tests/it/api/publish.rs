@@ -284,3 +284,33 @@ async fn data_receivers_cannot_parse_is_refused_and_data_is_shown_as_published(b
     let shown = app.get_text(&path, Some(ADMIN_TOKEN)).await;
     assert!(shown.contains(&format!(r#""data":{data}"#)), "{shown}");
 }
+
+/// Unreadable `data` is refused whatever `HOOKLINE_VALIDATE_PAYLOADS` says: with `off` nothing
+/// else reads it, with `strict` it is not a schema violation but this.
+#[tokio::test]
+async fn data_receivers_cannot_parse_is_refused_in_every_validation_mode() {
+    use hookline::config::{RawConfig, ValidatePayloads};
+    for mode in [ValidatePayloads::Off, ValidatePayloads::Strict] {
+        let mut opts = Options::default();
+        opts.raw = RawConfig {
+            validate_payloads: Some(mode),
+            ..opts.raw
+        };
+        let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
+        let (partner, _) = app.partner("acme").await;
+        let body = format!(
+            r#"{{"partner_id":"{partner}","event_type":"message.sent","data":{{"n":1e400}}}}"#
+        );
+        let r = app
+            .http
+            .post(app.url("/admin/v1/events"))
+            .bearer_auth(ADMIN_TOKEN);
+        let r = r.header("content-type", "application/json").body(body);
+        let (s, v) = into_parts(r.send().await.unwrap()).await;
+        let msg = assert_error(s, &v, 400, 1005);
+        assert!(
+            msg.starts_with("data has a value JSON parsers refuse: a number beyond"),
+            "{mode:?}: {msg}"
+        );
+    }
+}

@@ -47,11 +47,11 @@ async fn json_output_is_the_api_json(backend: Backend) {
         .unwrap()
         .remove("signing_secret");
     assert_eq!(without_secret, api);
+    // The API's fields, pretty-printed with keys sorted (a `Value`'s maps are sorted).
+    let shown = cli(&app, k, &["subscriptions", "get", &id, "--json"]).await;
     assert_eq!(
-        cli(&app, k, &["subscriptions", "get", &id, "--json"])
-            .await
-            .json(),
-        api
+        shown.stdout.trim_end(),
+        serde_json::to_string_pretty(&api).unwrap()
     );
     let (_, api_list) = app
         .call(&key, Method::GET, "/v3/webhook-subscriptions", None)
@@ -532,4 +532,30 @@ async fn malformed_ndjson_sends_nothing() {
     )
     .await;
     assert!(text.stdout.starts_with("Published "), "{}", text.stdout);
+}
+
+/// A reader that goes away (`hookline events types | head -1`) ends the CLI as it ends `cat`:
+/// killed quietly by SIGPIPE, not a panic (exit 101) in `println!`.
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("acme").await;
+    let mut cmd = command(&app);
+    cmd.env("HOOKLINE_API_KEY", &key)
+        .args(["events", "types"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take()); // closed before the CLI writes a line
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(
+        out.status.signal(),
+        Some(SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
 }
