@@ -415,7 +415,7 @@ impl Settings {
             monitoring: MonitoringSettings::from_raw(&raw)?,
             retention: RetentionSettings::from_raw(&raw)?,
             log: LogSettings {
-                filter: raw.log.unwrap_or_else(|| "info".into()),
+                filter: crate::logging::checked_filter(raw.log.as_deref())?,
                 format: raw.log_format.unwrap_or_default(),
             },
         })
@@ -442,8 +442,14 @@ impl ServerSettings {
             listen,
             role: raw.role.unwrap_or_default(),
             allow_http_targets: raw.allow_http_targets.unwrap_or(false),
-            max_body_bytes: raw.max_body_bytes.unwrap_or(1024 * 1024),
-            max_event_bytes: raw.max_event_bytes.unwrap_or(256 * 1024),
+            max_body_bytes: match raw.max_body_bytes {
+                Some(0) => bail!("HOOKLINE_MAX_BODY_BYTES must be positive"),
+                limit => limit.unwrap_or(1024 * 1024),
+            },
+            max_event_bytes: match raw.max_event_bytes {
+                Some(0) => bail!("HOOKLINE_MAX_EVENT_BYTES must be positive"),
+                limit => limit.unwrap_or(256 * 1024),
+            },
             publish_gather: publish_gather(raw.publish_gather.as_deref())?,
             worker_threads: match raw.worker_threads {
                 Some(0) => bail!("HOOKLINE_WORKER_THREADS must be positive"),
@@ -468,6 +474,10 @@ impl ServerSettings {
 /// variable `name`.
 fn positive(raw: Option<&str>, default: &str, name: &str) -> anyhow::Result<Duration> {
     let raw = raw.unwrap_or(default);
+    anyhow::ensure!(
+        raw.trim() != "0",
+        "{name} must be positive (e.g. {default})"
+    );
     let d = parse_duration(raw).with_context(|| format!("{name} '{raw}' (e.g. {default})"))?;
     anyhow::ensure!(!d.is_zero(), "{name} must be positive");
     Ok(d)

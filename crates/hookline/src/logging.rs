@@ -21,6 +21,24 @@ pub fn dropped_writes() -> u64 {
 }
 
 /// Installs the global subscriber: `settings`' filter and format, into [`LogSink`].
+/// `HOOKLINE_LOG` (default `info`) if tracing can read it and each bare directive is a level:
+/// `infoo` would read as "everything from a target named infoo" and silence every line.
+pub fn checked_filter(raw: Option<&str>) -> anyhow::Result<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let filter = raw.unwrap_or("info").trim();
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("HOOKLINE_LOG '{filter}' is not a log filter: {e}"))?;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains(['=', '[', ':']);
+        anyhow::ensure!(
+            !bare || LEVELS.contains(&directive.to_ascii_lowercase().as_str()),
+            "HOOKLINE_LOG: '{directive}' is not a level ({}); a target takes one too, e.g. hookline=debug",
+            LEVELS.join(", ")
+        );
+    }
+    Ok(filter.to_owned())
+}
+
 pub fn init(settings: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

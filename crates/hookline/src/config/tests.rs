@@ -104,6 +104,11 @@ fn rejects_bad_values_with_the_variable_name() {
         |r| r.metrics_sample_interval = Some("0s".into()),
         |r| r.retention = Some("30 days".into()),
         |r| r.retention_interval = Some("0m".into()),
+        |r| r.max_body_bytes = Some(0),
+        |r| r.max_event_bytes = Some(0),
+        |r| r.log = Some("infoo".into()),
+        |r| r.log = Some("foo=[[[".into()),
+        |r| r.log = Some("info,hookline".into()),
     ];
     for set in cases {
         let mut raw = RawConfig::default();
@@ -112,6 +117,29 @@ fn rejects_bad_values_with_the_variable_name() {
         assert!(err.contains("HOOKLINE_"), "{err}");
     }
     assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
+    // A bare `0` is a duration that must be positive, said so (not "not a duration").
+    let raw = RawConfig {
+        delivery_timeout: Some("0".into()),
+        ..RawConfig::default()
+    };
+    let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
+    assert!(
+        err.starts_with("HOOKLINE_DELIVERY_TIMEOUT must be positive"),
+        "{err}"
+    );
+    // Filters that do say something are taken as written.
+    for log in [
+        "debug",
+        "WARN,hookline=debug",
+        "hookline::delivery=trace,info",
+        "off",
+    ] {
+        let raw = RawConfig {
+            log: Some(log.into()),
+            ..RawConfig::default()
+        };
+        assert_eq!(Settings::from_raw(raw).unwrap().log.filter, log);
+    }
 }
 
 #[test]
