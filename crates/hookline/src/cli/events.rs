@@ -233,8 +233,12 @@ async fn publish_file(
         return Err(e.into());
     }
     if !json {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         println!(
-            "Published {published} events ({deliveries} deliveries) in {:.1} s.",
+            "Published {} ({}) in {:.1} s.",
+            plural(published, "event", "events"),
+            plural(deliveries, "delivery", "deliveries"),
             started.elapsed().as_secs_f64()
         );
     }

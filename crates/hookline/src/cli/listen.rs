@@ -77,12 +77,10 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
             Ok(()) | Err(Error::Api(_)) => {}
             Err(e) => eprintln!("could not delete the listen subscription {id}: {e}"),
         }
-        if !l.json {
-            eprintln!(
-                "{}",
-                dim("Stopped listening; the temporary subscription is deleted.")
-            );
-        }
+        eprintln!(
+            "{}",
+            dim("Stopped listening; the temporary subscription is deleted.")
+        );
     }
     outcome
 }
@@ -150,9 +148,7 @@ impl Listener {
         }
         let resumed = self.session.is_some();
         self.session = Some(s.subscription_id.clone());
-        if self.json {
-            return Ok(());
-        }
+        // Also with `--json`: that is stdout's format; this is for the person (the secret!).
         if resumed {
             eprintln!("{}", dim("Reconnected."));
             return Ok(());

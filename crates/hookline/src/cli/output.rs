@@ -119,12 +119,14 @@ pub fn relative(rfc3339: &str) -> String {
 
 fn relative_to(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
     let secs = (now - t).num_seconds();
+    // Rounded to the nearest unit: a 24-hour grace read a second later is "in 24 hours", not 23.
+    let round = |s: u64, unit: u64| (s + unit / 2) / unit;
     let (n, unit) = match secs.unsigned_abs() {
         s if s < 5 => return "just now".into(),
         s if s < 60 => (s, "second"),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86_400 => (s / 3600, "hour"),
-        s => (s / 86_400, "day"),
+        s if round(s, 60) < 60 => (round(s, 60), "minute"),
+        s if round(s, 3600) < 24 => (round(s, 3600), "hour"),
+        s => (round(s, 86_400), "day"),
     };
     let plural = if n == 1 { "" } else { "s" };
     if secs >= 0 {
@@ -155,7 +157,12 @@ mod tests {
         assert_eq!(at(30), "30 seconds ago");
         assert_eq!(at(60), "1 minute ago");
         assert_eq!(at(7200), "2 hours ago");
-        assert_eq!(at(-90), "in 1 minute");
+        assert_eq!(at(-89), "in 1 minute");
+        assert_eq!(at(-86_399), "in 1 day");
+        assert_eq!(at(-(23 * 3600 + 59 * 60)), "in 1 day");
+        assert_eq!(at(-(22 * 3600 + 40 * 60)), "in 23 hours");
+        assert_eq!(at(3_580), "1 hour ago");
+        assert_eq!(at(3_500), "58 minutes ago");
         assert_eq!(relative("not a time"), "not a time");
     }
 
