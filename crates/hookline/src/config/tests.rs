@@ -131,7 +131,7 @@ fn rejects_bad_values_with_the_variable_name() {
     for log in [
         "debug",
         "WARN,hookline=debug",
-        "hookline::delivery=trace,info",
+        "hyper::proto=trace,info",
         "off",
     ] {
         let raw = RawConfig {
