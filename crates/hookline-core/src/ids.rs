@@ -118,16 +118,24 @@ impl PartnerId {
     }
 }
 
+/// `raw` as the ids are generated and stored (lowercase, hyphenated) if it is a UUID written with
+/// hyphens (the only form ids are given out in), in either case.
+fn canonical_uuid(raw: &str) -> Option<String> {
+    let id = uuid::Uuid::try_parse(raw).ok()?;
+    (raw.len() == uuid::fmt::Hyphenated::LENGTH).then(|| id.hyphenated().to_string())
+}
+
 impl SubscriptionId {
     pub fn generate() -> Self {
         SubscriptionId(random_uuid().to_string())
     }
 
-    /// Subscription ids are UUIDs; anything else cannot name one.
+    /// Subscription ids are UUIDs, written with hyphens; anything else cannot name one. Hex
+    /// digits are read in either case, as UUIDs are (RFC 9562), so `3B1D…` names `3b1d…`.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
-        uuid::Uuid::parse_str(raw)
-            .map(|_| SubscriptionId(raw.to_owned()))
-            .map_err(|_| InvalidId(format!("'{raw}' is not a webhook subscription id")))
+        canonical_uuid(raw)
+            .map(SubscriptionId)
+            .ok_or_else(|| InvalidId(format!("'{raw}' is not a webhook subscription id")))
     }
 }
 
@@ -136,11 +144,11 @@ impl RecoveryId {
         RecoveryId(uuid::Uuid::now_v7().to_string())
     }
 
-    /// Recovery ids are UUIDs; anything else cannot name one.
+    /// Recovery ids are UUIDs, read as [`SubscriptionId::parse`] reads them.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
-        uuid::Uuid::parse_str(raw)
-            .map(|_| RecoveryId(raw.to_owned()))
-            .map_err(|_| InvalidId(format!("'{raw}' is not a recovery id")))
+        canonical_uuid(raw)
+            .map(RecoveryId)
+            .ok_or_else(|| InvalidId(format!("'{raw}' is not a recovery id")))
     }
 }
 
@@ -260,6 +268,14 @@ mod tests {
     fn subscription_ids_are_uuids() {
         assert!(SubscriptionId::parse(SubscriptionId::generate().as_str()).is_ok());
         assert!(SubscriptionId::parse("nope").is_err());
+        // Either case, one spelling: hyphenated, as ids are given out.
+        let id = SubscriptionId::generate();
+        let upper = SubscriptionId::parse(&id.as_str().to_uppercase()).unwrap();
+        assert_eq!(upper, id);
+        let simple = id.as_str().replace('-', "");
+        assert!(SubscriptionId::parse(&simple).is_err());
+        assert!(SubscriptionId::parse(&format!("{{{id}}}")).is_err());
+        assert!(SubscriptionId::parse(&format!("urn:uuid:{id}")).is_err());
     }
 
     #[test]

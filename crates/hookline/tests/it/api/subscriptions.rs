@@ -135,6 +135,17 @@ async fn get_as_created(app: &TestApp, key: &str, one: &str, url: &str) -> Value
         json!(["message.sent", "message.received"])
     );
     assert_eq!(got["phone_numbers"], Value::Null);
+    // The id in capitals names the same subscription (UUIDs are read in either case).
+    let (head, id) = one.rsplit_once('/').unwrap();
+    let (s, upper) = app
+        .call(
+            key,
+            Method::GET,
+            &format!("{head}/{}", id.to_uppercase()),
+            None,
+        )
+        .await;
+    assert_eq!((s, &upper), (200, &got));
     got
 }
 
