@@ -1,8 +1,9 @@
 //! Portal sessions: who a browser session acts for, and the one-time links that open them.
 //!
-//! Every token here (a link, a session cookie, a CSRF token) is 32 CSPRNG bytes shown to the
-//! browser once and stored only as its SHA-256 hash ([`ApiKey`]'s scheme): a copy of the
-//! database opens no session.
+//! Every token here is 32 CSPRNG bytes. Links and session cookies are shown to the browser once
+//! and stored only as their SHA-256 hash ([`ApiKey`]'s scheme): a copy of the database opens no
+//! session. A session's CSRF token is stored as it is, because every page the session is shown
+//! embeds it in its forms; it is worth nothing without the session cookie.
 
 use crate::{ApiKey, ApiKeyHash, PartnerId, Timestamp};
 

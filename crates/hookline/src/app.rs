@@ -79,8 +79,9 @@ pub async fn serve(
         &mut late,
     )
     .await?;
+    let slots = dispatcher.as_ref().map(|d| d.slots());
     let state = app_state(
-        &store, &settings, secrets, admin_hash, publisher, listen, &cancel,
+        &store, &settings, secrets, admin_hash, publisher, listen, slots, &cancel,
     )?;
     start_housekeeping(&state, dispatcher, &settings, &cancel, &mut tasks).await?;
     let addr = listener.local_addr()?;
@@ -129,6 +130,7 @@ fn app_state(
     admin_hash: hookline_core::ApiKeyHash,
     publisher: Publisher,
     listen: ListenHub,
+    slots: Option<crate::delivery::slots::Slots>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<AppState> {
     // Any node that serves the API sends test events itself, whatever its role.
@@ -139,7 +141,8 @@ fn app_state(
         Arc::new(publisher.clone()),
         listen.clone(),
     )
-    .context("building the test-event client")?;
+    .context("building the test-event client")?
+    .sharing(slots);
     Ok(AppState::new(crate::api::AppShared {
         test_sender: Arc::new(test_sender),
         update_locks: Default::default(),

@@ -60,6 +60,13 @@ pub enum ApiError {
     /// the global failure budget is spent, from an address that failed recently).
     #[error("Too many failed authentication attempts; retry after {retry_after_secs} s")]
     TooManyAuthFailures { retry_after_secs: u64 },
+    /// 429 with `Retry-After`: the request would exceed a limit that frees up by itself (a
+    /// subscription's deliveries in flight, for a test event).
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -89,7 +96,10 @@ impl ApiError {
     /// `retry_after`); `None` for every other error.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::TooManyAuthFailures { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::TooManyAuthFailures { retry_after_secs }
+            | ApiError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -110,7 +120,9 @@ impl ApiError {
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, 1003),
             ApiError::MalformedRequest { status, .. } => (*status, 1003),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 4004),
-            ApiError::TooManyAuthFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, 1007),
+            ApiError::TooManyAuthFailures { .. } | ApiError::Busy { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, 1007)
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 3006),
         }
     }

@@ -141,8 +141,16 @@ impl From<&Subscription> for WebhookSubscription {
 }
 
 fn parse_target(raw: &str, state: &AppState) -> ApiResult<TargetUrl> {
-    TargetUrl::parse(raw, state.settings.allow_http_targets)
-        .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+    let target = TargetUrl::parse(raw, state.settings.allow_http_targets)
+        .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
+    // Only `GET /v3/listen` makes these: one naming another session would be its stream.
+    if crate::delivery::listen_hub::listen_target(&target).is_some() {
+        return Err(ApiError::InvalidParameter(format!(
+            "target_url host {} is reserved for hookline listen sessions",
+            crate::delivery::listen_hub::LISTEN_HOST
+        )));
+    }
+    Ok(target)
 }
 
 pub(crate) fn parse_events(raw: &[String]) -> ApiResult<Vec<hookline_core::EventType>> {

@@ -12,6 +12,7 @@ use super::partner::{load, not_found};
 use super::request_id::RequestIdentity;
 use super::schema::EventTypeName;
 use crate::api::AppState;
+use crate::delivery::Tested;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiPath, OptionalApiJson, PartnerAuth};
 use crate::store::{NewEvent, Subscription};
@@ -103,15 +104,28 @@ pub async fn send_test_event(
         data_v2025: None,
     };
     let event_id = event.event_id.clone();
-    let Some(attempt) = state.test_sender.send(event, &sub.id).await? else {
+    let id = sub.id.as_str();
+    let attempt = match state.test_sender.send(event, &sub.id).await? {
+        Tested::Attempted(attempt) => attempt,
+        Tested::Busy => {
+            return Err(ApiError::Busy {
+                message: format!(
+                    "webhook subscription '{id}' has as many deliveries in flight as \
+                     HOOKLINE_MAX_IN_FLIGHT_PER_SUBSCRIPTION (or the node's HOOKLINE_MAX_IN_FLIGHT) \
+                     allows; retry when one has finished"
+                ),
+                retry_after_secs: 1,
+            })
+        }
         // Deactivated, changed or deleted since it was read.
-        let id = sub.id.as_str();
-        return Err(match load(state, &sub.partner_id, id).await?.is_active {
-            true => ApiError::Unavailable(format!(
-                "webhook subscription '{id}' changed while the test was prepared; retry"
-            )),
-            false => ApiError::SubscriptionInactive(id.to_owned()),
-        });
+        Tested::NotReceived => {
+            return Err(match load(state, &sub.partner_id, id).await?.is_active {
+                true => ApiError::Unavailable(format!(
+                    "webhook subscription '{id}' changed while the test was prepared; retry"
+                )),
+                false => ApiError::SubscriptionInactive(id.to_owned()),
+            })
+        }
     };
     Ok(TestEventResult {
         event_id: event_id.to_string(),

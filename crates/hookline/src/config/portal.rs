@@ -30,7 +30,10 @@ impl PortalSettings {
                     parsed.is_some_and(|p| p.query().is_none() && p.fragment().is_none()),
                     "HOOKLINE_PUBLIC_URL '{u}' must be an http:// or https:// URL without query or fragment (e.g. https://hooks.example.com)"
                 );
-                Some(u.trim_end_matches('/').to_owned())
+                // As parsed: scheme and host in lowercase, so `HTTPS://…` still makes cookies
+                // `Secure` (see `https`).
+                let parsed = url::Url::parse(u).expect("parsed just above");
+                Some(parsed.as_str().trim_end_matches('/').to_owned())
             }
         };
         let session_ttl = parse_duration(raw.portal_session_ttl.as_deref().unwrap_or("12h"))

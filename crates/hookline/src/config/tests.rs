@@ -154,6 +154,17 @@ fn portal_links_use_the_public_url_and_its_scheme() {
         Some("https://hooks.example.com")
     );
     assert!(s.server.portal.https());
+    // Read as a URL: scheme and host in any case still make cookies `Secure`.
+    let raw = RawConfig {
+        public_url: Some("HTTPS://Hooks.Example.com/base/".into()),
+        ..RawConfig::default()
+    };
+    let s = Settings::from_raw(raw).unwrap();
+    assert_eq!(
+        s.server.portal.public_url.as_deref(),
+        Some("https://hooks.example.com/base")
+    );
+    assert!(s.server.portal.https());
     let plain = Settings::default();
     assert!(!plain.server.portal.https());
     assert_eq!(plain.server.portal.session_ttl.as_secs(), 12 * 3600);

@@ -164,7 +164,7 @@ impl AttemptRunner {
                 .headers
                 .insert(TEST_HEADER, HeaderValue::from_static("true"));
         }
-        match self.post(signed).await {
+        match self.post(signed, &d.subscription_id).await {
             Ok(answer) => {
                 let retry_after = answer
                     .headers
@@ -190,15 +190,24 @@ impl AttemptRunner {
 }
 
 impl AttemptRunner {
-    /// Over HTTP, or down a `hookline listen` stream when the target is one.
-    async fn post(&self, signed: super::signer::Signed) -> Result<Answer, Failure> {
+    /// Over HTTP, or down a `hookline listen` stream when the target is one: only the stream of
+    /// the subscription itself (a stored URL naming another session's stream, which the API
+    /// refuses, must not reach that session).
+    async fn post(
+        &self,
+        signed: super::signer::Signed,
+        subscription_id: &hookline_core::SubscriptionId,
+    ) -> Result<Answer, Failure> {
         match listen_target(&signed.to.target) {
-            Some(id) => {
-                let id = id.to_owned();
+            Some(id) if id == subscription_id.as_str() => {
                 (self.listen)
-                    .deliver(&id, &signed.headers, signed.body, self.timeout)
+                    .deliver(id, &signed.headers, signed.body, self.timeout)
                     .await
             }
+            Some(_) => Err(Failure {
+                kind: hookline_core::ErrorKind::InvalidTarget,
+                message: "a listen target is only its own session's stream".into(),
+            }),
             None => {
                 self.transport
                     .post(&signed.to.target, signed.headers, signed.body)

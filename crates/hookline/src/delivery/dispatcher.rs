@@ -70,6 +70,11 @@ impl Dispatcher {
         self.shared.slots.try_acquire(subscription_id)
     }
 
+    /// The slots every attempt of this process holds one of (test events' too).
+    pub fn slots(&self) -> Slots {
+        self.shared.slots.clone()
+    }
+
     /// Attempts in flight (or waiting for a slot) in this process: in all, and the most for
     /// one subscription.
     pub fn in_flight(&self) -> (usize, usize) {

@@ -33,4 +33,4 @@ pub use attempt::TEST_HEADER;
 pub use dispatcher::Dispatcher;
 pub use listen_hub::ListenHub;
 pub use recovery::RecoveryRunner;
-pub use test_event::TestSender;
+pub use test_event::{TestSender, Tested};

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::announcements::{announce_deactivation, Announcer};
 use super::attempt::{self, AttemptRunner};
+use super::slots::Slots;
 use super::ListenHub;
 use crate::config::{DeliverySettings, DisablePolicy};
 use crate::secrets::Secrets;
@@ -22,6 +23,21 @@ pub struct TestSender {
     lease: Duration,
     policy: DisablePolicy,
     announcer: Arc<dyn Announcer>,
+    /// The dispatcher's: a test attempt holds a slot like any other, so the in-flight caps
+    /// (`HOOKLINE_MAX_IN_FLIGHT`, `…_PER_SUBSCRIPTION`) bound test events too.
+    slots: Option<Slots>,
+}
+
+/// What [`TestSender::send`] came to.
+pub enum Tested {
+    /// Sent; its attempt, once recorded.
+    Attempted(AttemptRecord),
+    /// The subscription does not receive the event (it was deactivated, changed or deleted
+    /// meanwhile): nothing was written.
+    NotReceived,
+    /// The subscription (or the process) has as many attempts in flight as its cap allows:
+    /// nothing was written.
+    Busy,
 }
 
 impl TestSender {
@@ -38,24 +54,36 @@ impl TestSender {
             lease: settings.lease,
             policy: settings.disable_policy,
             announcer,
+            slots: None,
         })
     }
 
+    /// Takes a slot of `slots` for each test attempt.
+    pub fn sharing(mut self, slots: Option<Slots>) -> Self {
+        self.slots = slots;
+        self
+    }
+
     /// Sends `event` to `subscription_id` only and answers with its attempt, once recorded.
-    /// `None` when the subscription does not receive the event (it was deactivated, changed or
-    /// deleted meanwhile): nothing was written.
     pub async fn send(
         &self,
         event: NewEvent,
         subscription_id: &SubscriptionId,
-    ) -> StoreResult<Option<AttemptRecord>> {
+    ) -> StoreResult<Tested> {
+        let permit = match &self.slots {
+            Some(slots) => match slots.try_acquire(subscription_id) {
+                Some(permit) => Some(permit),
+                None => return Ok(Tested::Busy),
+            },
+            None => None,
+        };
         let mut plan = self
             .store
             .plan_publish(vec![event])
             .await?
             .only(subscription_id);
         if plan.deliveries().is_empty() {
-            return Ok(None);
+            return Ok(Tested::NotReceived);
         }
         plan.lease(0);
         let now = Timestamp::now();
@@ -64,7 +92,7 @@ impl TestSender {
             .commit_publish(plan, now, Some(now + self.lease))
             .await?;
         let Some((_, due)) = batch.claimed.pop() else {
-            return Ok(None);
+            return Ok(Tested::NotReceived);
         };
         let span = attempt::span(&due);
         let ran = self.runner.run_test(&due).instrument(span).await;
@@ -76,9 +104,10 @@ impl TestSender {
                 self.policy,
             )
             .await?;
+        drop(permit);
         for d in deactivated {
             announce_deactivation(&self.store, self.announcer.as_ref(), &d).await;
         }
-        Ok(Some(ran.outcome.attempt))
+        Ok(Tested::Attempted(ran.outcome.attempt))
     }
 }

@@ -19,6 +19,13 @@ use super::PortalState;
 use crate::api::partner;
 use crate::api::request_id::RequestIdentity;
 
+/// What a redirect after a form says it did (`?done=retried`), shown once on the page it lands on.
+#[derive(Deserialize, Default)]
+pub struct Flash {
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
 const STATUSES: [&str; 5] = ["pending", "retrying", "success", "failed", "cancelled"];
 const PER_PAGE: u32 = 25;
 
@@ -235,10 +242,23 @@ pub async fn detail(
     State(state): State<PortalState>,
     page: PortalPage,
     Ids((id, event_id)): Ids<(String, String)>,
+    Query(flash): Query<Flash>,
 ) -> PortalResult {
     let sub = subscription(&state, &page, &id).await?;
     let d = state.ops.delivery(page.partner()?, &sub, &event_id).await?;
-    let body = delivery_body(&page, &sub, &d, None);
+    let accepted = d.attempts.last().and_then(|a| a.http_status_code);
+    let message = match flash.done.as_deref() {
+        Some("retried") => Some(notice("ok", "Queued: it is sent again now.")),
+        Some("tested") if accepted.is_some_and(|c| (200..300).contains(&c)) => {
+            Some(notice("ok", "Your endpoint accepted the test event."))
+        }
+        Some("tested") => Some(notice(
+            "error",
+            "Your endpoint did not accept the test event.",
+        )),
+        _ => None,
+    };
+    let body = delivery_body(&page, &sub, &d, message);
     Ok(layout::page("Delivery", Nav::Subscriptions, Some(page.csrf()), body).into_response())
 }
 
@@ -250,7 +270,7 @@ pub async fn retry(
     let sub = subscription(&state, &post.page, &id).await?;
     let partner = post.page.partner()?;
     state.ops.retry(partner, &sub, &event_id).await?;
-    let to = format!("{}/deliveries/{event_id}", sub_path(&sub));
+    let to = format!("{}/deliveries/{event_id}?done=retried", sub_path(&sub));
     Ok(Redirect::to(&to).into_response())
 }
 
@@ -292,18 +312,9 @@ pub async fn send_test(
             &request.trace_id,
         )
         .await?;
-    let ok = r.http_status_code.is_some_and(|c| (200..300).contains(&c));
-    let content = html! {
-        @if ok { (notice("ok", "Your endpoint accepted the test event.")) }
-        @else { (notice("error", "Your endpoint did not accept the test event.")) }
-        dl.facts {
-            dt { "Event" } dd.mono { (r.event_id) }
-            dt { "Answer" } dd { (outcome(r.http_status_code, r.error_type.as_deref())) }
-            @if let Some(ms) = r.duration_ms { dt { "Duration" } dd { (ms) " ms" } }
-            @if let Some(m) = &r.error_message { dt { "Error" } dd { (m) } }
-        }
-    };
-    Ok(outcome_page(&post.page, &sub, "Test event sent", content))
+    // To the test event's delivery, which shows the attempt: a reload does not send another.
+    let to = format!("{}/deliveries/{}?done=tested", sub_path(&sub), r.event_id);
+    Ok(Redirect::to(&to).into_response())
 }
 
 pub async fn rotate_secret(
@@ -326,7 +337,7 @@ pub async fn rotate_secret(
     let content = html! {
         (secret_once("signing_secret", "New signing secret", &r.signing_secret))
         @match &r.previous_secret_expires_at {
-            Some(at) => p { "The previous secret stays valid until " (when(at, now)) "; deliveries carry both signatures until then." },
+            Some(at) => p { "The previous secret expires " (when(at, now)) "; until then it stays valid and deliveries carry both signatures." },
             None => p { "The previous secret no longer works." },
         }
     };
@@ -351,12 +362,13 @@ pub async fn recover(
         .ops
         .recover(post.page.partner()?, &sub, &since_rfc, None)
         .await?;
-    let status = format!("{}/recoveries/{}", sub_path(&sub), r.recovery_id);
-    let content = html! {
-        (notice("ok", &format!("{} failed deliveries are being sent again.", r.deliveries)))
-        p.muted { "Recovery " a.mono href=(status) { (r.recovery_id) } " runs at a bounded pace; the delivery log shows each attempt." }
-    };
-    Ok(outcome_page(&post.page, &sub, "Recovery started", content))
+    // To its progress page: a reload there does not start another.
+    let to = format!(
+        "{}/recoveries/{}?done=started",
+        sub_path(&sub),
+        r.recovery_id
+    );
+    Ok(Redirect::to(&to).into_response())
 }
 
 /// How far a recovery got: re-queued so far of the failed deliveries in its window.
@@ -364,6 +376,7 @@ pub async fn recovery(
     State(state): State<PortalState>,
     page: PortalPage,
     Ids((id, recovery_id)): Ids<(String, String)>,
+    Query(flash): Query<Flash>,
 ) -> PortalResult {
     let sub = subscription(&state, &page, &id).await?;
     let r = state
@@ -371,6 +384,10 @@ pub async fn recovery(
         .recovery(page.partner()?, &sub, &recovery_id)
         .await?;
     let content = html! {
+        @if flash.done.as_deref() == Some("started") {
+            (notice("ok", &format!("Recovery started: {} failed deliveries are being sent again.", r.total)))
+            p.muted { "It runs at a bounded pace; the delivery log shows each attempt." }
+        }
         dl.facts {
             dt { "Recovery" } dd.mono { (r.recovery_id) }
             dt { "Status" } dd { span class={"badge " (r.status)} { (r.status) } }

@@ -45,7 +45,11 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
         section.card.error-page {
             h1 { (title) }
             p { (message) }
-            p { a.button href="/portal" { "Back to the portal" } }
+            p.actions {
+                // Shown by the script when there is a page to go back to.
+                a.button.primary href="/portal" data-back hidden { "Go back" }
+                a.button href="/portal" { "Back to the portal" }
+            }
         }
     };
     (status, layout::page(title, Nav::None, None, body)).into_response()

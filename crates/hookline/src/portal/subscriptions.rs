@@ -36,11 +36,16 @@ fn events_summary(sub: &Subscription) -> String {
     }
 }
 
-pub async fn list(State(state): State<PortalState>, page: PortalPage) -> PortalResult {
+pub async fn list(
+    State(state): State<PortalState>,
+    page: PortalPage,
+    Query(flash): Query<super::deliveries::Flash>,
+) -> PortalResult {
     let partner = page.partner()?;
     let subs = state.app.store.list_subscriptions(partner).await?;
     let now = Timestamp::now();
     let body = html! {
+        @if flash.done.as_deref() == Some("deleted") { (notice("ok", "Subscription deleted.")) }
         div.pagehead {
             h1 { "Webhook subscriptions" }
             a.button.primary href="/portal/subscriptions/new" { "New subscription" }
@@ -263,5 +268,5 @@ pub async fn delete(
     post: PortalPost,
 ) -> PortalResult<Response> {
     partner::delete_subscription(&state.app, post.page.partner()?, &request, &id).await?;
-    Ok(Redirect::to("/portal/subscriptions").into_response())
+    Ok(Redirect::to("/portal/subscriptions?done=deleted").into_response())
 }

@@ -11,11 +11,15 @@ document.addEventListener("DOMContentLoaded", function () {
         button.textContent = "Copied";
         setTimeout(function () { button.textContent = "Copy"; }, 2000);
       };
+      // "Copied" only when it was: otherwise the text stays selected for the person to copy.
+      var fallback = function () {
+        if (document.execCommand("copy")) done();
+        else button.textContent = "Press Ctrl+C";
+      };
       if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+        navigator.clipboard.writeText(field.value).then(done, fallback);
       } else {
-        document.execCommand("copy");
-        done();
+        fallback();
       }
     });
   });
@@ -24,6 +28,13 @@ document.addEventListener("DOMContentLoaded", function () {
     form.addEventListener("submit", function (event) {
       if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
     });
+  });
+  // "Go back" on an error page: to the page the failed form was on, with what was typed.
+  document.querySelectorAll("[data-back]").forEach(function (link) {
+    if (window.history.length > 1) {
+      link.hidden = false;
+      link.addEventListener("click", function (event) { event.preventDefault(); window.history.back(); });
+    }
   });
   // A portal link's page continues by itself (a person without scripts presses the button).
   var auto = document.querySelector("form[data-autosubmit]");

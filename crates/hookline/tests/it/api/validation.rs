@@ -62,6 +62,12 @@ fn missing_fields_and_bad_target_urls() -> Vec<Case> {
             1005,
             "whitespace",
         ),
+        (
+            json!({"target_url": "https://LISTEN.hookline.invalid/3b1df0b8-1c56-4b1e-9f3e-2d6a8e2b7c10", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "reserved for hookline listen",
+        ),
     ]
 }
 

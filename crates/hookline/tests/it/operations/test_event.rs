@@ -196,3 +196,36 @@ crate::per_backend!(
     test_event_refusals,
     a_test_event_to_a_refused_address_reports_ssrf_blocked,
 );
+
+/// A test attempt holds a delivery slot like any other: with the subscription at its cap, a
+/// test event is 429 with `Retry-After` (the SDKs retry it), not an attempt beyond the cap.
+#[tokio::test]
+async fn test_events_keep_to_the_in_flight_cap() {
+    let mut opts = Options::default();
+    opts.raw.max_in_flight_per_subscription = Some(1);
+    let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(
+        "/slow",
+        Reply::ok().delayed(std::time::Duration::from_millis(800)),
+    );
+    let (_, key) = app.partner("acme").await;
+    let sub = subscribe(&app, &key, &rx.url("/slow"), &["message.sent"], None).await;
+    let test = format!("{}/test", subscription_path(&sub));
+
+    let first = app.call(&key, Method::POST, &test, Some(json!({})));
+    let second = async {
+        rx.wait_for(Some("/slow"), 1, WAIT).await; // the first holds the only slot
+        app.call(&key, Method::POST, &test, Some(json!({}))).await
+    };
+    let ((s1, r1), (s2, r2)) = tokio::join!(first, second);
+    assert_eq!((s1, &r1["http_status_code"]), (200, &json!(200)), "{r1}");
+    let msg = assert_error(s2, &r2, 429, 1007);
+    assert!(msg.contains("in flight"), "{msg}");
+    assert_eq!(r2["error"]["retry_after"], json!(1));
+    assert_eq!(
+        rx.received_at("/slow").len(),
+        1,
+        "no attempt beyond the cap"
+    );
+}

@@ -237,7 +237,7 @@ async fn a_partner_finds_a_delivery_retries_it_and_rotates_the_secret() {
     b.wait_for_text("Secret rotated").await;
     let secret = b.value(&b.find("#signing_secret").await).await;
     assert!(secret.starts_with("whsec_"));
-    b.wait_for_text("previous secret stays valid until").await;
+    b.wait_for_text("until then it stays valid").await;
 
     // A test event arrives, and is in the log.
     b.goto(&app.url(&format!("/portal/subscriptions/{id}")))
