@@ -146,6 +146,7 @@ fn app_state(
     Ok(AppState::new(crate::api::AppShared {
         test_sender: Arc::new(test_sender),
         update_locks: Default::default(),
+        list_turns: tokio::sync::Semaphore::new(crate::api::LIST_TURNS),
         store: store.clone(),
         settings: Arc::new(settings.server.clone()),
         secrets,

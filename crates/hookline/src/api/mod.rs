@@ -18,7 +18,7 @@ mod schema;
 mod state;
 pub mod webhook_logs;
 
-pub use state::{AppState, Shared as AppShared};
+pub use state::{AppState, Shared as AppShared, LIST_TURNS};
 pub mod request_id;
 pub mod rotate_secret;
 pub mod test_event;

@@ -336,11 +336,24 @@ pub async fn create_subscription(
 pub async fn list(
     State(state): State<AppState>,
     PartnerAuth(partner): PartnerAuth,
-) -> ApiResult<Json<SubscriptionList>> {
+) -> ApiResult<axum::response::Response> {
+    // Unpaged (the seed's contract), so one list can be 1,000 subscriptions of 1,000 numbers:
+    // ~40 MiB while built. Built a few at a time, and serialised before the turn ends.
+    let _turn = state
+        .list_turns
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
     let subs = state.store.list_subscriptions(&partner).await?;
-    Ok(Json(SubscriptionList {
+    let body = serde_json::to_vec(&SubscriptionList {
         subscriptions: subs.iter().map(WebhookSubscription::from).collect(),
-    }))
+    })
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/v3/webhook-subscriptions/{subscriptionId}", tag = "Webhook Subscriptions",

@@ -52,7 +52,12 @@ pub struct Shared {
     pub test_sender: Arc<crate::delivery::TestSender>,
     /// Serialises this process's updates of one subscription (see [`UpdateLocks`]).
     pub update_locks: UpdateLocks,
+    /// Subscription lists built at once (`GET /v3/webhook-subscriptions` is unpaged).
+    pub list_turns: tokio::sync::Semaphore,
 }
+
+/// Subscription lists a process builds at once; others wait their turn.
+pub const LIST_TURNS: usize = 4;
 
 /// Concurrent updates of one subscription in one process take turns instead of racing its
 /// compare-and-set: with N racing, each round lets one through, so the last needed N rounds
