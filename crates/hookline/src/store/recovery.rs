@@ -172,19 +172,25 @@ pub(crate) trait RecoverySteps {
     fn commit(self) -> impl Future<Output = StoreResult<()>>;
 }
 
-/// Re-queues up to `budget` deliveries of running recoveries, oldest recovery first, and
-/// marks those walked to their end completed. Returns how many were re-queued.
+/// Re-queues up to `budget` deliveries of running recoveries, oldest recovery first, each taking
+/// an even share of what the ones before it left (so one partner's recovery of a million
+/// deliveries does not hold every other recovery back until it ends), and marks those walked to
+/// their end completed. Returns how many were re-queued.
 pub(crate) async fn advance<S: RecoverySteps>(
     mut steps: S,
     now: i64,
     budget: usize,
 ) -> StoreResult<u64> {
-    let mut left = budget;
+    let mut unspent = budget;
     let mut requeued = 0;
-    for mut p in steps.running(8).await? {
-        if left == 0 {
+    let running = steps.running(8).await?;
+    let count = running.len();
+    for (i, mut p) in running.into_iter().enumerate() {
+        if unspent == 0 {
             break;
         }
+        let share = unspent.div_ceil(count - i);
+        let mut left = share;
         let subs = steps
             .live_subscriptions(&p, &p.cursor_subscription.clone())
             .await?;
@@ -213,6 +219,7 @@ pub(crate) async fn advance<S: RecoverySteps>(
             }
         }
         steps.save(&p, done, now).await?;
+        unspent -= share - left;
     }
     steps.commit().await?;
     Ok(requeued)

@@ -14,6 +14,7 @@ conformance!(
     a_retry_requeues_a_finished_delivery_with_a_fresh_schedule,
     a_recovery_requeues_failed_deliveries_of_its_window_in_chunks,
     a_partner_wide_recovery_walks_every_active_subscription,
+    running_recoveries_share_each_chunk,
 );
 
 fn query(scope: LogScope, limit: usize) -> LogQuery {
@@ -364,4 +365,44 @@ async fn a_partner_wide_recovery_walks_every_active_subscription(f: Fixture) {
     let done = f.store.get_recovery(&p, &r.id).await.unwrap().unwrap();
     assert_eq!((done.queued, done.status), (6, RecoveryStatus::Completed));
     assert_eq!(f.counts().await, counts(6, 0, 0, 0));
+}
+
+/// Each chunk is shared among the running recoveries: one partner's large recovery does not
+/// hold another's back until it ends.
+async fn running_recoveries_share_each_chunk(f: Fixture) {
+    let (a, b) = (f.partner().await, f.partner().await);
+    f.subscribe(&a, Spec::to(&["message.sent"])).await;
+    f.subscribe(&b, Spec::to(&["message.sent"])).await;
+    failed_deliveries(&f, &a, 6).await;
+    failed_deliveries(&f, &b, 6).await;
+    let big = f
+        .store
+        .create_recovery(&recovery(&a, None, 0, None))
+        .await
+        .unwrap();
+    let small = f
+        .store
+        .create_recovery(&recovery(&b, None, 0, None))
+        .await
+        .unwrap();
+    assert_eq!((big.total, small.total), (6, 6));
+
+    assert_eq!(f.store.advance_recoveries(at(201), 4).await.unwrap(), 4);
+    let queued = |p: &Pid, id| {
+        let (store, p) = (f.store.clone(), p.clone());
+        async move { store.get_recovery(&p, &id).await.unwrap().unwrap().queued }
+    };
+    assert_eq!(
+        (
+            queued(&a, big.id.clone()).await,
+            queued(&b, small.id.clone()).await
+        ),
+        (2, 2)
+    );
+    // What one leaves unspent goes to the other.
+    assert_eq!(f.store.advance_recoveries(at(202), 20).await.unwrap(), 8);
+    assert_eq!(
+        (queued(&a, big.id).await, queued(&b, small.id).await),
+        (6, 6)
+    );
 }
