@@ -35,7 +35,14 @@ fn partner_path(p: &PartnerId) -> String {
     format!("/portal/admin/partners/{p}")
 }
 
-fn partners_markup(page: &PortalPage, list: &[Partner], error: Option<&str>) -> layout::Page {
+/// The partner list and the form for a new one; `typed` is the name the form keeps after an
+/// error.
+fn partners_markup(
+    page: &PortalPage,
+    list: &[Partner],
+    error: Option<&str>,
+    typed: &str,
+) -> layout::Page {
     let now = Timestamp::now();
     let body = html! {
         h1 { "Partners" }
@@ -65,7 +72,7 @@ fn partners_markup(page: &PortalPage, list: &[Partner], error: Option<&str>) -> 
             (csrf_field(page.csrf()))
             div.field {
                 label for="name" { "Name" }
-                input #name type="text" name="name" required maxlength="200";
+                input #name type="text" name="name" required maxlength="200" value=(typed);
             }
             button.primary type="submit" { "Create partner" }
         }
@@ -76,17 +83,17 @@ fn partners_markup(page: &PortalPage, list: &[Partner], error: Option<&str>) -> 
 pub async fn partners(State(state): State<PortalState>, page: PortalPage) -> PortalResult {
     page.operator()?;
     let list = state.app.store.list_partners().await?;
-    Ok(partners_markup(&page, &list, None).into_response())
+    Ok(partners_markup(&page, &list, None, "").into_response())
 }
 
 pub async fn create_partner(State(state): State<PortalState>, post: PortalPost) -> PortalResult {
     post.page.operator()?;
     let name = post.form.get("name").unwrap_or_default();
     match admin::create_partner_named(&state.app, name).await {
-        Ok(p) => Ok(Redirect::to(&partner_path(&p.id)).into_response()),
+        Ok(p) => Ok(Redirect::to(&format!("{}?done=created", partner_path(&p.id))).into_response()),
         Err(e @ crate::error::ApiError::InvalidParameter(_)) => {
             let list = state.app.store.list_partners().await?;
-            let page = partners_markup(&post.page, &list, Some(&e.to_string()));
+            let page = partners_markup(&post.page, &list, Some(&e.to_string()), name);
             Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -104,6 +111,8 @@ async fn find_partner(state: &PortalState, id: &str) -> PortalResult<Partner> {
 pub struct PartnerQuery {
     #[serde(default)]
     revoked: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
 }
 
 pub async fn partner_page(
@@ -114,13 +123,37 @@ pub async fn partner_page(
 ) -> PortalResult {
     page.operator()?;
     let partner = find_partner(&state, &id).await?;
+    let message = match (q.revoked.is_some(), q.done.as_deref()) {
+        (true, _) => Some(notice(
+            "ok",
+            "The key is revoked; it stopped working at once.",
+        )),
+        (_, Some("created")) => Some(notice(
+            "ok",
+            "Partner created. Give it an API key or a portal link below.",
+        )),
+        _ => None,
+    };
+    let body = partner_markup(&state, &page, &partner, message, "").await?;
+    Ok(layout::page(&partner.name, Nav::Partners, Some(page.csrf()), body).into_response())
+}
+
+/// A partner's keys and the forms for a key and a portal link; `key_name` is what the key
+/// form keeps after an error.
+async fn partner_markup(
+    state: &PortalState,
+    page: &PortalPage,
+    partner: &Partner,
+    message: Option<Markup>,
+    key_name: &str,
+) -> PortalResult<Markup> {
     let keys = state.app.store.list_api_keys(&partner.id).await?;
     let now = Timestamp::now();
     let path = partner_path(&partner.id);
-    let body = html! {
+    Ok(html! {
         p.crumbs { a href="/portal/admin/partners" { "Partners" } " / " (partner.name) }
         h1 { (partner.name) }
-        @if q.revoked.is_some() { (notice("ok", "The key is revoked; it stopped working at once.")) }
+        @if let Some(m) = message { (m) }
         section.card {
             h2 { "API keys" }
             @if keys.is_empty() {
@@ -151,7 +184,7 @@ pub async fn partner_page(
                 (csrf_field(page.csrf()))
                 div.field {
                     label for="key_name" { "New key name (optional)" }
-                    input #key_name type="text" name="name" maxlength="200";
+                    input #key_name type="text" name="name" maxlength="200" value=(key_name);
                 }
                 button.primary type="submit" { "Create API key" }
             }
@@ -171,8 +204,7 @@ pub async fn partner_page(
             }
             button type="submit" { "Create portal link" }
         }
-    };
-    Ok(layout::page(&partner.name, Nav::Partners, Some(page.csrf()), body).into_response())
+    })
 }
 
 fn shown_once(page: &PortalPage, partner: &Partner, title: &str, content: Markup) -> PortalResult {
@@ -194,8 +226,18 @@ pub async fn create_key(
 ) -> PortalResult {
     post.page.operator()?;
     let partner = find_partner(&state, &id).await?;
-    let (key, _) =
-        admin::issue_api_key(&state.app, &partner.id, post.form.text("name").as_deref()).await?;
+    let name = post.form.text("name");
+    let key = match admin::issue_api_key(&state.app, &partner.id, name.as_deref()).await {
+        Ok((key, _)) => key,
+        Err(e @ crate::error::ApiError::InvalidParameter(_)) => {
+            let error = notice("error", &e.to_string());
+            let typed = name.as_deref().unwrap_or_default();
+            let body = partner_markup(&state, &post.page, &partner, Some(error), typed).await?;
+            let page = layout::page(&partner.name, Nav::Partners, Some(post.page.csrf()), body);
+            return Ok((StatusCode::BAD_REQUEST, page).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let content = secret_once("api_key", "API key", key.expose());
     shown_once(&post.page, &partner, "API key created", content)
 }

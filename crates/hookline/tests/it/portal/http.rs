@@ -512,3 +512,44 @@ async fn delivery_pages_reach_only_the_partners_own_deliveries(backend: Backend)
         .await;
     assert_eq!(r.status, 404, "POST {recover}: {}", r.body);
 }
+
+/// The operator's forms keep what was typed when it is refused, and say what they did.
+#[tokio::test]
+async fn operator_forms_keep_what_was_typed_and_say_what_they_did() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut op = Visitor::new(&app);
+    assert_eq!(op.sign_in(ADMIN_TOKEN, true).await.status, 303);
+    let csrf = op.csrf("/portal/admin/partners").await;
+    let long = "a".repeat(201);
+    let refused = op
+        .post(
+            "/portal/admin/partners",
+            &[("csrf", &csrf), ("name", &long)],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.input("name"), long, "the typed name is kept");
+
+    let created = op
+        .post(
+            "/portal/admin/partners",
+            &[("csrf", &csrf), ("name", "Acme")],
+        )
+        .await;
+    assert_eq!(created.status, 303);
+    let partner_page = created.location().to_owned();
+    assert!(partner_page.ends_with("?done=created"), "{partner_page}");
+    assert!(op
+        .get(&partner_page)
+        .await
+        .body
+        .contains("Partner created."));
+
+    let keys = format!("{}/keys", partner_page.trim_end_matches("?done=created"));
+    let refused = op
+        .post(&keys, &[("csrf", &csrf), ("name", "ci\u{202E}gpj.exe")])
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("bidirectional"), "{}", refused.body);
+    assert_eq!(refused.input("name"), "ci\u{202E}gpj.exe");
+}
