@@ -31,7 +31,7 @@ pub enum ApiError {
     /// 400 (1005): a retry, recover or test of an inactive subscription (issue 11 binds 400
     /// for retry; recover and test answer the same). One message for all three, which the
     /// schema fuzz recognises (scripts/schemathesis_hooks.py).
-    #[error("webhook subscription '{0}' is inactive; re-enable it (PUT is_active: true) first")]
+    #[error("webhook subscription '{0}' is inactive; re-enable it first (is_active: true)")]
     SubscriptionInactive(String),
     #[error("Unauthorized - missing or invalid authentication token")]
     Unauthorized,

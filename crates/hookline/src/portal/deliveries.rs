@@ -53,6 +53,9 @@ pub fn actions_card(page: &PortalPage, sub: &Subscription) -> Markup {
     html! {
         section.card {
             h2 { "Operations" }
+            @if !sub.is_active {
+                p.muted { "This subscription is inactive: make it active above to send a test event or recover failed deliveries." }
+            } @else {
             form method="post" action={(path) "/test"} {
                 (csrf_field(page.csrf()))
                 div.field {
@@ -62,6 +65,7 @@ pub fn actions_card(page: &PortalPage, sub: &Subscription) -> Markup {
                     }
                 }
                 button type="submit" { "Send test event" }
+            }
             }
             hr;
             form method="post" action={(path) "/rotate-secret"} data-confirm="Rotate the signing secret? The new one is shown once." {
@@ -78,6 +82,7 @@ pub fn actions_card(page: &PortalPage, sub: &Subscription) -> Markup {
                 }
                 button type="submit" { "Rotate secret" }
             }
+            @if sub.is_active {
             hr;
             form method="post" action={(path) "/recover"} {
                 (csrf_field(page.csrf()))
@@ -86,6 +91,7 @@ pub fn actions_card(page: &PortalPage, sub: &Subscription) -> Markup {
                     input #since type="datetime-local" name="since" required;
                 }
                 button type="submit" { "Recover" }
+            }
             }
         }
     }
@@ -116,8 +122,20 @@ pub async fn log(
     Query(p): Query<LogParams>,
 ) -> PortalResult {
     let sub = subscription(&state, &page, &id).await?;
-    let status = p.status.filter(|s| STATUSES.contains(&s.as_str()));
-    let event_type = p.event_type.filter(|e| EventType::parse(e).is_ok());
+    // A filter the log cannot apply (a hand-edited link) is said, not silently dropped.
+    let mut ignored = Vec::new();
+    let status = p.status.filter(|s| !s.is_empty()).filter(|s| {
+        STATUSES.contains(&s.as_str()) || {
+            ignored.push(format!("status '{}'", hookline_core::text::quote(s)));
+            false
+        }
+    });
+    let event_type = p.event_type.filter(|e| !e.is_empty()).filter(|e| {
+        EventType::parse(e).is_ok() || {
+            ignored.push(format!("event type '{}'", hookline_core::text::quote(e)));
+            false
+        }
+    });
     let query = LogQuery {
         status: status.iter().cloned().collect(),
         event_type: event_type.clone(),
@@ -131,6 +149,9 @@ pub async fn log(
         p.crumbs { a href="/portal/subscriptions" { "Subscriptions" } " / " a href=(path) { "Subscription" } " / Deliveries" }
         h1 { "Delivery log" }
         p.muted.break { span.mono { (sub.target_url.as_str()) } }
+        @if !ignored.is_empty() {
+            (notice("error", &format!("Unknown {}: not applied, every one is shown.", ignored.join(" and "))))
+        }
         form.card.filters method="get" {
             div.field {
                 label for="status" { "Status" }
@@ -193,7 +214,7 @@ fn delivery_body(
 ) -> Markup {
     let now = Timestamp::now();
     let path = sub_path(sub);
-    let retryable = !matches!(d.status.as_str(), "pending" | "retrying");
+    let retryable = sub.is_active && !matches!(d.status.as_str(), "pending" | "retrying");
     html! {
         p.crumbs { a href=(path) { "Subscription" } " / " a href={(path) "/deliveries"} { "Deliveries" } " / Delivery" }
         div.pagehead {

@@ -3,6 +3,7 @@
 
 mod browser;
 mod http;
+mod notices;
 mod webdriver;
 
 use crate::common::TestApp;

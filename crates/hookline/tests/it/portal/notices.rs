@@ -1,0 +1,96 @@
+//! Portal forms and pages that say what happened: what an operator typed is kept when it is
+//! refused, what an action did is said on the page it lands on, a filter the log cannot apply
+//! is named, and what cannot be done to an inactive subscription is not offered.
+
+use super::Visitor;
+use crate::common::*;
+use reqwest::Method;
+use serde_json::json;
+
+/// The operator's forms keep what was typed when it is refused, and say what they did.
+#[tokio::test]
+async fn operator_forms_keep_what_was_typed_and_say_what_they_did() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut op = Visitor::new(&app);
+    assert_eq!(op.sign_in(ADMIN_TOKEN, true).await.status, 303);
+    let csrf = op.csrf("/portal/admin/partners").await;
+    let long = "a".repeat(201);
+    let refused = op
+        .post(
+            "/portal/admin/partners",
+            &[("csrf", &csrf), ("name", &long)],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.input("name"), long, "the typed name is kept");
+
+    let created = op
+        .post(
+            "/portal/admin/partners",
+            &[("csrf", &csrf), ("name", "Acme")],
+        )
+        .await;
+    assert_eq!(created.status, 303);
+    let partner_page = created.location().to_owned();
+    assert!(partner_page.ends_with("?done=created"), "{partner_page}");
+    assert!(op
+        .get(&partner_page)
+        .await
+        .body
+        .contains("Partner created."));
+
+    let keys = format!("{}/keys", partner_page.trim_end_matches("?done=created"));
+    let refused = op
+        .post(&keys, &[("csrf", &csrf), ("name", "ci\u{202E}gpj.exe")])
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("bidirectional"), "{}", refused.body);
+    assert_eq!(refused.input("name"), "ci\u{202E}gpj.exe");
+}
+
+/// An unknown filter in a hand-edited log link is named; an inactive subscription offers no
+/// test event or recovery (both would be refused), and says why.
+#[tokio::test]
+async fn pages_name_what_they_cannot_do() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("acme").await;
+    let sub = app
+        .create_subscription(
+            &key,
+            json!({"target_url": "https://example.com/p", "subscribed_events": ["message.sent"]}),
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    let mut browser = Visitor::new(&app);
+    assert_eq!(browser.sign_in(&key, false).await.status, 303);
+    let log = browser
+        .get(&format!(
+            "/portal/subscriptions/{id}/deliveries?status=bogus&event_type=nope"
+        ))
+        .await;
+    assert_eq!(log.status, 200);
+    assert!(
+        log.body
+            .contains("Unknown status &#39;bogus&#39; and event type &#39;nope&#39;")
+            || log
+                .body
+                .contains("Unknown status 'bogus' and event type 'nope'"),
+        "{}",
+        log.body
+    );
+
+    let page = browser.get(&format!("/portal/subscriptions/{id}")).await;
+    assert!(page.body.contains("Send test event"));
+    let (s, _) = app
+        .call(
+            &key,
+            Method::PUT,
+            &subscription_path(&sub),
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let page = browser.get(&format!("/portal/subscriptions/{id}")).await;
+    assert!(!page.body.contains("Send test event"), "{}", page.body);
+    assert!(page.body.contains("This subscription is inactive"));
+}
