@@ -107,6 +107,28 @@ pub struct LogParams {
     cursor: Option<String>,
 }
 
+/// The log's filters that it can apply, and a description of those it cannot (a hand-edited
+/// link), which the page says rather than dropping them silently.
+fn filters(
+    status: Option<String>,
+    event_type: Option<String>,
+) -> (Option<String>, Option<String>, Vec<String>) {
+    let mut ignored = Vec::new();
+    let status = status.filter(|s| !s.is_empty()).filter(|s| {
+        STATUSES.contains(&s.as_str()) || {
+            ignored.push(format!("status '{}'", hookline_core::text::quote(s)));
+            false
+        }
+    });
+    let event_type = event_type.filter(|e| !e.is_empty()).filter(|e| {
+        EventType::parse(e).is_ok() || {
+            ignored.push(format!("event type '{}'", hookline_core::text::quote(e)));
+            false
+        }
+    });
+    (status, event_type, ignored)
+}
+
 async fn subscription(
     state: &PortalState,
     page: &PortalPage,
@@ -122,20 +144,7 @@ pub async fn log(
     Query(p): Query<LogParams>,
 ) -> PortalResult {
     let sub = subscription(&state, &page, &id).await?;
-    // A filter the log cannot apply (a hand-edited link) is said, not silently dropped.
-    let mut ignored = Vec::new();
-    let status = p.status.filter(|s| !s.is_empty()).filter(|s| {
-        STATUSES.contains(&s.as_str()) || {
-            ignored.push(format!("status '{}'", hookline_core::text::quote(s)));
-            false
-        }
-    });
-    let event_type = p.event_type.filter(|e| !e.is_empty()).filter(|e| {
-        EventType::parse(e).is_ok() || {
-            ignored.push(format!("event type '{}'", hookline_core::text::quote(e)));
-            false
-        }
-    });
+    let (status, event_type, ignored) = filters(p.status, p.event_type);
     let query = LogQuery {
         status: status.iter().cloned().collect(),
         event_type: event_type.clone(),
