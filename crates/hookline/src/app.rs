@@ -79,10 +79,8 @@ pub async fn serve(
         &mut late,
     )
     .await?;
-    let slots = dispatcher.as_ref().map(|d| d.slots());
-    let state = app_state(
-        &store, &settings, secrets, admin_hash, publisher, listen, slots, &cancel,
-    )?;
+    let engine = (publisher, listen, dispatcher.as_ref().map(|d| d.slots()));
+    let state = app_state(&store, &settings, secrets, admin_hash, engine, &cancel)?;
     start_housekeeping(&state, dispatcher, &settings, &cancel, &mut tasks).await?;
     let addr = listener.local_addr()?;
     tasks.spawn(
@@ -122,15 +120,14 @@ pub async fn serve(
     served.and(joined)
 }
 
-/// What the handlers reach: the store, the engine's handles, the API's settings.
+/// What the handlers reach: the store, the engine's handles (the Publisher, the listen streams,
+/// the delivery slots test events share when this node delivers), the API's settings.
 fn app_state(
     store: &DynStore,
     settings: &Settings,
     secrets: Secrets,
     admin_hash: hookline_core::ApiKeyHash,
-    publisher: Publisher,
-    listen: ListenHub,
-    slots: Option<crate::delivery::slots::Slots>,
+    (publisher, listen, slots): (Publisher, ListenHub, Option<crate::delivery::slots::Slots>),
     cancel: &CancellationToken,
 ) -> anyhow::Result<AppState> {
     // Any node that serves the API sends test events itself, whatever its role.
