@@ -5,7 +5,9 @@
 //! batches: each batch is one short transaction ([`PURGE_BATCH`] events), followed by a pause
 //! of a few times its own duration, so the purge takes a bounded share of the store (on SQLite,
 //! of its one writer) and publishes, claims and outcomes are never queued behind a long
-//! delete. After the pass, space beyond a slack is given back in paced steps (SQLite).
+//! delete. Then subscriptions deleted before the cutoff that nothing names any more (their
+//! deliveries purged) and completed recoveries go, and space beyond a slack is given back in
+//! paced steps (SQLite).
 //! Pending deliveries are never touched, whatever their age. On PostgreSQL one node at a time
 //! purges (the store's advisory lock); the others find it busy and skip the pass.
 
@@ -24,6 +26,8 @@ pub const PURGE_BATCH: usize = 250;
 const PAUSE_FACTOR: u32 = 3;
 /// Never less than this between batches.
 const MIN_PAUSE: Duration = Duration::from_millis(5);
+/// Deleted subscriptions (and completed recoveries) looked at per `purge_leftovers` step.
+const LEFTOVER_BATCH: usize = 500;
 /// Pages given back per `reclaim_space` step.
 const RECLAIM_STEP: u32 = 256;
 
@@ -39,6 +43,10 @@ pub struct Pass {
     pub deliveries: u64,
     pub attempts: u64,
     pub batches: u64,
+    /// Deleted subscriptions nothing names any more, and completed recoveries, both older
+    /// than the cutoff.
+    pub subscriptions: u64,
+    pub recoveries: u64,
 }
 
 impl Purger {
@@ -56,12 +64,14 @@ impl Purger {
             let pass = self
                 .pass(Timestamp::now().saturating_sub(keep), &cancel)
                 .await;
-            if pass.events > 0 {
+            if pass.events + pass.subscriptions + pass.recoveries > 0 {
                 tracing::info!(
                     events = pass.events,
                     deliveries = pass.deliveries,
                     attempts = pass.attempts,
                     batches = pass.batches,
+                    deleted_subscriptions = pass.subscriptions,
+                    completed_recoveries = pass.recoveries,
                     "retention: purged finished events"
                 );
             }
@@ -102,8 +112,33 @@ impl Purger {
                 return total;
             }
         }
+        self.leftovers(cutoff, cancel, &mut total).await;
         self.reclaim(cancel).await;
         total
+    }
+
+    /// What the events' purge leaves behind: deleted subscriptions whose deliveries are gone,
+    /// completed recoveries, in batches paced like the events'.
+    async fn leftovers(&self, cutoff: Timestamp, cancel: &CancellationToken, total: &mut Pass) {
+        loop {
+            let started = Instant::now();
+            let done = match self.store.purge_leftovers(cutoff, LEFTOVER_BATCH).await {
+                Ok(l) => {
+                    total.subscriptions += l.subscriptions;
+                    total.recoveries += l.recoveries;
+                    let limit = LEFTOVER_BATCH as u64;
+                    l.busy || (l.subscriptions < limit && l.recoveries < limit)
+                }
+                Err(e) => {
+                    telemetry::store_error("purge");
+                    tracing::warn!(error = %e, "retention: purging deleted subscriptions failed; next pass retries");
+                    true
+                }
+            };
+            if done || pause(started.elapsed(), cancel).await {
+                return;
+            }
+        }
     }
 
     async fn reclaim(&self, cancel: &CancellationToken) {

@@ -52,6 +52,22 @@ pub struct PurgeBatch {
     pub busy: bool,
 }
 
+/// What one [`Housekeeping::purge_leftovers`] call removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub subscriptions: u64,
+    pub recoveries: u64,
+    /// Another node is purging (PostgreSQL).
+    pub busy: bool,
+}
+
+/// Subscriptions (`s`) deleted before `{cutoff}` (each backend's placeholder) that no delivery
+/// or recovery names any more: nothing can show or use them.
+pub(crate) const GONE_SUBSCRIPTIONS_WHERE: &str =
+    "s.deleted_at IS NOT NULL AND s.deleted_at < {cutoff} \
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscription_id = s.id) \
+     AND NOT EXISTS (SELECT 1 FROM recoveries r WHERE r.subscription_id = s.id)";
+
 #[async_trait]
 pub trait Housekeeping: Send + Sync + 'static {
     /// The gauges. SQLite counts them at once. PostgreSQL shares one sample between all nodes
@@ -66,6 +82,11 @@ pub trait Housekeeping: Send + Sync + 'static {
     /// (SQLite with `auto_vacuum = INCREMENTAL`); the number returned. PostgreSQL's autovacuum
     /// makes freed space reusable by itself: nothing to do there.
     async fn reclaim_space(&self, max_pages: u32) -> StoreResult<u64>;
+    /// Removes, in one short transaction, up to `limit` subscriptions deleted before `cutoff`
+    /// that no delivery or recovery names any more (with their routing tokens), and up to
+    /// `limit` recoveries completed before `cutoff`. Without it both only grow, and every
+    /// partner-wide log page probes every subscription the partner ever had.
+    async fn purge_leftovers(&self, cutoff: Timestamp, limit: usize) -> StoreResult<Leftovers>;
 }
 
 /// How many events of a candidate list may go: the prefix accepted before `cutoff`, and

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use delivery_log::{EventLog, LogEntry, LogPage, LogQuery, LogScope};
 pub use hookline_core::{ApiKeyRecord, Partner, Subscription};
-pub use housekeeping::{Housekeeping, PurgeBatch, PurgeRequest, StoreStats};
+pub use housekeeping::{Housekeeping, Leftovers, PurgeBatch, PurgeRequest, StoreStats};
 pub use publish_plan::{PlannedDelivery, PublishPlan};
 pub use recovery::{NewRecovery, Recovery, RecoveryStatus, RetryOutcome};
 pub use types::*;

@@ -10,8 +10,8 @@ use sqlx::PgConnection;
 use std::time::Duration;
 
 use super::{DbTime, PostgresStore, MIGRATION_LOCK};
-use crate::store::housekeeping::before_cutoff;
-use crate::store::{Housekeeping, PurgeBatch, PurgeRequest, StoreResult, StoreStats};
+use crate::store::housekeeping::{before_cutoff, GONE_SUBSCRIPTIONS_WHERE};
+use crate::store::{Housekeeping, Leftovers, PurgeBatch, PurgeRequest, StoreResult, StoreStats};
 
 /// Held by the node recounting the gauges.
 const STATS_LOCK: i64 = MIGRATION_LOCK + 1;
@@ -164,5 +164,49 @@ impl Housekeeping for PostgresStore {
 
     async fn reclaim_space(&self, _max_pages: u32) -> StoreResult<u64> {
         Ok(0)
+    }
+
+    async fn purge_leftovers(&self, cutoff: Timestamp, limit: usize) -> StoreResult<Leftovers> {
+        let cutoff = self.db_time().await?.db_micros(cutoff);
+        let mut tx = self.pool.begin().await?;
+        if !try_lock(&mut tx, PURGE_LOCK).await? {
+            tx.rollback().await?;
+            return Ok(Leftovers {
+                busy: true,
+                ..Leftovers::default()
+            });
+        }
+        let gone = GONE_SUBSCRIPTIONS_WHERE.replace("{cutoff}", "$1");
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT s.id FROM subscriptions s WHERE {gone} LIMIT $2"
+        ))
+        .bind(cutoff)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM routing_tokens WHERE subscription_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        let subscriptions = sqlx::query("DELETE FROM subscriptions WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let recoveries = sqlx::query(
+            "DELETE FROM recoveries WHERE id IN (SELECT id FROM recoveries \
+                 WHERE status = 'completed' AND updated_at < $1 LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Leftovers {
+            subscriptions,
+            recoveries,
+            busy: false,
+        })
     }
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::SqliteStore;
-use crate::store::housekeeping::before_cutoff;
-use crate::store::{Housekeeping, PurgeBatch, PurgeRequest, StoreResult, StoreStats};
+use crate::store::housekeeping::{before_cutoff, GONE_SUBSCRIPTIONS_WHERE};
+use crate::store::{Housekeeping, Leftovers, PurgeBatch, PurgeRequest, StoreResult, StoreStats};
 
 /// Free pages kept for reuse, as a share of the file: what a steady purge frees is taken again
 /// by the next inserts, so giving it back and growing again would only cost I/O.
@@ -37,6 +37,41 @@ impl Housekeeping for SqliteStore {
     async fn reclaim_space(&self, max_pages: u32) -> StoreResult<u64> {
         self.write(move |c| Ok(reclaim(c, max_pages)?)).await
     }
+
+    async fn purge_leftovers(&self, cutoff: Timestamp, limit: usize) -> StoreResult<Leftovers> {
+        let (cutoff, limit) = (cutoff.as_micros(), limit as i64);
+        self.write(move |c| Ok(leftovers(c, cutoff, limit)?)).await
+    }
+}
+
+fn leftovers(c: &mut Connection, cutoff: i64, limit: i64) -> rusqlite::Result<Leftovers> {
+    let tx = c.transaction()?;
+    let gone = GONE_SUBSCRIPTIONS_WHERE.replace("{cutoff}", "?1");
+    let ids: Vec<String> = tx
+        .prepare(&format!(
+            "SELECT s.id FROM subscriptions s WHERE {gone} LIMIT ?2"
+        ))?
+        .query_map(params![cutoff, limit], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut subscriptions = 0;
+    for id in &ids {
+        tx.execute(
+            "DELETE FROM routing_tokens WHERE subscription_id = ?1",
+            [id],
+        )?;
+        subscriptions += tx.execute("DELETE FROM subscriptions WHERE id = ?1", [id])? as u64;
+    }
+    let recoveries = tx.execute(
+        "DELETE FROM recoveries WHERE id IN (SELECT id FROM recoveries \
+             WHERE status = 'completed' AND updated_at < ?1 LIMIT ?2)",
+        params![cutoff, limit],
+    )? as u64;
+    tx.commit()?;
+    Ok(Leftovers {
+        subscriptions,
+        recoveries,
+        busy: false,
+    })
 }
 
 fn count(c: &Connection, now: Timestamp) -> rusqlite::Result<StoreStats> {

@@ -12,6 +12,7 @@ conformance!(
     stats_count_the_queue_and_the_subscriptions,
     a_purge_removes_finished_events_and_keeps_the_rest,
     two_purgers_at_once_remove_each_event_once,
+    deleted_subscriptions_and_completed_recoveries_go_once_nothing_names_them,
 );
 
 async fn stats(f: &Fixture, now: Ts) -> StoreStats {
@@ -204,4 +205,68 @@ async fn sqlite_gives_freed_pages_back_beyond_a_slack() {
     let (pages, free) = (pragma("page_count"), pragma("freelist_count"));
     assert!(pages < full / 4, "{full} pages before, {pages} after");
     assert!(free <= pages / 10, "{free} of {pages} pages left free");
+}
+
+/// After the events: subscriptions deleted before the cutoff go once nothing names them (their
+/// deliveries purged), with recoveries completed before it; live subscriptions, ones deleted
+/// after the cutoff and ones still named stay.
+async fn deleted_subscriptions_and_completed_recoveries_go_once_nothing_names_them(f: Fixture) {
+    let p = f.partner().await;
+    let live = f.subscribe(&p, Spec::to(&["message.read"])).await;
+    let named = f.subscribe(&p, Spec::to(&["message.sent"])).await;
+    let bare = f.subscribe(&p, Spec::to(&["message.delivered"])).await;
+    let late = f.subscribe(&p, Spec::to(&["message.failed"])).await;
+    let e = event(&p, "message.sent");
+    delivered(&f, &e, 0, 2, succeeded).await;
+    assert!(f.delete(&named, at(3)).await && f.delete(&bare, at(3)).await);
+    assert!(f.delete(&late, at(150)).await);
+    let recovery = f
+        .store
+        .create_recovery(&hookline::store::NewRecovery {
+            id: hookline_core::RecoveryId::generate(),
+            partner_id: p.clone(),
+            subscription_id: None,
+            since: at(0),
+            until: None,
+            now: at(200),
+        })
+        .await
+        .unwrap();
+    assert_eq!(recovery.total, 0, "nothing failed");
+    f.store.advance_recoveries(at(201), 10).await.unwrap();
+    let done = f
+        .store
+        .get_recovery(&p, &recovery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, hookline::store::RecoveryStatus::Completed);
+    let leftovers = |cutoff| {
+        let store = f.store.clone();
+        async move {
+            let l = store.purge_leftovers(at(cutoff), 10).await.unwrap();
+            (l.subscriptions, l.recoveries)
+        }
+    };
+
+    assert_eq!(
+        leftovers(100).await,
+        (1, 0),
+        "the bare one; `named` has a delivery"
+    );
+    assert_eq!(purge_all(&f, at(100)).await, (1, 1, 1));
+    assert_eq!(leftovers(100).await, (1, 0), "now `named` too");
+    assert_eq!(leftovers(100).await, (0, 0), "nothing twice");
+    assert_eq!(
+        leftovers(1000).await,
+        (1, 1),
+        "later: `late`, and the recovery"
+    );
+    assert!(f.reread(&live).await.is_some());
+    assert!(f
+        .store
+        .get_recovery(&p, &recovery.id)
+        .await
+        .unwrap()
+        .is_none());
 }
