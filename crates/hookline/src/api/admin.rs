@@ -125,6 +125,10 @@ pub struct PublishBatchRequest {
 pub struct PublishResult {
     event_id: String,
     deliveries: u32,
+    /// `true` when the `event_id` was published before: nothing new was stored, and
+    /// `deliveries` is the first publish's. Absent for a new event.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    repeated: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -400,13 +404,14 @@ fn result(p: Published) -> PublishResult {
     PublishResult {
         event_id: p.event_id.into_string(),
         deliveries: p.deliveries,
+        repeated: p.duplicate,
     }
 }
 
 #[utoipa::path(post, path = "/admin/v1/events", tag = "Operator",
     request_body = PublishRequest,
     responses((status = 202, body = PublishResult, description = "Accepted and durable"),
-              (status = 200, body = PublishResult, description = "Repeated event_id: the first result")),
+              (status = 200, body = PublishResult, description = "Repeated event_id: the first result, `repeated: true`")),
     security(("admin" = [])))]
 pub async fn publish(
     State(state): State<AppState>,

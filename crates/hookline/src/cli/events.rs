@@ -99,14 +99,25 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     if ctx.json {
                         output::json(&r);
                     } else {
+                        let repeated = r.extra.get("repeated") == Some(&Value::Bool(true));
                         println!(
-                            "Published {} ({} {}).",
+                            "{} {} ({} {}){}.",
+                            if repeated {
+                                "Already published"
+                            } else {
+                                "Published"
+                            },
                             bold(&r.event_id),
                             r.deliveries,
                             if r.deliveries == 1 {
                                 "delivery"
                             } else {
                                 "deliveries"
+                            },
+                            if repeated {
+                                "; this event id was published before, nothing new was sent"
+                            } else {
+                                ""
                             }
                         );
                     }

@@ -22,7 +22,9 @@ async fn publish_is_idempotent_per_partner_event_id(backend: Backend) {
     let (s, again) = app
         .admin(Method::POST, "/admin/v1/events", Some(e.clone()))
         .await;
-    assert_eq!((s, again), (200, first));
+    let mut repeated = first.clone();
+    repeated["repeated"] = json!(true);
+    assert_eq!((s, again), (200, repeated));
     // In a batch too, including a repeat inside the batch.
     let mut fresh = e.clone();
     fresh["event_id"] = json!("dup-2");
@@ -34,7 +36,16 @@ async fn publish_is_idempotent_per_partner_event_id(backend: Backend) {
         )
         .await;
     assert_eq!(s, 202, "{batch}");
-    assert_eq!(batch["results"].as_array().unwrap().len(), 3);
+    let repeats: Vec<_> = batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["event_id"].as_str().unwrap(), r.get("repeated").is_some()))
+        .collect();
+    assert_eq!(
+        repeats,
+        [("dup-1", true), ("dup-2", false), ("dup-2", true)]
+    );
     let c = settled(&app).await;
     assert_eq!(c.succeeded, 2);
     assert_eq!(rx.received().len(), 2);

@@ -534,6 +534,28 @@ async fn malformed_ndjson_sends_nothing() {
     assert!(text.stdout.starts_with("Published "), "{}", text.stdout);
 }
 
+/// Publishing an event id again is said to be a repeat, not a second publish.
+#[tokio::test]
+async fn a_repeated_event_id_is_said_to_be_a_repeat() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (pid, _) = app.partner("acme").await;
+    let args = [
+        "events",
+        "publish",
+        "--partner",
+        &pid,
+        "--type",
+        "message.received",
+        "--event-id",
+        "cli-once",
+    ];
+    let first = cli(&app, None, &args).await;
+    assert!(first.stdout.starts_with("Published "), "{}", first.stdout);
+    let again = cli(&app, None, &args).await;
+    let said = &again.stdout;
+    assert!(said.starts_with("Already published "), "{said}");
+}
+
 /// A reader that goes away (`hookline events types | head -1`) ends the CLI as it ends `cat`:
 /// killed quietly by SIGPIPE, not a panic (exit 101) in `println!`.
 #[tokio::test]
