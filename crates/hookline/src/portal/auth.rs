@@ -59,6 +59,8 @@ fn with_pre_cookie(
 pub struct SignInQuery {
     #[serde(default)]
     signed_out: Option<String>,
+    #[serde(default)]
+    ended: Option<String>,
 }
 
 /// One sign-in form: `kind` says which credential `secret` is.
@@ -110,7 +112,15 @@ pub async fn sign_in_page(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let pre = pre_token(&headers);
-    let message = q.signed_out.map(|_| notice("ok", "You are signed out."));
+    let message = match (q.signed_out.is_some(), q.ended.is_some()) {
+        (true, _) => Some(notice("ok", "You are signed out.")),
+        (_, true) => Some(notice(
+            "error",
+            "Your session has ended: it expired, was signed out elsewhere, or the key it was \
+             opened with was revoked. Sign in again.",
+        )),
+        _ => None,
+    };
     with_pre_cookie(
         &state,
         &headers,

@@ -10,8 +10,11 @@ use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum PortalError {
-    /// No live session: to the sign-in page.
+    /// No session: to the sign-in page.
     SignIn,
+    /// The browser's session ended (expired, signed out elsewhere, its key revoked): to the
+    /// sign-in page, which says so.
+    SessionEnded,
     /// A session of the other kind (an operator on a partner page): to its own start page.
     Home,
     /// A form without the right CSRF token.
@@ -58,8 +61,12 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
         match self {
-            PortalError::SignIn => {
-                let mut r = Redirect::to("/portal/sign-in").into_response();
+            PortalError::SignIn | PortalError::SessionEnded => {
+                let to = match self {
+                    PortalError::SessionEnded => "/portal/sign-in?ended=1",
+                    _ => "/portal/sign-in",
+                };
+                let mut r = Redirect::to(to).into_response();
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r

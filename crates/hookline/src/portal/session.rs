@@ -127,14 +127,14 @@ impl FromRequestParts<PortalState> for PortalPage {
             .store
             .portal_session(&ApiKey::from_presented(token).hash(), Timestamp::now())
             .await?
-            .ok_or(PortalError::SignIn)?;
+            .ok_or(PortalError::SessionEnded)?;
         if !credential_still_valid(&state.app, &session).await? {
             state
                 .app
                 .store
                 .end_portal_session(&session.token_hash)
                 .await?;
-            return Err(PortalError::SignIn);
+            return Err(PortalError::SessionEnded);
         }
         Ok(PortalPage { session })
     }

@@ -253,7 +253,7 @@ async fn sessions_expire_and_sign_out_ends_them(backend: Backend) {
         b.cookies.insert("hl_portal".into(), session.clone());
         async move {
             let r = b.get("/portal/subscriptions").await;
-            (r.status == 303 && r.location() == "/portal/sign-in").then_some(())
+            (r.status == 303 && r.location() == "/portal/sign-in?ended=1").then_some(())
         }
     })
     .await;
@@ -335,7 +335,7 @@ async fn a_session_ends_with_the_key_or_admin_token_it_was_opened_with(backend: 
         )
         .await;
     assert_eq!(s, 204);
-    let ended = (303, "/portal/sign-in".to_owned());
+    let ended = (303, "/portal/sign-in?ended=1".to_owned());
     assert_eq!(
         with_session(&app, &by_key, "/portal/subscriptions").await,
         ended,

@@ -87,3 +87,25 @@ async fn pages_name_what_they_cannot_do() {
     assert!(!page.body.contains("Send test event"), "{}", page.body);
     assert!(page.body.contains("This subscription is inactive"));
 }
+
+/// A browser whose session ended elsewhere is told so on the sign-in page, not just sent there;
+/// one that never signed in is sent there without a word.
+#[tokio::test]
+async fn an_ended_session_is_said_on_the_sign_in_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut fresh = Visitor::new(&app);
+    let r = fresh.get("/portal/subscriptions").await;
+    assert_eq!((r.status, r.location()), (303, "/portal/sign-in"));
+    let mut stale = Visitor::new(&app);
+    stale
+        .cookies
+        .insert("hl_portal".into(), "hlps_no-such-session".into());
+    let r = stale.get("/portal/subscriptions").await;
+    assert_eq!((r.status, r.location()), (303, "/portal/sign-in?ended=1"));
+    let page = stale.get("/portal/sign-in?ended=1").await;
+    assert!(
+        page.body.contains("Your session has ended"),
+        "{}",
+        page.body
+    );
+}
