@@ -28,18 +28,27 @@ fn trimmed_name(raw: &str) -> Option<&str> {
     (!refused).then(|| raw.trim())
 }
 
-/// Control characters, and the bidirectional controls that make a name read differently from
-/// what it is (U+202E turns `gpj.exe` around; listings and logs show names).
+/// Control characters, the Unicode line and paragraph separators (line breaks too), and the
+/// bidirectional controls that make a name read differently from what it is (U+202E turns
+/// `gpj.exe` around; listings and logs show names).
 pub fn is_refused_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Whether `name` shows nothing: whitespace and zero-width characters only.
+/// Characters that show nothing (zero-width, fillers, variation selectors, the soft hyphen):
+/// a name of these and whitespace is blank. Basic Multilingual Plane only, as the OpenAPI
+/// pattern (`api/schema.rs`) can say it.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180E}'
+        | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{2800}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}')
+}
+
+/// Whether `name` shows nothing: whitespace and invisible characters only.
 fn is_blank(name: &str) -> bool {
-    name.chars().all(|c| {
-        c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
-    })
+    name.chars().all(|c| c.is_whitespace() || is_invisible(c))
 }
 
 impl Partner {
@@ -124,6 +133,8 @@ mod tests {
         assert!(Partner::issue("\u{200B}\u{FEFF} \u{2060}", Timestamp::EPOCH).is_err());
         assert!(Partner::issue("Acme\u{202E}gpj.exe", Timestamp::EPOCH).is_err());
         assert!(Partner::issue("\u{2067}Acme", Timestamp::EPOCH).is_err());
+        assert!(Partner::issue("a\u{2028}b", Timestamp::EPOCH).is_err());
+        assert!(Partner::issue("\u{3164}\u{00AD}\u{FE0F}\u{2800}", Timestamp::EPOCH).is_err());
         assert_eq!(
             Partner::issue("Zo\u{200D}e", Timestamp::EPOCH)
                 .unwrap()

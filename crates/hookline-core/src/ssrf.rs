@@ -3,8 +3,9 @@
 //! Refused unless allow-listed: loopback, private (RFC 1918, ULA), link-local (incl. cloud
 //! metadata 169.254.169.254), CGNAT, multicast, unspecified, broadcast, documentation and other
 //! reserved ranges (IPv6: IETF protocol assignments 2001::/23 with Teredo, discard-only, SRv6,
-//! NAT64). IPv6 forms that carry an IPv4 address (mapped, compatible, translated, 6to4) are
-//! judged as that address.
+//! NAT64). IPv6 forms that carry a refused IPv4 address (mapped, compatible, translated, 6to4)
+//! are refused; an allow-list entry re-opens an IPv4 address and its mapped form only (the other
+//! forms reach a relay or translator, not that host).
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -197,6 +197,10 @@ pub struct InvalidDuration(pub String);
 /// Durations as operators write them: `250ms`, `10s`, `5m`, `1h`, `30d`.
 pub fn parse_duration(raw: &str) -> Result<Duration, InvalidDuration> {
     let s = raw.trim();
+    // Zero needs no unit: every unit reads it alike.
+    if !s.is_empty() && s.bytes().all(|b| b == b'0') {
+        return Ok(Duration::ZERO);
+    }
     let split = s
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| InvalidDuration(raw.to_owned()))?;
@@ -230,6 +234,8 @@ mod tests {
             parse_duration("30d").unwrap(),
             Duration::from_secs(30 * 86_400)
         );
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration(" 00 ").unwrap(), Duration::ZERO);
         for bad in ["", "10", "s", "1.5s", "-1s", "10 days"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

@@ -474,12 +474,8 @@ impl ServerSettings {
 /// variable `name`.
 fn positive(raw: Option<&str>, default: &str, name: &str) -> anyhow::Result<Duration> {
     let raw = raw.unwrap_or(default);
-    anyhow::ensure!(
-        raw.trim() != "0",
-        "{name} must be positive (e.g. {default})"
-    );
     let d = parse_duration(raw).with_context(|| format!("{name} '{raw}' (e.g. {default})"))?;
-    anyhow::ensure!(!d.is_zero(), "{name} must be positive");
+    anyhow::ensure!(!d.is_zero(), "{name} must be positive (e.g. {default})");
     Ok(d)
 }
 

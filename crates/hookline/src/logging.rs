@@ -25,7 +25,11 @@ pub fn dropped_writes() -> u64 {
 /// `infoo` would read as "everything from a target named infoo" and silence every line.
 pub fn checked_filter(raw: Option<&str>) -> anyhow::Result<String> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-    let filter = raw.unwrap_or("info").trim();
+    // Set but blank (`HOOKLINE_LOG=` in a compose file) is the default, not "nothing at all".
+    let filter = match raw.map(str::trim) {
+        Some(f) if f.split(',').any(|d| !d.trim().is_empty()) => f,
+        _ => "info",
+    };
     tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("HOOKLINE_LOG '{filter}' is not a log filter: {e}"))?;
     for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {

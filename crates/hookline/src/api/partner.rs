@@ -143,8 +143,14 @@ impl From<&Subscription> for WebhookSubscription {
 fn parse_target(raw: &str, state: &AppState) -> ApiResult<TargetUrl> {
     let target = TargetUrl::parse(raw, state.settings.allow_http_targets)
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
-    // Only `GET /v3/listen` makes these: one naming another session would be its stream.
-    if crate::delivery::listen_hub::listen_target(&target).is_some() {
+    // Only `GET /v3/listen` makes these: one naming another session would be its stream. The
+    // host with a trailing dot is the same name (and a delivery would look `.invalid` up).
+    let host = target
+        .url()
+        .host_str()
+        .unwrap_or_default()
+        .trim_end_matches('.');
+    if host.eq_ignore_ascii_case(crate::delivery::listen_hub::LISTEN_HOST) {
         return Err(ApiError::InvalidParameter(format!(
             "target_url host {} is reserved for hookline listen sessions",
             crate::delivery::listen_hub::LISTEN_HOST

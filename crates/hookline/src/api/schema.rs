@@ -162,10 +162,11 @@ const WHITESPACE_CHARS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u
 
 /// Control characters and bidirectional controls (`partner::is_refused_char`), as the inside of
 /// a pattern class.
-const REFUSED_CHARS: &str = r"\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069";
+const REFUSED_CHARS: &str = r"\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069";
 
-/// Zero-width characters: a name of these and whitespace only is blank.
-const ZERO_WIDTH_CHARS: &str = r"\u200B-\u200D\u2060\uFEFF";
+/// Characters that show nothing (`partner::is_invisible`): a name of these and whitespace only
+/// is blank.
+const ZERO_WIDTH_CHARS: &str = r"\xAD\u034F\u115F\u1160\u17B4\u17B5\u180E\u200B-\u200D\u2060-\u2064\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0";
 
 /// At least one character that is neither whitespace, zero-width nor refused; none refused.
 fn name_pattern() -> String {

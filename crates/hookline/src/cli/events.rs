@@ -83,7 +83,16 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     let partner =
                         partner.context("--partner is required (or a profile partner_id)")?;
                     let data: Value = match &p.data {
-                        Some(d) => serde_json::from_str(d).context("--data is not JSON")?,
+                        Some(d) => match serde_json::from_str(d) {
+                            Ok(v) => v,
+                            Err(_)
+                                if serde_json::from_str::<Box<serde_json::value::RawValue>>(d)
+                                    .is_ok() =>
+                            {
+                                anyhow::bail!("{}", unreadable("--data", d))
+                            }
+                            Err(e) => anyhow::bail!("--data is not JSON: {e}"),
+                        },
                         None => Value::Object(Default::default()),
                     };
                     let event = NewEvent {
@@ -144,8 +153,8 @@ fn read_events(file: &PathBuf, partner: Option<&str>) -> anyhow::Result<Vec<(usi
         if line.trim().is_empty() {
             continue;
         }
-        let mut value: Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not JSON", file.display(), n + 1))?;
+        let at = || format!("{}:{}", file.display(), n + 1);
+        let mut value = line_value(&line).map_err(|why| anyhow::anyhow!("{}: {why}", at()))?;
         if let (Some(obj), Some(p)) = (value.as_object_mut(), partner) {
             obj.entry("partner_id").or_insert_with(|| p.into());
         }
@@ -155,6 +164,37 @@ fn read_events(file: &PathBuf, partner: Option<&str>) -> anyhow::Result<Vec<(usi
         events.push((n + 1, event));
     }
     Ok(events)
+}
+
+/// A line's JSON, read field by field: serde's depth limit counts from the line, so `data` as
+/// deep as the server takes it (127) would not parse inside it whole. A field receivers' parsers
+/// refuse is named as the server names it.
+fn line_value(line: &str) -> Result<Value, String> {
+    use serde_json::value::RawValue;
+    if let Err(e) = serde_json::from_str::<Box<RawValue>>(line) {
+        return Err(format!("not JSON: {e}"));
+    }
+    let fields: serde_json::Map<String, Value> =
+        match serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(line) {
+            Err(_) => return Err("not an event: a JSON object is expected".into()),
+            Ok(raw) => raw
+                .into_iter()
+                .map(|(name, raw)| match serde_json::from_str(raw.get()) {
+                    Ok(v) => Ok((name, v)),
+                    Err(_) => Err(unreadable(&name, raw.get())),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+    Ok(Value::Object(fields))
+}
+
+/// What the server says of a value its JSON parsers refuse (`1e400`, a lone surrogate, nesting
+/// past 127).
+fn unreadable(name: &str, raw: &str) -> String {
+    let why = hookline_core::payload::json::readable(raw)
+        .err()
+        .unwrap_or_default();
+    format!("{name} has a value JSON parsers refuse: {why}")
 }
 
 /// The checks the server makes of an event's own fields, so that a file with a bad line is

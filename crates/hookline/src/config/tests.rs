@@ -117,16 +117,43 @@ fn rejects_bad_values_with_the_variable_name() {
         assert!(err.contains("HOOKLINE_"), "{err}");
     }
     assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
-    // A bare `0` is a duration that must be positive, said so (not "not a duration").
-    let raw = RawConfig {
-        delivery_timeout: Some("0".into()),
-        ..RawConfig::default()
-    };
-    let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
-    assert!(
-        err.starts_with("HOOKLINE_DELIVERY_TIMEOUT must be positive"),
-        "{err}"
-    );
+}
+
+#[test]
+fn zero_durations_and_log_filters_are_read_as_meant() {
+    // A bare `0` is a duration (zero needs no unit); where it must be positive, that is said.
+    for zero in ["0", "0s"] {
+        let raw = RawConfig {
+            delivery_timeout: Some(zero.into()),
+            ..RawConfig::default()
+        };
+        let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
+        assert!(
+            err.starts_with("HOOKLINE_DELIVERY_TIMEOUT must be positive"),
+            "{err}"
+        );
+        let raw = RawConfig {
+            portal_session_ttl: Some(zero.into()),
+            ..RawConfig::default()
+        };
+        let err = format!("{:#}", Settings::from_raw(raw).unwrap_err());
+        assert!(
+            err.starts_with("HOOKLINE_PORTAL_SESSION_TTL must be positive"),
+            "{err}"
+        );
+    }
+    // Blank is the default, not silence.
+    for log in ["", " ", ","] {
+        let raw = RawConfig {
+            log: Some(log.into()),
+            ..RawConfig::default()
+        };
+        assert_eq!(
+            Settings::from_raw(raw).unwrap().log.filter,
+            "info",
+            "{log:?}"
+        );
+    }
     // Filters that do say something are taken as written.
     for log in [
         "debug",

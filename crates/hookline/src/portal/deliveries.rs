@@ -54,7 +54,7 @@ pub fn actions_card(page: &PortalPage, sub: &Subscription) -> Markup {
         section.card {
             h2 { "Operations" }
             @if !sub.is_active {
-                p.muted { "This subscription is inactive: make it active above to send a test event or recover failed deliveries." }
+                p.muted { "This subscription is inactive: make it active (Edit, below) to send a test event or recover failed deliveries." }
             } @else {
             form method="post" action={(path) "/test"} {
                 (csrf_field(page.csrf()))
@@ -243,6 +243,8 @@ fn delivery_body(
                     (csrf_field(page.csrf()))
                     button.primary type="submit" { "Retry now" }
                 }
+            } @else if !sub.is_active {
+                p.muted { "The subscription is inactive: make it active to retry this delivery." }
             }
         }
         h2 { "Attempts" }

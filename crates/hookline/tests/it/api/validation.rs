@@ -68,6 +68,12 @@ fn missing_fields_and_bad_target_urls() -> Vec<Case> {
             1005,
             "reserved for hookline listen",
         ),
+        (
+            json!({"target_url": "https://listen.hookline.invalid./x", "subscribed_events": ["message.sent"]}),
+            400,
+            1005,
+            "reserved for hookline listen",
+        ),
     ]
 }
 

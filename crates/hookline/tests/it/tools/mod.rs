@@ -5,6 +5,7 @@
 //! is a plain-HTTP local receiver (what `--forward-to` points at on a developer's machine).
 
 mod cli;
+mod cli_edges;
 mod client;
 mod listen;
 mod listen_lifetime;
