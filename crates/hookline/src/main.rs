@@ -162,8 +162,44 @@ fn runtime(worker_threads: Option<usize>) -> tokio::runtime::Runtime {
         .expect("the async runtime starts")
 }
 
+/// `HOOKLINE_*` variables set in the environment that no command reads (a typo such as
+/// `HOOKLINE_DATA_DIR`, or a setting from another version): each would otherwise be ignored
+/// without a word while the server runs on a default.
+fn unknown_variables() -> Vec<String> {
+    fn names(cmd: &clap::Command, into: &mut Vec<String>) {
+        into.extend(
+            cmd.get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|v| v.to_string_lossy().into_owned()),
+        );
+        cmd.get_subcommands().for_each(|c| names(c, into));
+    }
+    // Read outside clap: the CLI's profile file, and the test suite's and scripts' own.
+    const OTHERS: [&str; 1] = ["HOOKLINE_CLI_CONFIG"];
+    const TOOLING: [&str; 3] = ["HOOKLINE_TEST_", "HOOKLINE_FUZZ_", "HOOKLINE_SCHEMATHESIS_"];
+    let mut known: Vec<String> = OTHERS.iter().map(|s| s.to_string()).collect();
+    names(&Cli::command(), &mut known);
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("HOOKLINE_") && !known.contains(k))
+        .filter(|k| !TOOLING.iter().any(|p| k.starts_with(p)))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+fn warn_unknown_variables() {
+    for name in unknown_variables() {
+        tracing::warn!(
+            variable = %name,
+            "{name} is set but is not a hookline setting; it is ignored (hookline serve --help lists them)"
+        );
+    }
+}
+
 async fn serve(s: Settings) -> anyhow::Result<()> {
     hookline::logging::init(&s.log);
+    warn_unknown_variables();
     match hookline::app::raise_open_file_limit() {
         Ok(limit) => tracing::debug!(?limit, "open-file limit raised to its hard limit"),
         Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
@@ -176,6 +212,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
 
 async fn migrate(s: Settings) -> anyhow::Result<()> {
     hookline::logging::init(&s.log);
+    warn_unknown_variables();
     hookline::app::migrate(&s.store).await?;
     hookline::logging::write_stderr("migrations applied\n");
     Ok(())

@@ -78,3 +78,25 @@ async fn event_files_are_read_to_the_servers_limits() {
     let said = "edges.ndjson:2: data has a value JSON parsers refuse: a number beyond";
     assert!(run.stderr.contains(said), "{}", run.stderr);
 }
+
+/// A `HOOKLINE_*` variable no command reads (a typo) is named in a warning, not silently
+/// ignored while the server runs on a default; the ones it reads are not.
+#[tokio::test]
+async fn an_unknown_hookline_variable_is_named() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = app.dir.path().join("migrated.db");
+    let mut cmd = command(&app);
+    cmd.env("HOOKLINE_DATA_DIR", "/nowhere")
+        .env(
+            "HOOKLINE_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("HOOKLINE_LOG", "warn")
+        .arg("migrate");
+    let out = cmd.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(warned[0].contains("HOOKLINE_DATA_DIR is set but is not a hookline setting"));
+}
