@@ -114,7 +114,10 @@ impl PartnerId {
                 crate::text::quote(&raw.escape_debug().to_string())
             )));
         }
-        Ok(PartnerId(raw.to_owned()))
+        // Partner ids are generated UUIDs, stored lowercase: one written in capitals names it.
+        Ok(PartnerId(
+            canonical_uuid(raw).unwrap_or_else(|| raw.to_owned()),
+        ))
     }
 }
 
@@ -268,6 +271,13 @@ mod tests {
     fn subscription_ids_are_uuids() {
         assert!(SubscriptionId::parse(SubscriptionId::generate().as_str()).is_ok());
         assert!(SubscriptionId::parse("nope").is_err());
+        let partner = PartnerId::generate();
+        let upper = PartnerId::parse(&partner.as_str().to_uppercase()).unwrap();
+        assert_eq!(upper, partner, "a partner id in capitals");
+        assert_eq!(
+            PartnerId::parse("Legacy-Name").unwrap().as_str(),
+            "Legacy-Name"
+        );
         // Either case, one spelling: hyphenated, as ids are given out.
         let id = SubscriptionId::generate();
         let upper = SubscriptionId::parse(&id.as_str().to_uppercase()).unwrap();

@@ -118,7 +118,8 @@ pub fn relative(rfc3339: &str) -> String {
 }
 
 fn relative_to(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
-    let secs = (now - t).num_seconds();
+    // From milliseconds, rounded: "in 60 seconds" read a moment later is still a minute.
+    let secs = ((now - t).num_milliseconds() as f64 / 1000.0).round() as i64;
     // Rounded to the nearest unit: a 24-hour grace read a second later is "in 24 hours", not 23.
     let round = |s: u64, unit: u64| (s + unit / 2) / unit;
     let (n, unit) = match secs.unsigned_abs() {
@@ -158,6 +159,8 @@ mod tests {
         assert_eq!(at(60), "1 minute ago");
         assert_eq!(at(7200), "2 hours ago");
         assert_eq!(at(-89), "in 1 minute");
+        let soon = |ms: i64| relative_to(now + chrono::Duration::milliseconds(ms), now);
+        assert_eq!(soon(59_990), "in 1 minute", "60 s read 10 ms later");
         assert_eq!(at(-86_399), "in 1 day");
         assert_eq!(at(-(23 * 3600 + 59 * 60)), "in 1 day");
         assert_eq!(at(-(22 * 3600 + 40 * 60)), "in 23 hours");
