@@ -137,6 +137,10 @@ pub struct NewEvent {
 pub struct Published {
     pub event_id: String,
     pub deliveries: u64,
+    /// The `event_id` was published before: nothing new was stored (the first publish's
+    /// `deliveries`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeated: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -11,7 +11,10 @@ pub const DEFAULT_ROUTING_ID_HEADER: &str = "Linq-Chat-Id";
 pub struct RoutingHeader(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} '{name}' is not a usable HTTP header name")]
+#[error(
+    "{field} '{}' is not a usable HTTP header name",
+    crate::text::quote(name)
+)]
 pub struct InvalidHeaderName {
     pub field: String,
     pub name: String,
@@ -56,8 +59,7 @@ impl RoutingHeader {
         if !token || reserved {
             return Err(InvalidHeaderName {
                 field: field.to_owned(),
-                // Quoted in the message: cut like any quoted input.
-                name: crate::text::quote(name).into_owned(),
+                name: name.to_owned(),
             });
         }
         Ok(Some(RoutingHeader(name.to_owned())))

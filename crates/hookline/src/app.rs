@@ -79,7 +79,11 @@ pub async fn serve(
         &mut late,
     )
     .await?;
-    let engine = (publisher, listen, dispatcher.as_ref().map(|d| d.slots()));
+    let engine = EngineHandles {
+        publisher,
+        listen,
+        slots: dispatcher.as_ref().map(|d| d.slots()),
+    };
     let state = app_state(&store, &settings, secrets, admin_hash, engine, &cancel)?;
     start_housekeeping(&state, dispatcher, &settings, &cancel, &mut tasks).await?;
     let addr = listener.local_addr()?;
@@ -120,14 +124,27 @@ pub async fn serve(
     served.and(joined)
 }
 
-/// What the handlers reach: the store, the engine's handles (the Publisher, the listen streams,
-/// the delivery slots test events share when this node delivers), the API's settings.
+/// What the handlers reach of the engine.
+struct EngineHandles {
+    publisher: Publisher,
+    /// The `hookline listen` streams of this process.
+    listen: ListenHub,
+    /// The dispatcher's delivery slots, which test events share; none on a node that does not
+    /// deliver.
+    slots: Option<crate::delivery::slots::Slots>,
+}
+
+/// What the handlers reach: the store, the engine's handles, the API's settings.
 fn app_state(
     store: &DynStore,
     settings: &Settings,
     secrets: Secrets,
     admin_hash: hookline_core::ApiKeyHash,
-    (publisher, listen, slots): (Publisher, ListenHub, Option<crate::delivery::slots::Slots>),
+    EngineHandles {
+        publisher,
+        listen,
+        slots,
+    }: EngineHandles,
     cancel: &CancellationToken,
 ) -> anyhow::Result<AppState> {
     // Any node that serves the API sends test events itself, whatever its role.

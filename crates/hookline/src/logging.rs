@@ -20,11 +20,13 @@ pub fn dropped_writes() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Installs the global subscriber: `settings`' filter and format, into [`LogSink`].
 /// `HOOKLINE_LOG` (default `info`) if tracing can read it and each bare directive is a level:
 /// `infoo` would read as "everything from a target named infoo" and silence every line.
 pub fn checked_filter(raw: Option<&str>) -> anyhow::Result<String> {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    // tracing reads levels by name or as 0 (off) to 5 (trace).
+    const LEVELS: [&str; 12] = [
+        "trace", "debug", "info", "warn", "error", "off", "0", "1", "2", "3", "4", "5",
+    ];
     // Set but blank (`HOOKLINE_LOG=` in a compose file) is the default, not "nothing at all".
     let filter = match raw.map(str::trim) {
         Some(f) if f.split(',').any(|d| !d.trim().is_empty()) => f,
@@ -37,12 +39,14 @@ pub fn checked_filter(raw: Option<&str>) -> anyhow::Result<String> {
         anyhow::ensure!(
             !bare || LEVELS.contains(&directive.to_ascii_lowercase().as_str()),
             "HOOKLINE_LOG: '{directive}' is not a level ({}); a target takes one too, e.g. hookline=debug",
-            LEVELS.join(", ")
+            LEVELS[..6].join(", ")
         );
     }
     Ok(filter.to_owned())
 }
 
+/// Installs the global subscriber: `settings`' filter (checked by [`checked_filter`]) and
+/// format, into [`LogSink`].
 pub fn init(settings: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -128,7 +128,8 @@ impl PayloadCheck {
         }))
     }
 
-    /// The first way `data` breaks `event_type`'s schema, if it does.
+    /// The first way `data` breaks `event_type`'s schema, if it does (the tests' view).
+    #[cfg(test)]
     pub fn violation(&self, event_type: EventType, data: &str) -> Option<Violation> {
         match self.examine(event_type, data) {
             Err(Refused::Schema(v)) => Some(v),

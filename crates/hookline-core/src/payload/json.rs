@@ -21,6 +21,12 @@ pub fn readable(data: &str) -> Result<(), String> {
         .map_err(|e| explain(&e))
 }
 
+/// The message for `name` (`data`, `events[2].data`, `--data`) holding a value `readable`
+/// refused for `why`: the server and the CLI say it alike.
+pub fn refusal(name: &str, why: &str) -> String {
+    format!("{name} has a value JSON parsers refuse: {why}")
+}
+
 /// serde_json's sentences, said in terms of the input: a lone surrogate reads as "unexpected
 /// end of hex escape".
 fn explain(e: &serde_json::Error) -> String {

@@ -335,7 +335,10 @@ fn object<'a>(raw: &'a str, name: &str, at: &str, state: &AppState) -> ApiResult
 /// Delivered byte for byte, so refused if a receiver's JSON parser would refuse it (syntax alone,
 /// which the request parse checked, lets `1e400` through).
 fn unreadable(at: &str, name: &str, why: &str) -> ApiError {
-    ApiError::InvalidParameter(format!("{at}{name} has a value JSON parsers refuse: {why}"))
+    ApiError::InvalidParameter(hookline_core::payload::json::refusal(
+        &format!("{at}{name}"),
+        why,
+    ))
 }
 
 /// Where event `i` is, for a message about it: `events[i]` then `sep` in a batch, nothing for a

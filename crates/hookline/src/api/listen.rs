@@ -109,7 +109,9 @@ pub async fn listen(
             let id = SubscriptionId::generate();
             let attached = state.listen.attach(&id);
             let mut unstarted = Unstarted {
-                state: &state,
+                state: state.clone(),
+                request: request.clone(),
+                partner: partner.clone(),
                 id: id.clone(),
                 generation: attached.0,
                 started: false,
@@ -209,21 +211,26 @@ async fn start_session(
 }
 
 /// Takes back a stream attached for a session that did not start (refused, or the request
-/// dropped on its way): nothing else would.
-struct Unstarted<'a> {
-    state: &'a AppState,
+/// dropped on its way). If its subscription was stored before that, it expires like a session
+/// whose stream vanished: nothing else would delete it.
+struct Unstarted {
+    state: AppState,
+    request: RequestIdentity,
+    partner: hookline_core::PartnerId,
     id: SubscriptionId,
     generation: u64,
     started: bool,
 }
 
-impl Drop for Unstarted<'_> {
+impl Drop for Unstarted {
     fn drop(&mut self) {
         if self.started {
             return;
         }
         self.state.listen.detach(&self.id, self.generation);
-        self.state.listen.end(&self.id, self.generation);
+        let (state, request) = (self.state.clone(), self.request.clone());
+        let (partner, id) = (self.partner.clone(), self.id.clone());
+        expire_after_grace(state, request, partner, id, self.generation);
     }
 }
 
@@ -238,37 +245,54 @@ struct Detach {
 
 impl Drop for Detach {
     fn drop(&mut self) {
-        let (state, request, sub) = (self.state.clone(), self.request.clone(), self.sub.clone());
-        let generation = self.generation;
-        state.listen.detach(&sub.id, generation);
-        tracing::info!(subscription_id = %sub.id, "listen stream closed");
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            tokio::time::sleep(state.settings.listen_stream.grace).await;
-            // A stream attached since (a resume, a takeover; attached now or gone since) ends the
-            // session by its own grace.
-            if state.listen.superseded(&sub.id, generation) {
-                return;
-            }
-            state.listen.end(&sub.id, generation);
-            match state
-                .store
-                .delete_subscription(&sub.partner_id, &sub.id, Timestamp::now())
-                .await
-            {
-                Ok(true) => {
-                    tracing::info!(subscription_id = %sub.id, "listen session expired; subscription deleted");
-                    announce(&state, &request, Some(&sub), None).await;
-                }
-                Ok(false) => {} // the client deleted it on its way out
-                Err(e) => {
-                    tracing::error!(subscription_id = %sub.id, error = %e, "deleting an expired listen subscription failed")
-                }
-            }
-        });
+        let (state, request) = (self.state.clone(), self.request.clone());
+        let (partner, id) = (self.sub.partner_id.clone(), self.sub.id.clone());
+        state.listen.detach(&id, self.generation);
+        tracing::info!(subscription_id = %id, "listen stream closed");
+        expire_after_grace(state, request, partner, id, self.generation);
     }
+}
+
+/// Deletes the session's subscription (if it exists: the client may have deleted it on its way
+/// out, or never created it) once the grace after the stream of `generation` has passed, unless
+/// a newer stream has attached since (a resume, a takeover: its own end starts the grace that
+/// counts).
+fn expire_after_grace(
+    state: AppState,
+    request: RequestIdentity,
+    partner: hookline_core::PartnerId,
+    id: SubscriptionId,
+    generation: u64,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(state.settings.listen_stream.grace).await;
+        if state.listen.superseded(&id, generation) {
+            return;
+        }
+        state.listen.end(&id, generation);
+        let deleted = match state.store.get_subscription(&partner, &id).await {
+            Ok(Some(sub)) => state
+                .store
+                .delete_subscription(&partner, &id, Timestamp::now())
+                .await
+                .map(|gone| gone.then_some(sub)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match deleted {
+            Ok(Some(sub)) => {
+                tracing::info!(subscription_id = %id, "listen session expired; subscription deleted");
+                announce(&state, &request, Some(&sub), None).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(subscription_id = %id, error = %e, "deleting an expired listen subscription failed")
+            }
+        }
+    });
 }
 
 /// `session` first, then every delivery pushed down the `attached` stream, until the client

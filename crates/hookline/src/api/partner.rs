@@ -143,14 +143,9 @@ impl From<&Subscription> for WebhookSubscription {
 fn parse_target(raw: &str, state: &AppState) -> ApiResult<TargetUrl> {
     let target = TargetUrl::parse(raw, state.settings.allow_http_targets)
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
-    // Only `GET /v3/listen` makes these: one naming another session would be its stream. The
-    // host with a trailing dot is the same name (and a delivery would look `.invalid` up).
-    let host = target
-        .url()
-        .host_str()
-        .unwrap_or_default()
-        .trim_end_matches('.');
-    if host.eq_ignore_ascii_case(crate::delivery::listen_hub::LISTEN_HOST) {
+    // Only `GET /v3/listen` makes these: one naming another session would be its stream (and
+    // with a trailing dot, a delivery would look the `.invalid` name up).
+    if crate::delivery::listen_hub::is_listen_host(&target) {
         return Err(ApiError::InvalidParameter(format!(
             "target_url host {} is reserved for hookline listen sessions",
             crate::delivery::listen_hub::LISTEN_HOST
@@ -344,12 +339,9 @@ pub async fn list(
     PartnerAuth(partner): PartnerAuth,
 ) -> ApiResult<axum::response::Response> {
     // Unpaged (the seed's contract), so one list can be 1,000 subscriptions of 1,000 numbers:
-    // ~40 MiB while built. Built a few at a time, and serialised before the turn ends.
-    let _turn = state
-        .list_turns
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    // ~40 MiB while built. Built a few at a time and serialised before the turn ends; only the
+    // answer's bytes (~15 MiB) outlive the turn while a client reads them.
+    let _turn = state.list_turns.acquire().await.expect("never closed");
     let subs = state.store.list_subscriptions(&partner).await?;
     let body = serde_json::to_vec(&SubscriptionList {
         subscriptions: subs.iter().map(WebhookSubscription::from).collect(),
@@ -404,7 +396,9 @@ pub async fn update_subscription(
     id: &str,
     req: UpdateSubscriptionRequest,
 ) -> ApiResult<Subscription> {
-    let _turn = state.update_locks.lock(id).await;
+    // Keyed as the id is stored (an id in capitals names the same subscription).
+    let key = SubscriptionId::parse(id).map_or_else(|_| id.to_owned(), |s| s.as_str().to_owned());
+    let _turn = state.update_locks.lock(&key).await;
     let mut current = load(state, partner, id).await?;
     let patch = SubscriptionPatch::parse(req, state)?;
     // Compare-and-set on `updated_at`: a concurrent update in between makes us reapply this

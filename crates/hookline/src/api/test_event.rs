@@ -73,6 +73,10 @@ pub async fn send_test(
 
 /// Sends one test event of `event_type` (default: the first subscribed) to the partner's
 /// `sub` and answers with its attempt: the API's and the portal's test.
+/// How soon a test event at the in-flight cap may be tried again: an attempt in flight ends
+/// within the delivery timeout, most within a second.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
 pub async fn send_test_event(
     state: &AppState,
     partner: PartnerId,
@@ -110,12 +114,16 @@ pub async fn send_test_event(
         Tested::Busy => {
             return Err(ApiError::Busy {
                 message: format!(
-                    "webhook subscription '{id}' has as many deliveries in flight as \
-                     HOOKLINE_MAX_IN_FLIGHT_PER_SUBSCRIPTION (or the node's HOOKLINE_MAX_IN_FLIGHT) \
-                     allows; retry when one has finished"
+                    "webhook subscription '{id}' has as many deliveries in flight as it may; \
+                     retry when one has finished"
                 ),
-                retry_after_secs: 1,
+                retry_after_secs: BUSY_RETRY_AFTER_SECS,
             })
+        }
+        Tested::Stopping => {
+            return Err(ApiError::Unavailable(
+                "this node is shutting down; send the test event again".into(),
+            ))
         }
         // Deactivated, changed or deleted since it was read.
         Tested::NotReceived => {

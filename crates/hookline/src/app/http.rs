@@ -36,7 +36,9 @@ use table::{Slot, Table};
 /// most a connection's read buffer grows to, which bounds what an idle connection costs.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// The size of `req`'s head as it came on the wire (request line, header lines, blank line).
+/// The size of `req`'s head rebuilt from what hyper parsed (request line, header lines, blank
+/// line): a lower bound of what came on the wire (whitespace around values, an absolute-form
+/// target's authority are not counted).
 fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
     let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
     let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();

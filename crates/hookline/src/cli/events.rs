@@ -108,7 +108,7 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     if ctx.json {
                         output::json(&r);
                     } else {
-                        let repeated = r.extra.get("repeated") == Some(&Value::Bool(true));
+                        let repeated = r.repeated;
                         println!(
                             "{} {} ({} {}){}.",
                             if repeated {
@@ -191,10 +191,11 @@ fn line_value(line: &str) -> Result<Value, String> {
 /// What the server says of a value its JSON parsers refuse (`1e400`, a lone surrogate, nesting
 /// past 127).
 fn unreadable(name: &str, raw: &str) -> String {
-    let why = hookline_core::payload::json::readable(raw)
+    use hookline_core::payload::json;
+    let why = json::readable(raw)
         .err()
-        .unwrap_or_default();
-    format!("{name} has a value JSON parsers refuse: {why}")
+        .unwrap_or_else(|| "serde cannot read it".into());
+    json::refusal(name, &why)
 }
 
 /// The checks the server makes of an event's own fields, so that a file with a bad line is

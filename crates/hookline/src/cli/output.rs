@@ -120,7 +120,8 @@ pub fn relative(rfc3339: &str) -> String {
 fn relative_to(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
     // From milliseconds, rounded: "in 60 seconds" read a moment later is still a minute.
     let secs = ((now - t).num_milliseconds() as f64 / 1000.0).round() as i64;
-    // Rounded to the nearest unit: a 24-hour grace read a second later is "in 24 hours", not 23.
+    // Rounded to the nearest unit: a 24-hour grace read a second later is "in 1 day", not "in
+    // 23 hours".
     let round = |s: u64, unit: u64| (s + unit / 2) / unit;
     let (n, unit) = match secs.unsigned_abs() {
         s if s < 5 => return "just now".into(),

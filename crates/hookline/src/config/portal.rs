@@ -23,16 +23,16 @@ impl PortalSettings {
         let public_url = match raw.public_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(u) => {
-                let parsed = url::Url::parse(u)
-                    .ok()
-                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.has_host());
-                anyhow::ensure!(
-                    parsed.is_some_and(|p| p.query().is_none() && p.fragment().is_none()),
-                    "HOOKLINE_PUBLIC_URL '{u}' must be an http:// or https:// URL without query or fragment (e.g. https://hooks.example.com)"
-                );
+                let Some(parsed) = url::Url::parse(u).ok().filter(|p| {
+                    matches!(p.scheme(), "http" | "https")
+                        && p.has_host()
+                        && p.query().is_none()
+                        && p.fragment().is_none()
+                }) else {
+                    anyhow::bail!("HOOKLINE_PUBLIC_URL '{u}' must be an http:// or https:// URL without query or fragment (e.g. https://hooks.example.com)");
+                };
                 // As parsed: scheme and host in lowercase, so `HTTPS://…` still makes cookies
                 // `Secure` (see `https`).
-                let parsed = url::Url::parse(u).expect("parsed just above");
                 Some(parsed.as_str().trim_end_matches('/').to_owned())
             }
         };

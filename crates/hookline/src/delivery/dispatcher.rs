@@ -123,9 +123,9 @@ impl Dispatcher {
     }
 
     /// A claimed delivery that waited for a slot may have been claimed before a change its
-    /// caller has since been answered for: a DELETE or a deactivation (which cancelled the row;
-    /// it is not sent) or a new `target_url` (it goes there). A store that cannot say leaves it
-    /// as claimed: sent, at least once.
+    /// caller has since been answered for: a DELETE or a deactivation (it is not sent; the next
+    /// claim cancels the row) or a new `target_url` or routing headers (it goes as they say now).
+    /// A store that cannot say leaves it as claimed: sent, at least once.
     async fn recheck(&self, mut d: DueDelivery) -> Option<DueDelivery> {
         let store = &self.shared.store;
         match store
@@ -133,9 +133,10 @@ impl Dispatcher {
             .await
         {
             Ok(Some(sub)) if sub.is_active => {
-                if sub.target_url.as_str() != d.target_url {
-                    d.target_url = sub.target_url.as_str().to_owned();
-                }
+                // Everything a PUT may have changed that the request carries.
+                d.target_url = sub.target_url.as_str().to_owned();
+                d.routing_id_header = sub.routing_id_header;
+                d.routing_key_header = sub.routing_key_header;
                 Some(d)
             }
             Ok(_) => {

@@ -58,6 +58,13 @@ pub struct ListenHub {
     counter: Arc<AtomicU64>,
 }
 
+/// Whether `target`'s host is the listen host, however it is spelled (a trailing dot names the
+/// same host; the URL parser has lowercased it already).
+pub fn is_listen_host(target: &TargetUrl) -> bool {
+    let host = target.url().host_str().unwrap_or_default();
+    host.trim_end_matches('.') == LISTEN_HOST
+}
+
 /// The subscription a listen target stands for, if `target` is one.
 pub fn listen_target(target: &TargetUrl) -> Option<&str> {
     let url = target.url();

@@ -390,6 +390,11 @@ impl Slots {
     }
 
     /// Stops handing out permits: hand-offs fail and waiting reservations give up.
+    /// Whether [`close`](Self::close) was called: no permit is granted any more.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
     pub fn close(&self) {
         self.inner.lock().closed = true;
         self.inner.changed.notify_waiters();

@@ -38,6 +38,8 @@ pub enum Tested {
     /// The subscription (or the process) has as many attempts in flight as its cap allows:
     /// nothing was written.
     Busy,
+    /// The node is shutting down and starts no attempt: nothing was written.
+    Stopping,
 }
 
 impl TestSender {
@@ -73,6 +75,7 @@ impl TestSender {
         let permit = match &self.slots {
             Some(slots) => match slots.try_acquire(subscription_id) {
                 Some(permit) => Some(permit),
+                None if slots.is_closed() => return Ok(Tested::Stopping),
                 None => return Ok(Tested::Busy),
             },
             None => None,

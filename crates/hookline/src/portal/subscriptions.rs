@@ -42,6 +42,8 @@ pub async fn list(
     Query(flash): Query<super::deliveries::Flash>,
 ) -> PortalResult {
     let partner = page.partner()?;
+    // As the API's list: a few built at once (see `api::partner::list`).
+    let _turn = state.app.list_turns.acquire().await.expect("never closed");
     let subs = state.app.store.list_subscriptions(partner).await?;
     let now = Timestamp::now();
     let body = html! {

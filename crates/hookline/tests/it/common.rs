@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use super::pg::PgDatabase;
-pub use super::receiver::{Reply, TestReceiver};
+pub use super::receiver::{Gate, Reply, TestReceiver};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

@@ -67,6 +67,24 @@ pub struct Reply {
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Held until the test opens it (`Gate::open`), for a reply whose timing a test controls.
+    pub gate: Option<Gate>,
+}
+
+/// A reply held until the test says so: nothing depends on how long anything takes.
+#[derive(Clone, Debug)]
+pub struct Gate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(std::sync::Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 impl Reply {
@@ -76,10 +94,15 @@ impl Reply {
             delay: Duration::ZERO,
             headers: Vec::new(),
             body: String::new(),
+            gate: None,
         }
     }
     pub fn ok() -> Reply {
         Reply::status(200)
+    }
+    pub fn held(mut self, gate: &Gate) -> Reply {
+        self.gate = Some(gate.clone());
+        self
     }
     pub fn delayed(mut self, d: Duration) -> Reply {
         self.delay = d;
@@ -349,6 +372,9 @@ async fn handle(
     state.arrived.notify_waiters();
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    if let Some(gate) = &reply.gate {
+        drop(gate.0.acquire().await);
     }
     let mut resp = Response::builder().status(reply.status);
     for (k, v) in &reply.headers {

@@ -205,10 +205,8 @@ async fn test_events_keep_to_the_in_flight_cap() {
     opts.raw.max_in_flight_per_subscription = Some(1);
     let app = TestApp::spawn_with(Backend::Sqlite, opts).await;
     let rx = TestReceiver::start().await;
-    rx.set_default(
-        "/slow",
-        Reply::ok().delayed(std::time::Duration::from_millis(800)),
-    );
+    let gate = Gate::default();
+    rx.set_default("/slow", Reply::ok().held(&gate));
     let (_, key) = app.partner("acme").await;
     let sub = subscribe(&app, &key, &rx.url("/slow"), &["message.sent"], None).await;
     let test = format!("{}/test", subscription_path(&sub));
@@ -216,7 +214,9 @@ async fn test_events_keep_to_the_in_flight_cap() {
     let first = app.call(&key, Method::POST, &test, Some(json!({})));
     let second = async {
         rx.wait_for(Some("/slow"), 1, WAIT).await; // the first holds the only slot
-        app.call(&key, Method::POST, &test, Some(json!({}))).await
+        let refused = app.call(&key, Method::POST, &test, Some(json!({}))).await;
+        gate.open(); // only now may the first attempt end
+        refused
     };
     let ((s1, r1), (s2, r2)) = tokio::join!(first, second);
     assert_eq!((s1, &r1["http_status_code"]), (200, &json!(200)), "{r1}");
