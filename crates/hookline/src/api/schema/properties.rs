@@ -86,7 +86,7 @@ proptest! {
     /// Names and labels are judged as sent (control characters and length before trimming).
     #[test]
     fn the_name_and_label_patterns_are_exactly_what_the_server_reads(
-        raw in "[ a\t\n\u{85}\u{a0}\u{feff}\u{3000}]{0,4}",
+        raw in "[ a\t\n\u{85}\u{a0}\u{feff}\u{3000}\u{ad}\u{200b}\u{202e}\u{2066}\u{61c}\u{2028}\u{3164}\u{fe0f}\u{2800}]{0,4}",
         padding in 0..3usize,
     ) {
         let raw = format!("{}{raw}", "é".repeat(padding * 99));
