@@ -238,7 +238,14 @@ impl Browser {
                 .await;
             let shown = match read {
                 Ok(v) => v.as_str().unwrap_or_default().to_owned(),
-                Err(e) if e.contains("stale element reference") => String::new(),
+                // The page was replaced between finding `body` and reading it (a form's
+                // redirect landing): read the new one on the next turn.
+                Err(e)
+                    if e.contains("stale element reference")
+                        || e.contains("does not belong to the document") =>
+                {
+                    String::new()
+                }
                 Err(e) => panic!("WebDriver reading the page's text: {e}"),
             };
             if shown.contains(text) {
