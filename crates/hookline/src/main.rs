@@ -86,6 +86,25 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// Any other failed write of the CLI's output (`> /dev/full`) is `println!`'s panic: said in
+/// one line with the CLI's exit code for a failure it did not cause (3), not a panic report.
+fn output_failure_is_an_error() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") {
+            eprintln!("Error: could not write the output: {message}");
+            std::process::exit(3);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         let from = variable_behind(&e);
@@ -98,6 +117,7 @@ fn main() -> ExitCode {
     let done = match cli.command {
         Command::Client(cmd) => {
             quiet_on_closed_pipe();
+            output_failure_is_an_error();
             return runtime(None).block_on(hookline::cli::run(cmd));
         }
         Command::Completions { shell } => {

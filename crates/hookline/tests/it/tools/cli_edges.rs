@@ -100,3 +100,27 @@ async fn an_unknown_hookline_variable_is_named() {
     assert_eq!(warned.len(), 1, "{stderr}");
     assert!(warned[0].contains("HOOKLINE_DATA_DIR is set but is not a hookline setting"));
 }
+
+/// Output that cannot be written (a full device) is one line of error and exit 3, not a panic.
+#[tokio::test]
+async fn output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("acme").await;
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut cmd = command(&app);
+    cmd.env("HOOKLINE_API_KEY", &key)
+        .args(["events", "types"])
+        .stdout(full)
+        .stderr(std::process::Stdio::piped());
+    let out = cmd.spawn().unwrap().wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with("Error: could not write the output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
