@@ -107,6 +107,34 @@ pub struct LogParams {
     cursor: Option<String>,
 }
 
+/// "Newest deliveries" past the first page, "Older deliveries" while there are more; both keep
+/// the filters.
+fn pager(
+    status: &Option<String>,
+    event_type: &Option<String>,
+    paged: bool,
+    next: Option<&str>,
+) -> Markup {
+    let filters = html! {
+        @if let Some(s) = status { input type="hidden" name="status" value=(s); }
+        @if let Some(e) = event_type { input type="hidden" name="event_type" value=(e); }
+    };
+    html! {
+        div.actions {
+            @if paged {
+                form method="get" { (filters) button type="submit" { "Newest deliveries" } }
+            }
+            @if let Some(next) = next {
+                form method="get" {
+                    (filters)
+                    input type="hidden" name="cursor" value=(next);
+                    button type="submit" { "Older deliveries" }
+                }
+            }
+        }
+    }
+}
+
 /// The log's filters that it can apply, and a description of those it cannot (a hand-edited
 /// link), which the page says rather than dropping them silently.
 fn filters(
@@ -151,7 +179,11 @@ pub async fn log(
         cursor: p.cursor.filter(|c| !c.is_empty()),
         per_page: PER_PAGE,
     };
+    // Past the first page: a way back to the newest, beside the way on.
+    let paged = query.cursor.is_some();
     let result = state.ops.deliveries(page.partner()?, &sub, &query).await?;
+    let pages = &result.pagination;
+    let next = pages.next_cursor.as_deref().filter(|_| pages.has_more);
     let now = Timestamp::now();
     let path = sub_path(&sub);
     let body = html! {
@@ -202,14 +234,7 @@ pub async fn log(
                     }
                 }
             }
-            @if let (true, Some(next)) = (result.pagination.has_more, &result.pagination.next_cursor) {
-                form method="get" {
-                    @if let Some(s) = &status { input type="hidden" name="status" value=(s); }
-                    @if let Some(e) = &event_type { input type="hidden" name="event_type" value=(e); }
-                    input type="hidden" name="cursor" value=(next);
-                    button type="submit" { "Older deliveries" }
-                }
-            }
+            (pager(&status, &event_type, paged, next))
         }
     };
     Ok(layout::page("Delivery log", Nav::Subscriptions, Some(page.csrf()), body).into_response())

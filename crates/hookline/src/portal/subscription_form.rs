@@ -149,7 +149,8 @@ pub fn fields(v: &FormValues, editing: bool) -> Markup {
                 aria-describedby="phone_hint" { (v.phone_numbers) }
             p.hint #phone_hint { "One E.164 number per line. Leave empty to receive events of every line." }
         }
-        details {
+        // Open when it holds something: a refused header must be seen to be fixed.
+        details open[!v.routing_id_header.is_empty() || !v.routing_key_header.is_empty()] {
             summary { "Delivery affinity (optional)" }
             div.grid2 {
                 div.field {

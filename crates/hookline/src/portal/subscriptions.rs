@@ -114,8 +114,22 @@ pub async fn new_form(page: PortalPage) -> PortalResult {
 fn refused(e: ApiError) -> Result<(StatusCode, String), PortalError> {
     match e {
         ApiError::NotFound(_) | ApiError::Internal(_) | ApiError::Unavailable(_) => Err(e.into()),
-        e => Ok((e.status_and_code().0, e.to_string())),
+        e => Ok((e.status_and_code().0, in_form_words(&e.to_string()))),
     }
+}
+
+/// The API's message with its field names as the form labels them.
+fn in_form_words(message: &str) -> String {
+    const LABELS: [(&str, &str); 5] = [
+        ("subscribed_events", "Events"),
+        ("target_url", "Endpoint URL"),
+        ("routing_id_header", "Chat id header"),
+        ("routing_key_header", "Routing key header"),
+        ("phone_numbers", "Phone numbers"),
+    ];
+    LABELS.iter().fold(message.to_owned(), |m, (field, label)| {
+        m.replace(field, label)
+    })
 }
 
 pub async fn create(

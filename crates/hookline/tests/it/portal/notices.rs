@@ -109,3 +109,25 @@ async fn an_ended_session_is_said_on_the_sign_in_page() {
         page.body
     );
 }
+
+/// A refused form speaks of its fields by their labels, not the API's names.
+#[tokio::test]
+async fn a_refused_form_names_its_fields_by_their_labels() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("acme").await;
+    let mut browser = Visitor::new(&app);
+    assert_eq!(browser.sign_in(&key, false).await.status, 303);
+    let csrf = browser.csrf("/portal/subscriptions/new").await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("target_url", "https://example.com/f"),
+    ];
+    let refused = browser.post("/portal/subscriptions", &form).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("Events must"), "{}", refused.body);
+    assert!(
+        !refused.body.contains("subscribed_events"),
+        "{}",
+        refused.body
+    );
+}
