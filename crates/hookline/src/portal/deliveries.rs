@@ -441,7 +441,9 @@ pub async fn recovery(
         .recovery(page.partner()?, &sub, &recovery_id)
         .await?;
     let content = html! {
-        @if flash.done.as_deref() == Some("started") {
+        @if flash.done.as_deref() == Some("started") && r.total == 0 {
+            (notice("ok", "Nothing to recover: no delivery of this subscription failed in that window."))
+        } @else if flash.done.as_deref() == Some("started") {
             (notice("ok", &format!("Recovery started: {} failed deliveries are being sent again.", r.total)))
             p.muted { "It runs at a bounded pace; the delivery log shows each attempt." }
         }

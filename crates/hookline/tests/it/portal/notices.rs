@@ -131,3 +131,30 @@ async fn a_refused_form_names_its_fields_by_their_labels() {
         refused.body
     );
 }
+
+/// A recovery of a window with no failed delivery says there is nothing to recover, on the page
+/// the form redirects to (a reload there starts nothing).
+#[tokio::test]
+async fn a_recovery_with_nothing_to_recover_says_so() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, key) = app.partner("acme").await;
+    let body =
+        json!({"target_url": "https://example.com/r", "subscribed_events": ["message.sent"]});
+    let id = app.create_subscription(&key, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Visitor::new(&app);
+    assert_eq!(browser.sign_in(&key, false).await.status, 303);
+    let page = format!("/portal/subscriptions/{id}");
+    let csrf = browser.csrf(&page).await;
+    let form = [("csrf", csrf.as_str()), ("since", "2026-01-01T00:00")];
+    let started = browser.post(&format!("{page}/recover"), &form).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let landed = browser.get(started.location()).await;
+    assert!(
+        landed.body.contains("Nothing to recover"),
+        "{}",
+        landed.body
+    );
+}
