@@ -325,6 +325,20 @@ pub fn subscription_path(sub: &Value) -> String {
     format!("/v3/webhook-subscriptions/{}", sub["id"].as_str().unwrap())
 }
 
+/// Sets the subscription's `is_active` through the partner API (`PUT`), which must take it.
+pub async fn set_active(app: &TestApp, key: &str, sub: &Value, active: bool) {
+    let body = serde_json::json!({ "is_active": active });
+    let (s, v) = app
+        .call(
+            key,
+            reqwest::Method::PUT,
+            &subscription_path(sub),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
 /// An event for `partner` as the operator API takes it.
 pub fn event(partner: &str, event_type: &str, phone: Option<&str>) -> Value {
     json!({"partner_id": partner, "event_type": event_type, "phone_number": phone,

@@ -445,15 +445,7 @@ async fn a_retry_is_refused_while_pending_and_when_the_subscription_is_inactive(
 
     rx.set_default("/down", Reply::status(400));
     assert_eq!(settled(&app).await.failed, 1);
-    let (s, v) = app
-        .call(
-            &key,
-            Method::PUT,
-            &subscription_path(&sub),
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    set_active(&app, &key, &sub, false).await;
     // Retry, recover and test refuse an inactive subscription alike: 400, one message.
     let (s, v) = app.call(&key, Method::POST, &retry, None).await;
     let refused = assert_error(s, &v, 400, 1005);

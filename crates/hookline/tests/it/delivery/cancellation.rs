@@ -19,13 +19,7 @@ async fn deactivating_or_deleting_stops_remaining_attempts(backend: Backend) {
     app.publish(event(&partner, "message.sent", None)).await;
     rx.wait_for(Some("/a"), 1, WAIT).await;
     rx.wait_for(Some("/b"), 1, WAIT).await;
-    app.call(
-        &key,
-        Method::PUT,
-        &subscription_path(&a),
-        Some(json!({"is_active": false})),
-    )
-    .await;
+    set_active(&app, &key, &a, false).await;
     app.call(&key, Method::DELETE, &subscription_path(&b), None)
         .await;
     let c = settled(&app).await;

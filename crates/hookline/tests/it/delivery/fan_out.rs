@@ -36,13 +36,7 @@ async fn fans_out_to_matching_subscriptions_only(backend: Backend) {
     )
     .await;
     let inactive = subscribe(&app, &key, &rx.url("/inactive"), &["message.sent"], None).await;
-    app.call(
-        &key,
-        Method::PUT,
-        &subscription_path(&inactive),
-        Some(json!({"is_active": false})),
-    )
-    .await;
+    set_active(&app, &key, &inactive, false).await;
     let deleted = subscribe(&app, &key, &rx.url("/deleted"), &["message.sent"], None).await;
     app.call(&key, Method::DELETE, &subscription_path(&deleted), None)
         .await;

@@ -66,15 +66,7 @@ async fn a_dead_endpoint_is_deactivated_and_announced(backend: Backend) {
     );
 
     // Re-enabled, it starts counting afresh: one more failure does not deactivate it again.
-    let (s, _) = app
-        .call(
-            &key,
-            Method::PUT,
-            &subscription_path(&dead),
-            Some(json!({"is_active": true})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    set_active(&app, &key, &dead, true).await;
     app.publish(event(&partner, "message.sent", None)).await;
     settled(&app).await;
     assert!(is_active(&app, &key, &dead).await);

@@ -144,15 +144,7 @@ async fn test_event_refusals(backend: Backend) {
         .call(&other_key, Method::POST, &test, Some(json!({})))
         .await;
     assert_error(s, &v, 404, 2001);
-    let (s, _) = app
-        .call(
-            &key,
-            Method::PUT,
-            &subscription_path(&sub),
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    set_active(&app, &key, &sub, false).await;
     let (s, v) = app.call(&key, Method::POST, &test, Some(json!({}))).await;
     let message = assert_error(s, &v, 400, 1005);
     assert!(message.contains("is inactive"), "{message}");

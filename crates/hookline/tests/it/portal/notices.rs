@@ -4,7 +4,6 @@
 
 use super::Visitor;
 use crate::common::*;
-use reqwest::Method;
 use serde_json::json;
 
 /// The operator's forms keep what was typed when it is refused, and say what they did.
@@ -74,15 +73,7 @@ async fn pages_name_what_they_cannot_do() {
 
     let page = browser.get(&format!("/portal/subscriptions/{id}")).await;
     assert!(page.body.contains("Send test event"));
-    let (s, _) = app
-        .call(
-            &key,
-            Method::PUT,
-            &subscription_path(&sub),
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    set_active(&app, &key, &sub, false).await;
     let page = browser.get(&format!("/portal/subscriptions/{id}")).await;
     assert!(!page.body.contains("Send test event"), "{}", page.body);
     assert!(page.body.contains("This subscription is inactive"));
